@@ -18,9 +18,10 @@ fi
 stamp=.venv/.computewatch-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing computewatch and its pinned dependencies (first run: a few minutes)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   # torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU build from
-  # this machine's local wheel store, never a multi-GB CUDA build.
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  # this machine's local wheel store, never a multi-GB CUDA build. The grep
+  # drops pip's notes about absent optional local indexes.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
+    | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
   touch "$stamp"
 fi

@@ -15,7 +15,7 @@ from computewatch.cli import main
 if TYPE_CHECKING:
     from pathlib import Path
 
-PAPER_SAMPLES = {
+PAPER_SAMPLES: dict[str, list[float | None]] = {
     "GPT-3": [243, 2.43e4, 2.43e6],
     "Chinchilla": [132, 1.33e4, 1.33e6],
     "PaLM": [29, 2.98e3, 2.99e5],
