@@ -1,0 +1,78 @@
+"""Hashes, signatures, envelopes and the Merkle transparency log.
+
+The bottom layer of computewatch: it imports nothing else of ours.
+"""
+
+# --- shard hashing, digests, keys, DSSE envelopes (section A) ---
+from computewatch.crypto._canonical import JSON_DOMAIN, canonical_json, hash_bytes, json_digest
+from computewatch.crypto._digest import Digest, HashAlgorithm, KeyID
+from computewatch.crypto._dsse import (
+    MAX_ENVELOPE_BYTES,
+    Envelope,
+    EnvelopeSignature,
+    VerifiedPayload,
+    sign_envelope,
+    verify_envelope,
+)
+from computewatch.crypto._keys import Signer, SigningKey, VerifyingKey
+from computewatch.crypto._shard import SHARD_DOMAIN, SHARD_DTYPES, ShardHasher, shard_hash
+
+# --- Merkle log, checkpoints, signed notes, receipts (section B) ---
+# isort: split
+from computewatch.crypto._checkpoint import Checkpoint, SignedCheckpoint, verify_checkpoint
+from computewatch.crypto._log import MerkleLog
+from computewatch.crypto._logstore import LogStore, MemoryLogStore, SQLiteLogStore, StaleLogError
+from computewatch.crypto._merkle import leaf_hash, verify_consistency, verify_inclusion
+from computewatch.crypto._note import (
+    Note,
+    NoteSignature,
+    NoteSigner,
+    NoteVerifier,
+    VerifiedNote,
+    sign_note,
+    verify_note,
+)
+from computewatch.crypto._receipt import Receipt, verify_receipt
+
+__all__ = [
+    "JSON_DOMAIN",
+    "MAX_ENVELOPE_BYTES",
+    "SHARD_DOMAIN",
+    "SHARD_DTYPES",
+    "Checkpoint",
+    "Digest",
+    "Envelope",
+    "EnvelopeSignature",
+    "HashAlgorithm",
+    "KeyID",
+    "LogStore",
+    "MemoryLogStore",
+    "MerkleLog",
+    "Note",
+    "NoteSignature",
+    "NoteSigner",
+    "NoteVerifier",
+    "Receipt",
+    "SQLiteLogStore",
+    "ShardHasher",
+    "SignedCheckpoint",
+    "Signer",
+    "SigningKey",
+    "StaleLogError",
+    "VerifiedNote",
+    "VerifiedPayload",
+    "VerifyingKey",
+    "canonical_json",
+    "hash_bytes",
+    "json_digest",
+    "leaf_hash",
+    "shard_hash",
+    "sign_envelope",
+    "sign_note",
+    "verify_checkpoint",
+    "verify_consistency",
+    "verify_envelope",
+    "verify_inclusion",
+    "verify_note",
+    "verify_receipt",
+]
