@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+# benchmarks may reuse test helpers (tests.chip.swtpm starts a TPM simulator)
+sys.path.insert(0, str(HERE.parent))
 
 
 def _machine() -> dict[str, Any]:

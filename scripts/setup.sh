@@ -15,13 +15,19 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
-stamp=.venv/.computewatch-installed
+extras=dev
+# the TPM backend builds against libtss2 (scripts/install-system-deps.sh)
+if pkg-config --exists tss2-esys 2> /dev/null; then
+  extras=dev,tpm
+fi
+stamp=".venv/.computewatch-installed-${extras/,/-}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing computewatch and its pinned dependencies (first run: a few minutes)"
+  echo "setup: installing computewatch[$extras] and its pinned dependencies (first run: a few minutes)"
+  [ "$extras" = dev ] && echo "setup: libtss2 not found: no TPM secure element (scripts/install-system-deps.sh adds it)"
   # torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU build from
   # this machine's local wheel store, never a multi-GB CUDA build. The grep
   # drops pip's notes about absent optional local indexes.
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]" 2>&1 \
     | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
   touch "$stamp"
 fi

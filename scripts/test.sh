@@ -4,6 +4,11 @@
 # benchmarks. Extra arguments go to pytest (e.g. -m "not slow" -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# swtpm and libtss2 for the TPM secure-element tests (needs root or sudo)
+if ! bash scripts/install-system-deps.sh; then
+  if [ "${CI:-}" = true ]; then exit 1; fi
+  echo "test: system packages missing: TPM tests will be skipped" >&2
+fi
 bash scripts/setup.sh
 py=.venv/bin/python
 

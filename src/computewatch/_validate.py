@@ -1,8 +1,9 @@
-"""Input validation shared by the analysis modules (private).
+"""Input validation shared by every layer (private).
 
-Every public function of `computewatch.analysis` validates its inputs here so
-that a bad value gives a `ParameterError` naming the parameter, never a NaN,
-an infinity or a numpy warning.
+Public functions validate their inputs here, so a bad value gives a
+`ParameterError` naming the parameter, never a NaN, an infinity, a numpy
+warning or a traceback. The checks take `object` because they run on values
+that come from users, files and the network, whatever their annotations say.
 """
 
 from __future__ import annotations
@@ -91,5 +92,31 @@ def choice(name: str, value: object, kind: type[E]) -> E:
     """Return `value` if it is a member of the enum `kind`, else raise."""
     if not isinstance(value, kind):
         msg = f"{name}: expected one of {[m.value for m in kind]}, got {value!r}"
+        raise ParameterError(msg)
+    return value
+
+
+def int_in_range(name: str, value: object, low: int, high: int) -> int:
+    """Return `value` if it is an integer (not a bool) in `low..high`, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        msg = f"{name}: expected an integer in {low}..{high}, got {value!r}"
+        raise ParameterError(msg)
+    return value
+
+
+def text(name: str, value: object, *, max_len: int, identifier: bool = False) -> str:
+    """Return `value` if it is 1..max_len printable characters, else raise.
+
+    With `identifier`, it must also be a Python identifier (letters, digits
+    and underscores).
+    """
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= max_len
+        or not value.isprintable()
+        or (identifier and not value.isidentifier())
+    ):
+        kind = "an identifier" if identifier else "printable text"
+        msg = f"{name}: expected {kind} of 1-{max_len} characters, got {value!r:.80}"
         raise ParameterError(msg)
     return value

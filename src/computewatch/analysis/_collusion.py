@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from computewatch._validate import positive_int
 from computewatch.analysis._sampling import SamplingParams, SamplingPlan, plan_samples
-from computewatch.analysis._validate import positive_int
 from computewatch.errors import ParameterError
 
 if TYPE_CHECKING:

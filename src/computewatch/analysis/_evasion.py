@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from computewatch.analysis._validate import positive, positive_int, probability
+from computewatch._validate import positive, positive_int, probability
 from computewatch.errors import InfeasibleRunError, ParameterError
 
 __all__ = [

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from computewatch.analysis._validate import (
+from computewatch._validate import (
     ceil_count,
     positive,
     positive_int,

@@ -47,15 +47,15 @@ from typing import Any
 
 import numpy as np
 
-from computewatch.analysis._collusion import allocate
-from computewatch.analysis._sampling import SamplingParams, plan_samples
-from computewatch.analysis._validate import (
+from computewatch._validate import (
     choice,
     non_negative,
     positive,
     positive_int,
     probability,
 )
+from computewatch.analysis._collusion import allocate
+from computewatch.analysis._sampling import SamplingParams, plan_samples
 from computewatch.errors import InfeasibleRunError, ParameterError
 
 __all__ = [

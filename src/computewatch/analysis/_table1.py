@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from computewatch._validate import ceil_count, positive, positive_int
 from computewatch.analysis._sampling import (
     DAYS_PER_YEAR,
     H100_FLOPS_PER_DAY,
@@ -26,7 +27,6 @@ from computewatch.analysis._sampling import (
     min_chips,
     plan_samples,
 )
-from computewatch.analysis._validate import ceil_count, positive, positive_int
 from computewatch.errors import InfeasibleRunError
 
 __all__ = [

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from computewatch import __version__
-from computewatch.cli import _sampling, _simulate
+from computewatch.cli import _chip, _keys, _sampling, _simulate
 from computewatch.cli._output import err_console
 from computewatch.errors import ComputeWatchError
 
@@ -27,6 +27,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(_sampling.app, name="sampling")
+app.add_typer(_keys.app, name="keys")
+app.add_typer(_chip.app, name="chip")
 app.command("simulate")(_simulate.simulate_cmd)
 
 

@@ -1,0 +1,81 @@
+"""The chip firmware emulator (paper §4).
+
+A chip holds its secrets in a secure element (`file:` sealed files or a
+`tpm:` TPM 2.0), boots only chipmaker-signed firmware with anti-rollback,
+snapshots its weight shard as a Poisson process of rate `f` per chip-day
+drawn from the secure element's own randomness, and appends signed,
+hash-chained entries to a firmware-only log that any inspector can verify.
+
+Example::
+
+    >>> from computewatch.crypto import SigningKey
+    >>> from computewatch.chip import Chip, sign_firmware
+    >>> maker = SigningKey.generate()
+    >>> chip = Chip.provision("chips/CW-DOC-1", "CW-DOC-1", maker.verifying_key)  # doctest: +SKIP
+    >>> image = sign_firmware(name="cw", version=1, code=b"...", chipmaker=maker)
+    >>> chip.boot(image)  # doctest: +SKIP
+"""
+
+from computewatch.chip._backends import (
+    SCHEMES,
+    open_secure_element,
+    provision_secure_element,
+)
+from computewatch.chip._chip import (
+    ATTESTATION_PAYLOAD_TYPE,
+    Chip,
+    ChipError,
+    SnapshotRecord,
+    SnapshotStalledError,
+)
+from computewatch.chip._chiplog import (
+    ENTRY_KINDS,
+    LOG_ENTRY_PAYLOAD_TYPE,
+    LogEntry,
+    LogFullError,
+    genesis_hash,
+    read_chip_log,
+    verify_chip_log,
+)
+from computewatch.chip._clock import Clock, ManualClock, SystemClock
+from computewatch.chip._file_se import FileSecureElement
+from computewatch.chip._firmware import (
+    FIRMWARE_PAYLOAD_TYPE,
+    LOGGING_FEATURE,
+    FirmwareImage,
+    sign_firmware,
+    verify_firmware,
+)
+from computewatch.chip._interface import ChipSerial, SecureElement
+from computewatch.chip._scheduler import SECONDS_PER_DAY, PoissonScheduler
+
+__all__ = [
+    "ATTESTATION_PAYLOAD_TYPE",
+    "ENTRY_KINDS",
+    "FIRMWARE_PAYLOAD_TYPE",
+    "LOGGING_FEATURE",
+    "LOG_ENTRY_PAYLOAD_TYPE",
+    "SCHEMES",
+    "SECONDS_PER_DAY",
+    "Chip",
+    "ChipError",
+    "ChipSerial",
+    "Clock",
+    "FileSecureElement",
+    "FirmwareImage",
+    "LogEntry",
+    "LogFullError",
+    "ManualClock",
+    "PoissonScheduler",
+    "SecureElement",
+    "SnapshotRecord",
+    "SnapshotStalledError",
+    "SystemClock",
+    "genesis_hash",
+    "open_secure_element",
+    "provision_secure_element",
+    "read_chip_log",
+    "sign_firmware",
+    "verify_chip_log",
+    "verify_firmware",
+]

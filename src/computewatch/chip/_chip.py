@@ -1,0 +1,591 @@
+"""The emulated ML chip: firmware over a secure element (paper §4).
+
+A `Chip` is a folder: ``chip.json`` (serial and secure-element URI),
+``nvram.log`` (the firmware-only log) and, for the ``file:`` backend, the
+sealed secure element in ``se/``. The training code talks to the chip
+through four verbs:
+
+* `Chip.boot` with a chipmaker-signed firmware image (anti-rollback enforced);
+* `Chip.precommit` to log a commitment to a run's metadata and data order;
+* `Chip.register` of the tensors that hold the chip's weight shard ω, with
+  the hash of the training code;
+* `Chip.on_step` at every optimizer step: the firmware's chance to snapshot.
+
+A snapshot freezes the step only for a copy of ω into a host buffer; hashing
+it, writing the copy to Prover storage (safetensors) and signing the log
+entry run on a firmware worker thread, off the training's critical path.
+The next `on_step` waits for that work (and, if receipts are required, for
+the receipt server's acknowledgement) before training may go on: a chip that
+cannot log stalls training with an error, it never trains on unlogged.
+
+Inspectors use `Chip.attest` (a signed statement with their nonce) and
+`Chip.log_entries` (the verified log).
+
+Example::
+
+    >>> chip = Chip.provision("chips/CW-0001", "CW-0001", chipmaker_key)  # doctest: +SKIP
+    >>> chip.boot(firmware_envelope)  # doctest: +SKIP
+    >>> chip.register("run-1", {"w": shard}, code_hash, snapshot_dir)  # doctest: +SKIP
+    >>> for step in range(steps):  # doctest: +SKIP
+    ...     train_step(); chip.on_step(step)
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from computewatch._validate import int_in_range, text
+from computewatch.chip._backends import open_secure_element, provision_secure_element
+from computewatch.chip._chiplog import ChipLog, LogEntry
+from computewatch.chip._clock import Clock, SystemClock
+from computewatch.chip._firmware import FirmwareImage, verify_firmware
+from computewatch.chip._scheduler import PoissonScheduler
+from computewatch.crypto import (
+    Digest,
+    Envelope,
+    VerifyingKey,
+    canonical_json,
+    json_digest,
+    shard_hash,
+    sign_envelope,
+)
+from computewatch.errors import ComputeWatchError, FormatError, IntegrityError, ParameterError
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Mapping
+
+    import torch
+
+    from computewatch.chip._interface import ChipSerial, SecureElement
+
+__all__ = [
+    "ATTESTATION_PAYLOAD_TYPE",
+    "Chip",
+    "ChipError",
+    "SnapshotRecord",
+    "SnapshotStalledError",
+]
+
+ATTESTATION_PAYLOAD_TYPE = "application/vnd.computewatch.attestation+json"
+_CHIP_FILE = "chip.json"
+_LOG_FILE = "nvram.log"
+_REGIONS_DOMAIN = b"computewatch/regions/v1\x00"
+DEFAULT_CAPACITY = 1_000_000
+_MIN_NONCE = 8
+_MAX_NONCE = 256
+_MAX_RUN_ID = 128
+
+
+class ChipError(ComputeWatchError):
+    """The chip refuses an operation (not booted, nothing registered, ...)."""
+
+    exit_code = 1
+    kind = "chip refused"
+
+
+class SnapshotStalledError(ChipError):
+    """A snapshot could not be logged (or acknowledged); training must stop."""
+
+    kind = "snapshot stalled"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """What the Prover learns of a snapshot (ω itself is in its storage).
+
+    Attributes:
+        serial: the chip.
+        seq: the log entry's position.
+        run_id: the registered run.
+        step: the optimizer step the snapshot froze.
+        time_us: firmware time of the snapshot.
+        shard_hash: ``h = Hash(ω)``.
+        path: where the firmware wrote the copy of ω (safetensors).
+        receipt: the receipt server's acknowledgement, if one was required.
+    """
+
+    serial: str
+    seq: int
+    run_id: str
+    step: int
+    time_us: int
+    shard_hash: Digest
+    path: Path
+    receipt: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Registration:
+    run_id: str
+    tensors: tuple[tuple[str, Any], ...]
+    descriptor: list[dict[str, Any]]
+    descriptor_hash: Digest
+    code_hash: Digest
+    numel: int
+    dtype: Any
+    snapshot_dir: Path
+    seq: int
+
+
+class Chip:
+    """One emulated chip: its firmware, log and secure element."""
+
+    def __init__(
+        self,
+        folder: Path,
+        se: SecureElement,
+        *,
+        clock: Clock | None = None,
+        receipts: Callable[[Envelope], Any] | None = None,
+        receipt_timeout: float = 30.0,
+    ) -> None:
+        """Use `provision` or `open`.
+
+        ``receipts``, if given, is called with every signed snapshot entry and
+        must return an acknowledgement (a receipt) once a Verifier-trusted
+        server holds the entry durably, or raise; the chip keeps training
+        stalled until it returns.
+        """
+        self._folder = folder
+        self._se = se
+        self._clock = clock or SystemClock()
+        self._receipts = receipts
+        self._receipt_timeout = receipt_timeout
+        state = self._state()
+        self._log = ChipLog(folder / _LOG_FILE, se, int(state["cap"]))
+        self._log.recover()
+        self._firmware: FirmwareImage | None = None
+        self._scheduler: PoissonScheduler | None = None
+        self._registration: _Registration | None = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fw-{se.serial}")
+        self._pending: Future[SnapshotRecord] | None = None
+        self._failure: BaseException | None = None
+        self._records: list[SnapshotRecord] = []
+        self._buffer: torch.Tensor | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @classmethod
+    def provision(
+        cls,
+        folder: str | os.PathLike[str],
+        serial: str,
+        chipmaker: VerifyingKey,
+        *,
+        se_uri: str | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+        clock: Clock | None = None,
+    ) -> Chip:
+        """Manufacture a chip: burn its serial, seal the chipmaker key (the fab's act)."""
+        path = Path(folder)
+        if (path / _CHIP_FILE).exists():
+            msg = f"chip folder {path}: already holds a chip; refusing to overwrite it"
+            raise FormatError(msg)
+        int_in_range("log capacity", capacity, 1, 1 << 40)
+        path.mkdir(parents=True, exist_ok=True)
+        uri = se_uri or f"file:{(path / 'se').resolve()}"
+        se = provision_secure_element(uri, serial)
+        state = {
+            "maker": chipmaker.raw.hex(),
+            "cap": capacity,
+            "seal": secrets.token_hex(8),
+            "intact": True,
+            "fw": None,
+        }
+        se.write_state(canonical_json(state))
+        (path / _CHIP_FILE).write_text(json.dumps({"serial": serial, "se_uri": uri}) + "\n")
+        return cls(path, se, clock=clock)
+
+    @classmethod
+    def open(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        clock: Clock | None = None,
+        receipts: Callable[[Envelope], Any] | None = None,
+        receipt_timeout: float = 30.0,
+    ) -> Chip:
+        """Open a provisioned chip; its log is verified against the secure element."""
+        path = Path(folder)
+        try:
+            doc = json.loads((path / _CHIP_FILE).read_text())
+            uri = doc["se_uri"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            msg = f"chip folder {path}: no readable {_CHIP_FILE} ({e.__class__.__name__})"
+            raise FormatError(msg) from e
+        se = open_secure_element(str(uri))
+        if doc.get("serial") != se.serial:
+            msg = (
+                f"chip folder {path}: {_CHIP_FILE} names serial {doc.get('serial')!r} but the "
+                f"secure element's burned-in serial is {se.serial!r}"
+            )
+            raise IntegrityError(msg)
+        return cls(path, se, clock=clock, receipts=receipts, receipt_timeout=receipt_timeout)
+
+    def close(self) -> None:
+        """Finish pending firmware work and release the secure element."""
+        try:
+            self.flush()
+        finally:
+            self._worker.shutdown(wait=True)
+            self._se.close()
+
+    def __enter__(self) -> Self:
+        """Use the chip as a context manager that closes it."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the chip."""
+        self.close()
+
+    # -- identity ----------------------------------------------------------
+
+    @property
+    def serial(self) -> ChipSerial:
+        """The burned-in serial."""
+        return self._se.serial
+
+    @property
+    def public_key(self) -> VerifyingKey:
+        """The identity public key."""
+        return self._se.public_key
+
+    @property
+    def folder(self) -> Path:
+        """The chip's folder."""
+        return self._folder
+
+    @property
+    def log_path(self) -> Path:
+        """The log file (readable by anyone)."""
+        return self._folder / _LOG_FILE
+
+    @property
+    def firmware(self) -> FirmwareImage | None:
+        """The booted firmware, if any."""
+        return self._firmware
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            state = json.loads(self._se.read_state())
+        except ValueError as e:
+            msg = f"chip S/N {self._se.serial}: sealed firmware state is not JSON"
+            raise IntegrityError(msg) from e
+        if not isinstance(state, dict) or "maker" not in state:
+            msg = f"chip S/N {self._se.serial}: sealed firmware state is missing fields"
+            raise IntegrityError(msg)
+        return state
+
+    def _write_state(self, state: dict[str, Any]) -> None:
+        self._se.write_state(canonical_json(state))
+
+    def _now_us(self) -> int:
+        return round(self._clock.now() * 1e6)
+
+    @property
+    def chipmaker_key(self) -> VerifyingKey:
+        """The chipmaker key sealed in at manufacture."""
+        return VerifyingKey.from_raw(bytes.fromhex(self._state()["maker"]))
+
+    # -- firmware ----------------------------------------------------------
+
+    def boot(self, firmware: Envelope | bytes | str) -> FirmwareImage:
+        """Boot signed firmware; refuses unsigned, non-logging or rolled-back images."""
+        image = verify_firmware(firmware, self.chipmaker_key)
+        floor = self._se.read_counter("firmware")
+        if image.version < floor:
+            msg = (
+                f"chip S/N {self.serial}: firmware rollback refused (image {image.name} "
+                f"v{image.version} is older than the anti-rollback floor v{floor})"
+            )
+            raise IntegrityError(msg)
+        state = self._state()
+        previous = state.get("fw")
+        while self._se.read_counter("firmware") < image.version:
+            self._se.increment_counter("firmware")
+        current = {"name": image.name, "v": image.version, "h": str(image.code_hash)}
+        if previous != current:
+            self._log.append(
+                "firmware-update",
+                {"from": previous, "to": current},
+                self._now_us(),
+            )
+            state["fw"] = current
+            self._write_state(state)
+        boots = self._se.increment_counter("boot")
+        self._log.append("boot", {"firmware": current, "boot_count": boots}, self._now_us())
+        self._firmware = image
+        self._scheduler = PoissonScheduler(image.snapshot_rate_per_day, self._se, self._clock)
+        return image
+
+    def _require_booted(self) -> FirmwareImage:
+        if self._firmware is None:
+            msg = f"chip S/N {self.serial}: not booted; call boot() with signed firmware first"
+            raise ChipError(msg)
+        return self._firmware
+
+    # -- training hooks ----------------------------------------------------
+
+    def precommit(self, run_id: str, commitment: Digest) -> LogEntry:
+        """Log a run's precommitment (to M and the data order) before step 0."""
+        self._require_booted()
+        _check_run_id(run_id)
+        return self._log.append(
+            "precommit", {"run_id": run_id, "commitment": str(commitment)}, self._now_us()
+        )
+
+    def register(
+        self,
+        run_id: str,
+        regions: Mapping[str, torch.Tensor],
+        code_hash: Digest,
+        snapshot_dir: str | os.PathLike[str],
+    ) -> LogEntry:
+        """Register the tensors holding this chip's weight shard ω.
+
+        ω is the concatenation of the regions, flattened, in the given order;
+        all must share one dtype. The region descriptor (names, dtypes,
+        shapes, offsets) and the training-code hash are logged.
+        """
+        self._require_booted()
+        _check_run_id(run_id)
+        self.flush()
+        import torch  # noqa: PLC0415 - heavy; only chips that train need it
+
+        if not regions:
+            msg = "register: expected at least one tensor region, got none"
+            raise ParameterError(msg)
+        dtypes = {t.dtype for t in regions.values()}
+        if len(dtypes) != 1:
+            got = sorted(map(str, dtypes))
+            msg = f"register: all regions of a shard must share one dtype, got {got}"
+            raise ParameterError(msg)
+        descriptor: list[dict[str, Any]] = []
+        offset = 0
+        for name, tensor in regions.items():
+            _check_tensor(name, tensor, torch.Tensor)
+            descriptor.append(
+                {
+                    "name": name,
+                    "dtype": str(tensor.dtype).removeprefix("torch."),
+                    "shape": list(tensor.shape),
+                    "offset": offset,
+                    "numel": tensor.numel(),
+                }
+            )
+            offset += tensor.numel()
+        (dtype,) = dtypes
+        out_dir = Path(snapshot_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        descriptor_hash = json_digest(descriptor, domain=_REGIONS_DOMAIN)
+        entry = self._log.append(
+            "register",
+            {
+                "run_id": run_id,
+                "regions": descriptor_hash.__str__(),
+                "region_count": len(descriptor),
+                "numel": offset,
+                "dtype": str(dtype).removeprefix("torch."),
+                "code_hash": str(code_hash),
+            },
+            self._now_us(),
+        )
+        self._registration = _Registration(
+            run_id=run_id,
+            tensors=tuple(regions.items()),
+            descriptor=descriptor,
+            descriptor_hash=descriptor_hash,
+            code_hash=code_hash,
+            numel=offset,
+            dtype=dtype,
+            snapshot_dir=out_dir,
+            seq=entry.seq,
+        )
+        buffer = torch.empty(offset, dtype=dtype, device="cpu")
+        if torch.cuda.is_available() and any(t.is_cuda for _, t in regions.items()):
+            buffer = buffer.pin_memory()  # fast device-to-host copies
+        buffer.zero_()  # fault the pages in now, not during the first freeze
+        self._buffer = buffer
+        return entry
+
+    def on_step(self, step: int) -> bool:
+        """The firmware's chance to snapshot at an optimizer step.
+
+        Returns whether a snapshot was taken. Raises `SnapshotStalledError`
+        if the previous snapshot could not be logged or acknowledged, and
+        `LogFullError` when the log is full: training must not go on.
+        """
+        self._require_booted()
+        reg = self._registration
+        if reg is None:
+            msg = f"chip S/N {self.serial}: on_step before register(); nothing to monitor"
+            raise ChipError(msg)
+        self.flush()
+        if self._scheduler is None or not self._scheduler.poll():
+            return False
+        self._freeze_and_submit(reg, int(step))
+        return True
+
+    def snapshot_now(self, step: int) -> SnapshotRecord:
+        """Take a snapshot at once, as an inspector-triggered or test snapshot would."""
+        self._require_booted()
+        reg = self._registration
+        if reg is None:
+            msg = f"chip S/N {self.serial}: snapshot before register()"
+            raise ChipError(msg)
+        self.flush()
+        self._freeze_and_submit(reg, int(step))
+        self.flush()
+        return self._records[-1]
+
+    def _freeze_and_submit(self, reg: _Registration, step: int) -> None:
+        import torch  # noqa: PLC0415
+
+        buf = self._buffer
+        if buf is None:  # pragma: no cover - set by register
+            msg = "snapshot buffer missing"
+            raise ChipError(msg)
+        # The freeze: copy ω out of device memory; the step waits only for this.
+        with torch.no_grad():
+            for spec, (_, tensor) in zip(reg.descriptor, reg.tensors, strict=True):
+                buf[spec["offset"] : spec["offset"] + spec["numel"]].copy_(
+                    tensor.detach().reshape(-1), non_blocking=False
+                )
+        time_us = self._now_us()
+        # `buf` is reused only after `flush` has waited for this job.
+        self._pending = self._worker.submit(self._log_snapshot, reg, step, time_us, buf)
+
+    def _log_snapshot(
+        self, reg: _Registration, step: int, time_us: int, omega: torch.Tensor
+    ) -> SnapshotRecord:
+        from safetensors.torch import save_file  # noqa: PLC0415
+
+        h = shard_hash(omega)
+        seq = self._log.size
+        path = reg.snapshot_dir / f"{self.serial}-{seq:08d}.safetensors"
+        tmp = path.with_suffix(".tmp")
+        save_file(
+            {"omega": omega},
+            str(tmp),
+            metadata={
+                "serial": str(self.serial),
+                "seq": str(seq),
+                "run_id": reg.run_id,
+                "step": str(step),
+                "shard_hash": str(h),
+                "regions": str(reg.descriptor_hash),
+            },
+        )
+        tmp.replace(path)
+        entry = self._log.append(
+            "snapshot",
+            {
+                "run_id": reg.run_id,
+                "step": step,
+                "h": str(h),
+                "regions": str(reg.descriptor_hash),
+                "register_seq": reg.seq,
+                "code_hash": str(reg.code_hash),
+            },
+            time_us,
+        )
+        receipt = None
+        if self._receipts is not None:
+            receipt = self._receipts(entry.envelope)
+        record = SnapshotRecord(
+            serial=str(self.serial),
+            seq=entry.seq,
+            run_id=reg.run_id,
+            step=step,
+            time_us=time_us,
+            shard_hash=h,
+            path=path,
+            receipt=receipt,
+        )
+        with self._lock:
+            self._records.append(record)
+        return record
+
+    def flush(self) -> None:
+        """Wait for the firmware's pending snapshot work; raise if it failed."""
+        if self._failure is not None:
+            msg = f"chip S/N {self.serial}: an earlier snapshot was not logged; training is halted"
+            raise SnapshotStalledError(msg) from self._failure
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            pending.result(timeout=self._receipt_timeout)
+        except TimeoutError as e:
+            self._failure = e
+            msg = (
+                f"chip S/N {self.serial}: no receipt within {self._receipt_timeout:g} s; "
+                "training stays stalled rather than continue unlogged"
+            )
+            raise SnapshotStalledError(msg) from e
+        except ComputeWatchError as e:
+            self._failure = e
+            if isinstance(e, SnapshotStalledError):
+                raise
+            msg = f"chip S/N {self.serial}: snapshot could not be logged ({e.diagnostics()})"
+            raise SnapshotStalledError(msg) from e
+
+    @property
+    def snapshots(self) -> list[SnapshotRecord]:
+        """Records of the snapshots taken so far (after `flush`)."""
+        with self._lock:
+            return list(self._records)
+
+    # -- inspection --------------------------------------------------------
+
+    def log_entries(self) -> list[LogEntry]:
+        """The whole log, verified against the chip key and the SE's count."""
+        return self._log.entries()
+
+    def break_seal(self) -> None:
+        """Emulate opening the tamper-evident packaging (irreversible)."""
+        state = self._state()
+        state["intact"] = False
+        self._write_state(state)
+
+    def attest(self, nonce: bytes) -> Envelope:
+        """A signed statement of identity, firmware, counters, log head and seal."""
+        _check_nonce(nonce)
+        self.flush()
+        state = self._state()
+        doc = {
+            "serial": str(self.serial),
+            "public_key": self.public_key.key_id,
+            "nonce": nonce.hex(),
+            "time_us": self._now_us(),
+            "firmware": state.get("fw"),
+            "booted": self._firmware is not None,
+            "counters": {name: self._se.read_counter(name) for name in ("firmware", "boot", "log")},
+            "log": {"size": self._log.size, "head": str(self._log.head)},
+            "seal": {"id": state["seal"], "intact": bool(state["intact"])},
+        }
+        return sign_envelope(ATTESTATION_PAYLOAD_TYPE, canonical_json(doc), [self._se])
+
+
+def _check_tensor(name: str, tensor: object, kind: type) -> None:
+    if not isinstance(tensor, kind):
+        msg = f"register: region {name!r} is not a torch.Tensor"
+        raise ParameterError(msg)
+
+
+def _check_run_id(run_id: object) -> None:
+    text("run id", run_id, max_len=_MAX_RUN_ID)
+
+
+def _check_nonce(nonce: object) -> None:
+    if not isinstance(nonce, bytes) or not _MIN_NONCE <= len(nonce) <= _MAX_NONCE:
+        msg = f"attestation nonce: expected {_MIN_NONCE}-{_MAX_NONCE} bytes, got {nonce!r:.40}"
+        raise ParameterError(msg)

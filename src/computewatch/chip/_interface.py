@@ -1,0 +1,91 @@
+"""The secure-element interface: a chip's root of trust (paper §4, footnote 6).
+
+A secure element (SE) holds what the Prover must never be able to read or
+rewrite through any public API: the chip's burned-in serial, its identity
+signing key, monotonic counters (anti-rollback, log length), a small sealed
+state blob (the firmware's log head) and its own random number generator
+(snapshot timing). Firmware is the only caller; the Prover's code sees a
+`Chip`, never the SE.
+
+Backends are chosen by URI (`open_secure_element`):
+
+* ``file:/path/to/dir`` — sealed files. Tamper-*evident*, not secret from
+  root: a Prover with root can read the key file, but any edit of the sealed
+  state or counters is detected at the next open or inspection.
+* ``tpm:host:port`` — a TPM 2.0 (swtpm in tests; on real hosts the host CPU's
+  TPM mated to the accelerator, as §4 suggests). Keys never leave the TPM.
+
+Every backend must pass `tests/chip/se_contract.py`, the shared behavioural
+suite.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, NewType
+
+if TYPE_CHECKING:
+    from computewatch.crypto import KeyID, VerifyingKey
+
+__all__ = ["ChipSerial", "SecureElement"]
+
+#: A chip's burned-in serial number.
+ChipSerial = NewType("ChipSerial", str)
+
+
+class SecureElement(abc.ABC):
+    """A chip's secure element. Only firmware talks to it."""
+
+    #: Largest sealed state blob every backend must store.
+    MAX_STATE_BYTES = 512
+
+    @property
+    @abc.abstractmethod
+    def uri(self) -> str:
+        """The URI this element was opened from (no secrets in it)."""
+
+    @property
+    @abc.abstractmethod
+    def serial(self) -> ChipSerial:
+        """The burned-in serial number; it never changes."""
+
+    @property
+    @abc.abstractmethod
+    def public_key(self) -> VerifyingKey:
+        """The identity public key (what the chip-owner directory records)."""
+
+    @property
+    def key_id(self) -> KeyID:
+        """The `KeyID` of `public_key`."""
+        return self.public_key.key_id
+
+    @abc.abstractmethod
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``message`` with the identity key (the key never leaves the SE)."""
+
+    @abc.abstractmethod
+    def random_bytes(self, n: int) -> bytes:
+        """Return ``n`` bytes from the SE's own random number generator."""
+
+    @abc.abstractmethod
+    def read_counter(self, name: str) -> int:
+        """Return monotonic counter ``name`` (0 if never incremented)."""
+
+    @abc.abstractmethod
+    def increment_counter(self, name: str) -> int:
+        """Add one to counter ``name`` and return the new value; never decreases."""
+
+    @abc.abstractmethod
+    def read_state(self) -> bytes:
+        """Return the sealed firmware state blob (empty if never written).
+
+        Raises:
+            IntegrityError: the stored state was modified outside the SE.
+        """
+
+    @abc.abstractmethod
+    def write_state(self, data: bytes) -> None:
+        """Replace the sealed state blob (at most `MAX_STATE_BYTES`)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing open
+        """Release any connection the backend holds."""
