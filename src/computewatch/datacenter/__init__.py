@@ -1,0 +1,97 @@
+"""The Prover's side: recording training transcripts (paper §5, Appendix D).
+
+A run is defined by a `RunSpec` and a `TrainingProgram`; `train` runs it on
+one chip (one process of a multi-chip run), with the `Recorder` step hook
+writing the transcript `T = {M, D, W}` folder, logging the precommitment and
+giving the chip's firmware its chance to snapshot at every step.
+
+Example::
+
+    >>> from computewatch.datacenter import RunSpec, train
+    >>> spec = RunSpec(run_id="r1", program_path="examples/tinygpt.py", config=cfg,
+    ...                batch_size=8, steps=20, data_seed=1, checkpoint_every=5)  # doctest: +SKIP
+    >>> train(spec, "runs/r1", chip=chip).report["commitment"]  # doctest: +SKIP
+"""
+
+from computewatch.datacenter._checkpoint import (
+    CHECKPOINT_FORMAT,
+    Checkpoint,
+    file_digest,
+    load_checkpoint,
+    save_checkpoint,
+)
+from computewatch.datacenter._commitment import compute_commitment, snapshot_claims
+from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
+from computewatch.datacenter._determinism import Determinism, set_determinism
+from computewatch.datacenter._distributed import DistributedRunError, train_distributed
+from computewatch.datacenter._layout import (
+    INIT_SCHEMES,
+    FlatLayout,
+    derive_init_seed,
+    flatten_model,
+    init_flat,
+    shard_range,
+)
+from computewatch.datacenter._program import (
+    MAX_PROGRAM_BYTES,
+    TrainingProgram,
+    load_program,
+    program_code_hash,
+)
+from computewatch.datacenter._recorder import (
+    PRECOMMIT_DOMAIN,
+    Recorder,
+    RunSpec,
+    TrainSummary,
+    precommitment,
+    train,
+)
+from computewatch.datacenter._trainer import StepResult, Trainer
+from computewatch.datacenter._transcript import (
+    MANIFEST_FORMAT,
+    REPORT_FORMAT,
+    StorageError,
+    TranscriptPaths,
+    commitment_root,
+)
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "INIT_SCHEMES",
+    "MANIFEST_FORMAT",
+    "MAX_PROGRAM_BYTES",
+    "PRECOMMIT_DOMAIN",
+    "REPORT_FORMAT",
+    "Checkpoint",
+    "DataSchedule",
+    "Determinism",
+    "DistributedRunError",
+    "FlatLayout",
+    "Recorder",
+    "RunSpec",
+    "StepResult",
+    "StorageError",
+    "TrainSummary",
+    "Trainer",
+    "TrainingProgram",
+    "TranscriptPaths",
+    "batch_root",
+    "commitment_root",
+    "compute_commitment",
+    "data_root",
+    "derive_init_seed",
+    "file_digest",
+    "flatten_model",
+    "init_flat",
+    "load_checkpoint",
+    "load_program",
+    "point_hash",
+    "precommitment",
+    "program_code_hash",
+    "save_checkpoint",
+    "set_determinism",
+    "shard_range",
+    "snapshot_claims",
+    "train",
+    "train_distributed",
+]

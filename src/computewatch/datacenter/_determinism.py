@@ -1,0 +1,106 @@
+"""One place for every switch that affects whether a replay matches (STYLE 13).
+
+`set_determinism` sets them all and returns a `Determinism` record that goes
+into the transcript's manifest, so the trusted cluster can reproduce the
+same numerical conditions. On this CPU a replay with the same thread count
+is bitwise identical; a different thread count changes the order of
+floating-point reductions and drifts by about 1e-4 (L2) over 20-50 steps,
+which is what the verifier's tolerance must absorb.
+
+Example::
+
+    >>> from computewatch.datacenter import set_determinism
+    >>> set_determinism(seed=0, threads=1).threads
+    1
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from computewatch._validate import int_in_range
+
+__all__ = ["Determinism", "set_determinism"]
+
+
+@dataclass(frozen=True, slots=True)
+class Determinism:
+    """The settings a replay must reproduce.
+
+    Attributes:
+        seed: seed of the process-global torch generator (dropout and any
+            other draw that does not take an explicit generator).
+        threads: intra-op CPU threads (reduction order depends on it).
+        deterministic_algorithms: `torch.use_deterministic_algorithms`.
+        tf32: whether TF32 matmuls/convolutions were allowed on GPUs.
+        torch_version: the torch build that trained.
+    """
+
+    seed: int
+    threads: int
+    deterministic_algorithms: bool
+    tf32: bool
+    torch_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The record for the manifest."""
+        return {
+            "seed": self.seed,
+            "threads": self.threads,
+            "deterministic_algorithms": self.deterministic_algorithms,
+            "tf32": self.tf32,
+            "torch_version": self.torch_version,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Determinism:
+        """Parse the manifest record."""
+        return cls(
+            seed=int_in_range("determinism seed", doc["seed"], 0, 2**63 - 1),
+            threads=int_in_range("determinism threads", doc["threads"], 1, 4096),
+            deterministic_algorithms=bool(doc["deterministic_algorithms"]),
+            tf32=bool(doc["tf32"]),
+            torch_version=str(doc["torch_version"]),
+        )
+
+    def apply(self) -> None:
+        """Set these switches in this process (a replay does this first)."""
+        set_determinism(self.seed, self.threads)
+
+
+def set_determinism(seed: int, threads: int) -> Determinism:
+    """Set every switch that affects replay, and return the record of them.
+
+    Args:
+        seed: seed for torch's process-global generator.
+        threads: intra-op threads; replays must use the same number to be
+            bitwise identical.
+    """
+    import torch  # noqa: PLC0415 - keep `import computewatch` light
+
+    int_in_range("seed", seed, 0, 2**63 - 1)
+    int_in_range("threads", threads, 1, 4096)
+    # Reduction order (and so rounding) depends on the thread count.
+    torch.set_num_threads(threads)
+    # Refuse kernels without a deterministic implementation instead of
+    # silently using a non-deterministic one.
+    torch.use_deterministic_algorithms(mode=True)
+    # cuBLAS needs a fixed workspace for deterministic GEMMs on GPUs.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # cuDNN: no autotuning (it picks kernels by timing), deterministic kernels.
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    # TF32 changes matmul precision on Ampere+ GPUs; keep full fp32.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    # The global generator: only draws without an explicit generator use it.
+    torch.manual_seed(seed)
+    return Determinism(
+        seed=seed,
+        threads=threads,
+        deterministic_algorithms=True,
+        tf32=False,
+        torch_version=torch.__version__,
+    )

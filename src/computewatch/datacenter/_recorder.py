@@ -1,0 +1,477 @@
+"""Recording a run's transcript on every chip (paper §5, Appendix D).
+
+`Recorder` is the step hook: after `begin` it is told about every optimizer
+step (`record_step`) and does the Prover's bookkeeping: the data records
+and metrics (chip 0 writes them for the whole run), the firmware's chance to
+snapshot (every chip), and a checkpoint every `k` steps (collective; chip 0
+writes). `finish` writes each chip's snapshot claims, the commitment and the
+Prover report. `train` is the canonical loop built from these pieces.
+
+The order before step 0 follows the paper: the manifest M and the data order
+are committed (the *precommitment*), every chip logs that commitment, and
+only then is W_0 drawn, from a seed derived from the precommitment, so no
+spoof can target a W_0 or an ω that did not exist yet.
+
+Example::
+
+    >>> summary = train(spec, "runs/run-1", chips=[chip])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from computewatch._validate import int_in_range, text
+from computewatch.crypto import Digest, json_digest
+from computewatch.datacenter._checkpoint import load_checkpoint, save_checkpoint
+from computewatch.datacenter._commitment import compute_commitment
+from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
+from computewatch.datacenter._determinism import Determinism, set_determinism
+from computewatch.datacenter._layout import derive_init_seed, init_flat, shard_range
+from computewatch.datacenter._program import load_program
+from computewatch.datacenter._trainer import StepResult, Trainer
+from computewatch.datacenter._transcript import (
+    MANIFEST_FORMAT,
+    REPORT_FORMAT,
+    StorageError,
+    TranscriptPaths,
+    append_line,
+    read_lines,
+    rewrite_lines,
+    write_json_atomic,
+)
+from computewatch.errors import FormatError, IntegrityError, ParameterError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from computewatch.chip import Chip
+
+__all__ = ["PRECOMMIT_DOMAIN", "Recorder", "RunSpec", "TrainSummary", "precommitment", "train"]
+
+PRECOMMIT_DOMAIN = b"computewatch/precommitment/v1\x00"
+_MANIFEST_DOMAIN = b"computewatch/manifest/v1\x00"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run before it starts.
+
+    Attributes:
+        run_id: the run's name (printable, at most 128 characters).
+        program_path: the training program's source file.
+        config: hyperparameters and model configuration (JSON values).
+        batch_size: data points per optimizer step (global).
+        steps: optimizer steps.
+        data_seed: seed of the data order.
+        checkpoint_every: `k`, steps between checkpoints.
+        threads: CPU threads per chip (replays must use the same for bitwise
+            equality).
+        world_size: chips in the run.
+        global_seed: seed of torch's process-global generator.
+    """
+
+    run_id: str
+    program_path: Path
+    config: dict[str, Any]
+    batch_size: int
+    steps: int
+    data_seed: int
+    checkpoint_every: int
+    threads: int = 1
+    world_size: int = 1
+    global_seed: int = 0
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        text("run_id", self.run_id, max_len=128)
+        int_in_range("checkpoint_every", self.checkpoint_every, 1, 1 << 32)
+        int_in_range("world_size", self.world_size, 1, 1 << 16)
+        if self.batch_size % self.world_size:
+            msg = (
+                f"batch_size {self.batch_size}: expected a multiple of world_size {self.world_size}"
+            )
+            raise ParameterError(msg)
+        object.__setattr__(self, "program_path", Path(self.program_path))
+
+
+@dataclass
+class TrainSummary:
+    """What a finished (or interrupted) run did on this chip.
+
+    Attributes:
+        steps_done: optimizer steps completed.
+        losses: loss per step run in this call.
+        seconds: wall time of the training loop.
+        report: the Prover report (chip 0 of a finished run).
+    """
+
+    steps_done: int
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    report: dict[str, Any] | None = None
+
+
+def precommitment(manifest_digest: Digest, data_order: Digest) -> Digest:
+    """The commitment to M and the data order that chips log before step 0."""
+    return json_digest(
+        {"manifest": str(manifest_digest), "data_order": str(data_order)},
+        domain=PRECOMMIT_DOMAIN,
+    )
+
+
+class Recorder:
+    """The transcript-recording step hook for one chip of a run."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        run_dir: str | Path,
+        trainer: Trainer,
+        *,
+        chip: Chip | None,
+        chip_serials: Sequence[str],
+        determinism: Determinism,
+        code_hash: Digest,
+        rank: int = 0,
+    ) -> None:
+        """Prepare to record; nothing is written until `begin` or `resume`."""
+        self.spec = spec
+        self.paths = TranscriptPaths(run_dir)
+        self.trainer = trainer
+        self.chip = chip
+        self.serials = list(chip_serials)
+        self.determinism = determinism
+        self.code_hash = code_hash
+        self.rank = rank
+        self.schedule = DataSchedule(
+            dataset_size=trainer.program.dataset_size(trainer.config),
+            batch_size=spec.batch_size,
+            steps=spec.steps,
+            seed=spec.data_seed,
+        )
+        self._points: list[list[Digest]] = []
+        self._roots: list[Digest] = []
+        self.precommitment: Digest | None = None
+        self.manifest: dict[str, Any] = {}
+
+    @property
+    def writer(self) -> bool:
+        """Whether this chip writes the run-wide files (chip 0)."""
+        return self.rank == 0
+
+    # -- before step 0 -----------------------------------------------------
+
+    def _plan(self) -> None:
+        """Hash every point of every step (the data order to precommit)."""
+        program, config = self.trainer.program, self.trainer.config
+        cache: dict[int, Digest] = {}
+        self._points, self._roots = [], []
+        for step in range(self.spec.steps):
+            hashes = []
+            for i in self.schedule.indices(step):
+                if i not in cache:
+                    cache[i] = point_hash(program.data_point(config, i))
+                hashes.append(cache[i])
+            self._points.append(hashes)
+            self._roots.append(batch_root(hashes))
+
+    def _manifest(self) -> dict[str, Any]:
+        layout = self.trainer.layout
+        return {
+            "format": MANIFEST_FORMAT,
+            "run_id": self.spec.run_id,
+            "program": {
+                "name": self.trainer.program.name,
+                "file": "code/program.py",
+                "code_hash": str(self.code_hash),
+            },
+            "config": self.trainer.config,
+            "layout": layout.to_json(),
+            "layout_digest": str(layout.digest()),
+            "numel": layout.numel,
+            "init": {"scheme": "cw-normal-v1", "std": self.spec.init_std, "seed": "precommitment"},
+            "data": self.schedule.to_json(),
+            "determinism": self.determinism.to_json(),
+            "sharding": {
+                "kind": "flat-zero1",
+                "world_size": self.spec.world_size,
+                "chips": [
+                    {
+                        "rank": r,
+                        "serial": s,
+                        "slice": list(shard_range(r, self.spec.world_size, layout.numel)),
+                    }
+                    for r, s in enumerate(self.serials)
+                ],
+            },
+            "checkpoint_every": self.spec.checkpoint_every,
+        }
+
+    def begin(self) -> None:
+        """Commit M and the data order, log it on the chip, draw W_0, checkpoint it."""
+        self._plan()
+        self.manifest = self._manifest()
+        manifest_digest = json_digest(self.manifest, domain=_MANIFEST_DOMAIN)
+        self.precommitment = precommitment(manifest_digest, data_root(self._roots))
+        if self.writer:
+            if self.paths.manifest.exists():
+                msg = f"run folder {self.paths.root}: already holds a transcript; resume it instead"
+                raise FormatError(msg)
+            for sub in (
+                self.paths.steps.parent,
+                self.paths.checkpoints,
+                self.paths.snapshots,
+                self.paths.chips,
+            ):
+                _mkdir(sub)
+            _mkdir(self.paths.program.parent)
+            try:
+                shutil.copyfile(self.spec.program_path, self.paths.program)
+            except OSError as e:
+                msg = f"transcript code copy {self.paths.program}: cannot write ({e.strerror})"
+                raise StorageError(msg) from e
+            write_json_atomic(self.paths.manifest, self.manifest)
+        if self.chip is not None:
+            self.chip.precommit(self.spec.run_id, self.precommitment)
+        seed = derive_init_seed(self.precommitment)
+        import torch  # noqa: PLC0415
+
+        with torch.no_grad():
+            self.trainer.flat.copy_(init_flat(self.trainer.layout, seed, std=self.spec.init_std))
+            self.trainer.shard.copy_(self.trainer.flat[self.trainer.start : self.trainer.stop])
+        self._register()
+        self._checkpoint(0)
+
+    def _register(self) -> None:
+        if self.chip is not None:
+            self.chip.register(
+                self.spec.run_id,
+                {"flat_shard": self.trainer.shard.data},
+                self.code_hash,
+                self.paths.snapshots,
+            )
+
+    def resume(self) -> int:
+        """Continue an interrupted run from its last checkpoint; return its step."""
+        self._plan()
+        self.manifest = self._manifest()
+        try:
+            on_disk = json.loads(self.paths.manifest.read_bytes())
+        except (OSError, ValueError) as e:
+            msg = f"run folder {self.paths.root}: no readable manifest to resume ({e})"
+            raise FormatError(msg) from e
+        if on_disk != self.manifest:
+            msg = f"run folder {self.paths.root}: the manifest differs from this run's spec"
+            raise IntegrityError(msg)
+        manifest_digest = json_digest(self.manifest, domain=_MANIFEST_DOMAIN)
+        self.precommitment = precommitment(manifest_digest, data_root(self._roots))
+        index = read_lines(self.paths.checkpoint_index, drop_torn=True)
+        if not index:
+            msg = f"run folder {self.paths.root}: no checkpoint to resume from"
+            raise FormatError(msg)
+        last = index[-1]
+        ckpt = load_checkpoint(
+            self.paths.root / last["file"], expected=Digest.parse(last["digest"])
+        )
+        self.trainer.load(ckpt)
+        if self.writer:
+            for path in (self.paths.steps, self.paths.metrics):
+                kept = [d for d in read_lines(path, drop_torn=True) if d["step"] < ckpt.step]
+                rewrite_lines(path, kept)
+            rewrite_lines(self.paths.checkpoint_index, index)
+        self._register()
+        return ckpt.step
+
+    # -- every step --------------------------------------------------------
+
+    def record_step(self, step: int, result: StepResult, seconds: float) -> None:
+        """After optimizer step `step` (0-based): data, metrics, snapshot, checkpoint."""
+        done = step + 1
+        if self.writer:
+            append_line(
+                self.paths.steps,
+                {
+                    "step": step,
+                    "points": [p.hex for p in self._points[step]],
+                    "batch_root": str(self._roots[step]),
+                },
+            )
+            append_line(
+                self.paths.metrics,
+                {
+                    "step": step,
+                    "loss": result.loss,
+                    "lr": result.lr,
+                    "update_norm": result.update_norm,
+                    "grad_norm": result.grad_norm,
+                    "time": time.time(),
+                    "seconds": seconds,
+                },
+            )
+        if self.chip is not None:
+            # ω is this chip's slice after `done` steps
+            self.chip.on_step(done)
+        if done % self.spec.checkpoint_every == 0 or done == self.spec.steps:
+            self._checkpoint(done)
+
+    def _checkpoint(self, done: int) -> None:
+        import torch  # noqa: PLC0415
+
+        state, groups = self.trainer.checkpoint_state()  # collective
+        if not self.writer:
+            return
+        path = self.paths.checkpoint(done)
+        digest = save_checkpoint(
+            path,
+            step=done,
+            weights=self.trainer.flat,
+            optimizer_state=state,
+            param_groups=groups,
+            rng_state=torch.get_rng_state(),
+            layout_digest=self.manifest["layout_digest"],
+        )
+        append_line(
+            self.paths.checkpoint_index,
+            {"step": done, "file": str(path.relative_to(self.paths.root)), "digest": str(digest)},
+            sync=True,
+        )
+
+    # -- after the last step -----------------------------------------------
+
+    def write_chip_claims(self) -> None:
+        """Write this chip's shard slice and its snapshot claims (from its log)."""
+        if self.chip is None:
+            return
+        self.chip.flush()
+        claims = [
+            {
+                "seq": entry.seq,
+                "step": entry.body["step"],
+                "h": entry.body["h"],
+                "time_us": entry.time_us,
+                "file": f"snapshots/{self.chip.serial}-{entry.seq:08d}.safetensors",
+            }
+            for entry in self.chip.log_entries()
+            if entry.kind == "snapshot" and entry.body.get("run_id") == self.spec.run_id
+        ]
+        write_json_atomic(
+            self.paths.chips / f"{self.chip.serial}.json",
+            {
+                "serial": str(self.chip.serial),
+                "rank": self.rank,
+                "slice": [self.trainer.start, self.trainer.stop],
+                "snapshots": claims,
+            },
+        )
+
+    def finish(self) -> dict[str, Any]:
+        """Write the commitment and the Prover report (chip 0, after all chips' claims)."""
+        if self.precommitment is None:
+            msg = "finish() before begin()"
+            raise ParameterError(msg)
+        index = read_lines(self.paths.checkpoint_index)
+        root, parts, claims = compute_commitment(self.paths.root)
+        write_json_atomic(self.paths.commitment, {"root": str(root), "parts": parts})
+        report = {
+            "format": REPORT_FORMAT,
+            "run_id": self.spec.run_id,
+            "commitment": str(root),
+            "precommitment": str(self.precommitment),
+            "manifest_digest": parts["manifest"],
+            "code_hash": str(self.code_hash),
+            "data_root": parts["data"],
+            "batch_roots": [str(r) for r in self._roots],
+            "checkpoints": [{"step": d["step"], "digest": d["digest"]} for d in index],
+            "steps": self.spec.steps,
+            "world_size": self.spec.world_size,
+            "snapshots": claims,
+        }
+        write_json_atomic(self.paths.report, report)
+        return report
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        msg = f"transcript folder {path}: cannot create ({e.strerror})"
+        raise StorageError(msg) from e
+
+
+def train(
+    spec: RunSpec,
+    run_dir: str | Path,
+    *,
+    chip: Chip | None = None,
+    chip_serials: Sequence[str] = (),
+    rank: int = 0,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    barrier: Callable[[], None] | None = None,
+) -> TrainSummary:
+    """Train `spec` on this chip, recording the transcript.
+
+    Args:
+        spec: the run.
+        run_dir: the transcript folder (shared by all chips of the run).
+        chip: this process's chip (None trains unmonitored).
+        chip_serials: every chip's serial, in rank order.
+        rank: this chip's rank.
+        resume: continue from the last checkpoint in `run_dir`.
+        stop_after: stop (as if killed) after this many steps, for tests.
+        progress: called as `progress(done, total)` after every step.
+        barrier: synchronises the chips of a multi-process run.
+    """
+    determinism = set_determinism(spec.global_seed, spec.threads)
+    program, code_hash = load_program(spec.program_path)
+    trainer = Trainer(
+        program, spec.config, rank=rank, world_size=spec.world_size, init_std=spec.init_std
+    )
+    serials = list(chip_serials) or ([str(chip.serial)] if chip is not None else [])
+    rec = Recorder(
+        spec,
+        run_dir,
+        trainer,
+        chip=chip,
+        chip_serials=serials,
+        determinism=determinism,
+        code_hash=code_hash,
+        rank=rank,
+    )
+    if resume:
+        start = rec.resume()
+    else:
+        rec.begin()
+        start = 0
+    summary = TrainSummary(steps_done=start)
+    import torch  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    for step in range(start, spec.steps):
+        if stop_after is not None and step >= stop_after:
+            summary.seconds = time.perf_counter() - t0
+            return summary
+        idx = rec.schedule.local_indices(step, rank, spec.world_size)
+        batch = torch.stack([program.data_point(trainer.config, i) for i in idx])
+        t_step = time.perf_counter()
+        result = trainer.step(step, batch)
+        rec.record_step(step, result, time.perf_counter() - t_step)
+        summary.losses.append(result.loss)
+        summary.steps_done = step + 1
+        if progress is not None:
+            progress(step + 1, spec.steps)
+    summary.seconds = time.perf_counter() - t0
+    rec.write_chip_claims()
+    if barrier is not None:
+        barrier()
+    if rec.writer:
+        summary.report = rec.finish()
+    return summary
