@@ -43,6 +43,7 @@ from computewatch.datacenter._recorder import (
     Recorder,
     RunSpec,
     TrainSummary,
+    manifest_digest,
     precommitment,
     train,
 )
@@ -53,6 +54,7 @@ from computewatch.datacenter._transcript import (
     StorageError,
     TranscriptPaths,
     commitment_root,
+    read_lines_checked,
 )
 
 __all__ = [
@@ -85,9 +87,11 @@ __all__ = [
     "init_flat",
     "load_checkpoint",
     "load_program",
+    "manifest_digest",
     "point_hash",
     "precommitment",
     "program_code_hash",
+    "read_lines_checked",
     "save_checkpoint",
     "set_determinism",
     "shard_range",

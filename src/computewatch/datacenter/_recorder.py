@@ -52,7 +52,15 @@ if TYPE_CHECKING:
 
     from computewatch.chip import Chip
 
-__all__ = ["PRECOMMIT_DOMAIN", "Recorder", "RunSpec", "TrainSummary", "precommitment", "train"]
+__all__ = [
+    "PRECOMMIT_DOMAIN",
+    "Recorder",
+    "RunSpec",
+    "TrainSummary",
+    "manifest_digest",
+    "precommitment",
+    "train",
+]
 
 PRECOMMIT_DOMAIN = b"computewatch/precommitment/v1\x00"
 _MANIFEST_DOMAIN = b"computewatch/manifest/v1\x00"
@@ -118,10 +126,15 @@ class TrainSummary:
     report: dict[str, Any] | None = None
 
 
-def precommitment(manifest_digest: Digest, data_order: Digest) -> Digest:
-    """The commitment to M and the data order that chips log before step 0."""
+def manifest_digest(manifest: dict[str, Any]) -> Digest:
+    """The digest of a manifest that the precommitment binds."""
+    return json_digest(manifest, domain=_MANIFEST_DOMAIN)
+
+
+def precommitment(manifest: Digest, data_order: Digest) -> Digest:
+    """The commitment to M (its digest) and the data order that chips log before step 0."""
     return json_digest(
-        {"manifest": str(manifest_digest), "data_order": str(data_order)},
+        {"manifest": str(manifest), "data_order": str(data_order)},
         domain=PRECOMMIT_DOMAIN,
     )
 
@@ -218,8 +231,7 @@ class Recorder:
         """Commit M and the data order, log it on the chip, draw W_0, checkpoint it."""
         self._plan()
         self.manifest = self._manifest()
-        manifest_digest = json_digest(self.manifest, domain=_MANIFEST_DOMAIN)
-        self.precommitment = precommitment(manifest_digest, data_root(self._roots))
+        self.precommitment = precommitment(manifest_digest(self.manifest), data_root(self._roots))
         if self.writer:
             if self.paths.manifest.exists():
                 msg = f"run folder {self.paths.root}: already holds a transcript; resume it instead"
@@ -270,8 +282,7 @@ class Recorder:
         if on_disk != self.manifest:
             msg = f"run folder {self.paths.root}: the manifest differs from this run's spec"
             raise IntegrityError(msg)
-        manifest_digest = json_digest(self.manifest, domain=_MANIFEST_DOMAIN)
-        self.precommitment = precommitment(manifest_digest, data_root(self._roots))
+        self.precommitment = precommitment(manifest_digest(self.manifest), data_root(self._roots))
         index = read_lines(self.paths.checkpoint_index, drop_torn=True)
         if not index:
             msg = f"run folder {self.paths.root}: no checkpoint to resume from"

@@ -46,6 +46,7 @@ __all__ = [
     "append_line",
     "commitment_root",
     "read_lines",
+    "read_lines_checked",
     "write_json_atomic",
 ]
 
@@ -190,6 +191,11 @@ def read_lines(path: Path, *, drop_torn: bool = False) -> list[dict[str, Any]]:
             raise FormatError(msg)
         out.append(doc)
     return out
+
+
+def read_lines_checked(path: Path) -> list[dict[str, Any]]:
+    """Read a committed line file; a torn line is a format error."""
+    return read_lines(path, drop_torn=False)
 
 
 def rewrite_lines(path: Path, docs: list[dict[str, Any]]) -> None:

@@ -1,0 +1,53 @@
+"""The Verifier's side: Proof-of-Training-Transcript checks and the trusted cluster.
+
+`verify_transcript` checks a Prover's transcript against its report and the
+inspected chips' logs (commitment, precommitment, seeded W_0, snapshot
+linkage by replay within a calibrated tolerance, budgeted segment replays,
+spoof heuristics) and returns a `Verdict` that names no data, weights or
+hyperparameters.
+
+Example::
+
+    >>> from computewatch.verification import ChipEvidence, verify_transcript
+    >>> verdict = verify_transcript("runs/r1", "runs/r1/report.json", chips)  # doctest: +SKIP
+    >>> verdict.passed  # doctest: +SKIP
+    True
+"""
+
+from computewatch.verification._heuristics import (
+    DEFAULT_HEURISTICS,
+    HeuristicContext,
+    claimed_compute_vs_chip_time,
+    data_in_committed_set,
+    loss_on_claimed_data,
+    loss_trend,
+    step_times_vs_chip_log,
+    update_norms_vs_lr,
+)
+from computewatch.verification._reader import SnapshotClaim, TranscriptReader
+from computewatch.verification._replay import Replayer, Tolerance, calibrate
+from computewatch.verification._results import VERDICT_FORMAT, CheckResult, CheckStatus, Verdict
+from computewatch.verification._verify import ChipEvidence, VerificationPolicy, verify_transcript
+
+__all__ = [
+    "DEFAULT_HEURISTICS",
+    "VERDICT_FORMAT",
+    "CheckResult",
+    "CheckStatus",
+    "ChipEvidence",
+    "HeuristicContext",
+    "Replayer",
+    "SnapshotClaim",
+    "Tolerance",
+    "TranscriptReader",
+    "Verdict",
+    "VerificationPolicy",
+    "calibrate",
+    "claimed_compute_vs_chip_time",
+    "data_in_committed_set",
+    "loss_on_claimed_data",
+    "loss_trend",
+    "step_times_vs_chip_log",
+    "update_norms_vs_lr",
+    "verify_transcript",
+]

@@ -1,0 +1,454 @@
+"""Proof-of-Training-Transcript verification (paper §5.1-5.2, Appendix D).
+
+`verify_transcript` runs the Verifier's side of the protocol on one
+transcript and the logs of the inspected chips, and returns a `Verdict`:
+
+1. the folder recomputes to the report's commitment (`TranscriptReader`);
+2. the precommitment recomputes from the manifest and the data order, and
+   every inspected chip logged it before any snapshot of the run;
+3. W_0 regenerates exactly from the seed the precommitment fixes;
+4. snapshot linkage, for every chip-logged snapshot of the run: it is
+   claimed, its ω copy hashes to the logged h, and a replay from the nearest
+   checkpoint at or before its step lands within ε of ω on the chip's slice;
+5. segment replays under a budget: Proof-of-Learning's largest-update
+   segments, then segments drawn with the Verifier's secret randomness;
+6. the spoof heuristics of the policy.
+
+Example::
+
+    >>> policy = VerificationPolicy(budget=0.05)
+    >>> verdict = verify_transcript(run_dir, report, chips, policy, rng)  # doctest: +SKIP
+    >>> verdict.passed, verdict.compute_fraction  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from computewatch.chip import LogEntry, verify_chip_log
+from computewatch.datacenter import (
+    data_root,
+    derive_init_seed,
+    init_flat,
+    manifest_digest,
+    precommitment,
+)
+from computewatch.errors import ComputeWatchError, FormatError, IntegrityError
+from computewatch.verification._heuristics import DEFAULT_HEURISTICS, HeuristicContext
+from computewatch.verification._reader import TranscriptReader
+from computewatch.verification._replay import Replayer, Tolerance, calibrate
+from computewatch.verification._results import CheckResult, Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+    from computewatch.crypto import Envelope, VerifyingKey
+
+__all__ = ["ChipEvidence", "VerificationPolicy", "verify_transcript"]
+
+
+@dataclass(frozen=True)
+class ChipEvidence:
+    """An inspected chip's log, verified against its registered key.
+
+    Attributes:
+        serial: the chip.
+        entries: its verified log entries.
+    """
+
+    serial: str
+    entries: tuple[LogEntry, ...]
+
+    @classmethod
+    def from_log(
+        cls, serial: str, public_key: VerifyingKey, envelopes: Sequence[Envelope]
+    ) -> ChipEvidence:
+        """Verify a chip's log (raises `IntegrityError` if tampered) and keep it."""
+        return cls(serial, tuple(verify_chip_log(envelopes, public_key, serial)))
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    """The Verifier's choices for one verification.
+
+    Attributes:
+        budget: extra replay (beyond snapshot linkage and calibration) as a
+            fraction of the run's training steps.
+        pol_segments: largest-update checkpoint intervals to replay first.
+        safety: multiplier on the measured replay noise.
+        exact: require bitwise-equal replays (single-chip runs replayed with
+            the same thread count and torch build).
+        calibration_steps: steps replayed twice to measure noise.
+        chip_flops_per_second: peak FLOP/s of one chip.
+        clock_slack_s: allowed chip/host clock disagreement.
+        max_forward_checks: forward passes for the loss heuristic.
+        heuristics: the spoof heuristics to run (extend in secret).
+    """
+
+    budget: float = 0.05
+    pol_segments: int = 1
+    safety: float = 10.0
+    exact: bool = False
+    calibration_steps: int = 4
+    chip_flops_per_second: float = 1e15
+    clock_slack_s: float = 5.0
+    max_forward_checks: int = 2
+    heuristics: tuple[Callable[[HeuristicContext], CheckResult], ...] = field(
+        default=DEFAULT_HEURISTICS
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        """The policy's numbers (heuristics are named, not shown)."""
+        return {
+            "budget": self.budget,
+            "pol_segments": self.pol_segments,
+            "safety": self.safety,
+            "exact": self.exact,
+            "calibration_steps": self.calibration_steps,
+            "heuristics": len(self.heuristics),
+        }
+
+
+def _failed_open(run_id: str, commitment: str, e: ComputeWatchError) -> Verdict:
+    kind = "tampered" if isinstance(e, IntegrityError) else "malformed"
+    return Verdict(
+        run_id=run_id,
+        commitment=commitment,
+        checks=(CheckResult.fail("transcript", f"{kind}: {' '.join(e.message.split())}"),),
+        replayed_steps=0,
+        training_steps=0,
+    )
+
+
+class _Session:
+    """State of one verification (replayer, tolerance, counters)."""
+
+    def __init__(
+        self,
+        reader: TranscriptReader,
+        chips: Sequence[ChipEvidence],
+        policy: VerificationPolicy,
+        rng: np.random.Generator,
+    ) -> None:
+        self.reader = reader
+        self.chips = list(chips)
+        self.policy = policy
+        self.rng = rng
+        self.checks: list[CheckResult] = []
+        self.replayed = 0
+        self.replayer: Replayer | None = None
+        self.tolerance: Tolerance | None = None
+
+    # -- 2. precommitment --------------------------------------------------
+
+    def precommitment(self) -> None:
+        reader = self.reader
+        roots = [r["batch_root"] for r in reader.step_records]
+        from computewatch.crypto import Digest  # noqa: PLC0415
+
+        recomputed = precommitment(
+            manifest_digest(reader.manifest), data_root([Digest.parse(r) for r in roots])
+        )
+        if str(recomputed) != reader.report["precommitment"]:
+            self.checks.append(
+                CheckResult.fail(
+                    "precommitment", "does not recompute from the manifest and data order"
+                )
+            )
+        else:
+            self.checks.append(
+                CheckResult.ok("precommitment", "recomputes from M and the data order")
+            )
+        for chip in self.chips:
+            name = f"precommit-logged:{chip.serial}"
+            pre = [
+                e
+                for e in chip.entries
+                if e.kind == "precommit" and e.body.get("run_id") == reader.run_id
+            ]
+            snaps = [
+                e
+                for e in chip.entries
+                if e.kind == "snapshot" and e.body.get("run_id") == reader.run_id
+            ]
+            if not pre:
+                self.checks.append(
+                    CheckResult.fail(name, "the chip never logged this run's precommitment")
+                )
+            elif pre[0].body.get("commitment") != reader.report["precommitment"]:
+                self.checks.append(
+                    CheckResult.fail(name, "the chip logged a different precommitment for this run")
+                )
+            elif snaps and snaps[0].seq < pre[0].seq:
+                self.checks.append(CheckResult.fail(name, "a snapshot precedes the precommitment"))
+            else:
+                self.checks.append(
+                    CheckResult.ok(name, f"logged at seq {pre[0].seq}, before its snapshots")
+                )
+
+    # -- 3. W_0 ------------------------------------------------------------
+
+    def initialization(self) -> None:
+        import torch  # noqa: PLC0415
+
+        from computewatch.crypto import Digest  # noqa: PLC0415
+
+        reader = self.reader
+        if 0 not in reader.checkpoint_steps:
+            self.checks.append(CheckResult.fail("init", "no checkpoint of W_0"))
+            return
+        init = reader.manifest.get("init", {})
+        if init.get("scheme") != "cw-normal-v1" or init.get("seed") != "precommitment":
+            self.checks.append(CheckResult.fail("init", f"unsupported init {init!r:.80}"))
+            return
+        seed = derive_init_seed(Digest.parse(reader.report["precommitment"]))
+        expected = init_flat(reader.layout, seed, std=float(init.get("std", 0.02)))
+        w0 = reader.checkpoint(0).weights
+        if torch.equal(expected, w0):
+            self.checks.append(
+                CheckResult.ok("init", "W_0 regenerates exactly from the precommitted seed")
+            )
+        else:
+            self.checks.append(
+                CheckResult.fail(
+                    "init",
+                    "W_0 is not the seeded initialization",
+                    distance=float((expected - w0).norm()),
+                )
+            )
+
+    # -- replay helpers ------------------------------------------------------
+
+    def _tolerance(self) -> Tolerance:
+        if self.tolerance is not None:
+            return self.tolerance
+        reader, policy = self.reader, self.policy
+        same_build = reader.determinism.torch_version == __import__("torch").__version__
+        if policy.exact and reader.world_size == 1 and same_build:
+            self.tolerance = Tolerance(rate=0.0, safety=policy.safety, floor=0.0, exact=True)
+        else:
+            start = reader.checkpoint_steps[0]
+            steps = min(policy.calibration_steps, reader.steps - start)
+            self.tolerance, used = calibrate(reader, start=start, steps=steps, safety=policy.safety)
+            self.replayed += used
+        return self.tolerance
+
+    def _replayer(self) -> Replayer:
+        if self.replayer is None:
+            self.replayer = Replayer(self.reader)
+        return self.replayer
+
+    def _base(self, step: int) -> int:
+        return max(c for c in self.reader.checkpoint_steps if c <= step)
+
+    # -- 4. snapshot linkage -------------------------------------------------
+
+    def _link(self, serial: str, entry: LogEntry, claims: dict[tuple[str, int], Any]) -> bool:
+        """Check one logged snapshot's claim and ω copy (no replay yet)."""
+        from computewatch.crypto import shard_hash  # noqa: PLC0415
+
+        reader = self.reader
+        name = f"snapshot:{serial}#{entry.seq}"
+        claim = claims.get((serial, entry.seq))
+        problem = None
+        if claim is None:
+            problem = "chip-logged snapshot missing from the report"
+        elif str(claim.h) != entry.body.get("h") or claim.step != entry.body.get("step"):
+            problem = "the report's claim differs from the chip log"
+        elif reader.chip_slices.get(serial) != (claim.start, claim.stop):
+            problem = "claimed slice differs from the manifest's sharding"
+        elif not 0 < claim.step <= reader.steps:
+            problem = f"step {claim.step} is outside the run"
+        else:
+            try:
+                omega = reader.omega(serial, entry.seq)
+            except FormatError as e:
+                problem = f"ω copy unusable: {e.message}"
+            else:
+                if str(shard_hash(omega)) != entry.body.get("h"):
+                    problem = "the ω copy does not hash to the logged h"
+                elif omega.numel() != claim.stop - claim.start:
+                    problem = f"ω has {omega.numel()} values, the slice {claim.stop - claim.start}"
+        if problem is not None:
+            self.checks.append(CheckResult.fail(name, problem))
+            return False
+        return True
+
+    def snapshots(self) -> None:
+        reader = self.reader
+        claims = {(c.serial, c.seq): c for c in reader.claims}
+        logged = [
+            (chip.serial, e)
+            for chip in self.chips
+            for e in chip.entries
+            if e.kind == "snapshot" and e.body.get("run_id") == reader.run_id
+        ]
+        if not logged:
+            self.checks.append(
+                CheckResult.skipped("snapshots", "no inspected chip logged a snapshot of this run")
+            )
+            return
+        pending: dict[int, list[tuple[str, LogEntry]]] = {}
+        for serial, entry in logged:
+            if self._link(serial, entry, claims):
+                step = int(entry.body["step"])
+                pending.setdefault(self._base(step), []).append((serial, entry))
+        if not pending:
+            return
+        tol = self._tolerance()
+        replayer = self._replayer()
+        for base, items in sorted(pending.items()):
+            steps = {int(e.body["step"]) for _, e in items}
+            before = replayer.steps_replayed
+            _, captured = replayer.run(base, max(steps), capture=steps)
+            self.replayed += replayer.steps_replayed - before
+            w_base = reader.checkpoint(base).weights
+            for serial, entry in items:
+                step = int(entry.body["step"])
+                a, b = reader.chip_slices[serial]
+                omega = reader.omega(serial, entry.seq)
+                replayed = captured[step][a:b]
+                distance = float((replayed - omega).norm())
+                magnitude = float((captured[step] - w_base).norm())
+                eps = tol.epsilon(magnitude)
+                name = f"snapshot:{serial}#{entry.seq}"
+                ok = distance <= eps if not tol.exact else bool((replayed == omega).all())
+                result = CheckResult.ok if ok else CheckResult.fail
+                self.checks.append(
+                    result(
+                        name,
+                        f"replay {base}->{step}: |ω' - ω| = {distance:.3g} vs ε = {eps:.3g}",
+                        base=base,
+                        step=step,
+                        distance=distance,
+                        epsilon=eps,
+                    )
+                )
+
+    # -- 5. segments -------------------------------------------------------
+
+    def segments(self) -> None:
+        reader, policy = self.reader, self.policy
+        ckpts = reader.checkpoint_steps
+        intervals = list(itertools.pairwise(ckpts))
+        if not intervals:
+            self.checks.append(CheckResult.skipped("segments", "fewer than two checkpoints"))
+            return
+        allowance = math.floor(policy.budget * reader.steps)
+        # PoL: the intervals with the largest updates first
+        distances = {
+            (a, b): float((reader.checkpoint(b).weights - reader.checkpoint(a).weights).norm())
+            for a, b in intervals
+        }
+        order = sorted(intervals, key=lambda ab: -distances[ab])[: policy.pol_segments]
+        rest = [ab for ab in intervals if ab not in order]
+        for i in self.rng.permutation(len(rest)):
+            order.append(rest[int(i)])
+        chosen = []
+        used = 0
+        for a, b in order:
+            if used + (b - a) > allowance:
+                continue
+            chosen.append((a, b))
+            used += b - a
+        if not chosen:
+            shortest = min(b - a for a, b in intervals)
+            self.checks.append(
+                CheckResult.skipped(
+                    "segments",
+                    f"budget of {allowance} steps is below the shortest segment ({shortest})",
+                )
+            )
+            return
+        tol = self._tolerance()
+        replayer = self._replayer()
+        for a, b in chosen:
+            before = replayer.steps_replayed
+            final, _ = replayer.run(a, b)
+            self.replayed += replayer.steps_replayed - before
+            target = reader.checkpoint(b).weights
+            distance = float((final - target).norm())
+            eps = tol.epsilon(float((final - reader.checkpoint(a).weights).norm()))
+            ok = distance <= eps if not tol.exact else bool((final == target).all())
+            kind = "largest-update" if (a, b) in order[: policy.pol_segments] else "random"
+            result = CheckResult.ok if ok else CheckResult.fail
+            self.checks.append(
+                result(
+                    f"segment:{a}-{b}",
+                    f"{kind} segment replay: |W' - W| = {distance:.3g} vs ε = {eps:.3g}",
+                    start=a,
+                    stop=b,
+                    distance=distance,
+                    epsilon=eps,
+                )
+            )
+
+    # -- 6. heuristics -----------------------------------------------------
+
+    def heuristics(self) -> None:
+        replayer = self._replayer()
+        ctx = HeuristicContext(
+            reader=self.reader,
+            replayer=replayer,
+            chip_logs={c.serial: list(c.entries) for c in self.chips},
+            rng=self.rng,
+            chip_flops_per_second=self.policy.chip_flops_per_second,
+            clock_slack_s=self.policy.clock_slack_s,
+            max_forward_checks=self.policy.max_forward_checks,
+        )
+        for heuristic in self.policy.heuristics:
+            try:
+                self.checks.append(heuristic(ctx))
+            except ComputeWatchError as e:
+                name = f"heuristic:{getattr(heuristic, '__name__', 'custom')}"
+                self.checks.append(CheckResult.fail(name, " ".join(e.message.split())))
+
+
+def verify_transcript(
+    run_dir: str | Path,
+    report: str | Path | dict[str, Any],
+    chips: Sequence[ChipEvidence],
+    policy: VerificationPolicy | None = None,
+    rng: np.random.Generator | None = None,
+) -> Verdict:
+    """Verify a transcript against its report and the inspected chips' logs.
+
+    Never raises for a bad transcript: tampering and malformed input become
+    failed checks in the verdict (the trusted cluster outputs only pass/fail).
+    """
+    policy = policy or VerificationPolicy()
+    rng = rng or np.random.default_rng()
+    rep_id = report.get("run_id", "?") if isinstance(report, dict) else "?"
+    rep_commit = report.get("commitment", "?") if isinstance(report, dict) else "?"
+    try:
+        reader = TranscriptReader.open(run_dir, report)
+    except ComputeWatchError as e:
+        return _failed_open(str(rep_id), str(rep_commit), e)
+    session = _Session(reader, chips, policy, rng)
+    steps: list[Callable[[], None]] = [
+        session.precommitment,
+        session.initialization,
+        session.snapshots,
+        session.segments,
+        session.heuristics,
+    ]
+    for step in steps:
+        try:
+            step()
+        except ComputeWatchError as e:
+            kind = "tampered" if isinstance(e, IntegrityError) else "malformed"
+            name = step.__name__
+            session.checks.append(CheckResult.fail(name, f"{kind}: {' '.join(e.message.split())}"))
+    return Verdict(
+        run_id=reader.run_id,
+        commitment=reader.report["commitment"],
+        checks=tuple(session.checks),
+        replayed_steps=session.replayed,
+        training_steps=reader.steps,
+    )
