@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from tests.datacenter.conftest import make_spec
 
 from computewatch.chip import Chip, read_chip_log, sign_firmware
 from computewatch.crypto import Digest, SigningKey, canonical_json
@@ -23,6 +22,7 @@ from computewatch.datacenter import (
     train,
 )
 from computewatch.verification import ChipEvidence, Verdict, VerificationPolicy, verify_transcript
+from tests.datacenter.conftest import make_spec
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -6,11 +6,11 @@ import json
 from typing import TYPE_CHECKING
 
 import torch
-from tests.verification.conftest import Run, recommit, run_on_chip
 
 import computewatch.datacenter._recorder as recorder_module
 from computewatch.datacenter import DataSchedule, TranscriptPaths, load_checkpoint, save_checkpoint
 from computewatch.verification import CheckStatus, Verdict, verify_transcript
+from tests.verification.conftest import Run, recommit, run_on_chip
 
 if TYPE_CHECKING:
     from pathlib import Path

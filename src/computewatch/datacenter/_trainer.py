@@ -99,23 +99,43 @@ class Trainer:
 
     # -- the step ----------------------------------------------------------
 
-    def step(self, step: int, batch: torch.Tensor) -> StepResult:
-        """One optimizer step on this chip's part of the global batch."""
+    def step(
+        self, step: int, batch: torch.Tensor, *, micro_batches: int = 1, reverse_sum: bool = False
+    ) -> StepResult:
+        """One optimizer step on this chip's part of the global batch.
+
+        With `micro_batches` = R on a single process, the batch is cut into R
+        equal parts whose gradients are computed separately and averaged in
+        order, as R chips would before their all-reduce: a replay of an
+        R-chip run then differs from it only by the all-reduce's summation
+        order. `reverse_sum` adds the micro-batch gradients in the opposite
+        order (the verifier's way to measure that rounding noise).
+        """
         import torch  # noqa: PLC0415
         import torch.distributed as dist  # noqa: PLC0415
 
         lr = self.program.learning_rate(self.config, step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.model.zero_grad(set_to_none=True)
-        loss = self.program.loss(self.model, batch)
-        loss.backward()  # type: ignore[no-untyped-call]
-        grads = [
-            p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel())
-            for p in self._params
-        ]
-        flat_grad = torch.cat(grads)
-        loss_value = loss.detach().reshape(1).clone()
+        parts: list[torch.Tensor] = []
+        total_loss = torch.zeros(1)
+        for part in batch.chunk(micro_batches):
+            self.model.zero_grad(set_to_none=True)
+            loss = self.program.loss(self.model, part)
+            loss.backward()  # type: ignore[no-untyped-call]
+            grads = [
+                p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel())
+                for p in self._params
+            ]
+            parts.append(torch.cat(grads))
+            total_loss += loss.detach().reshape(1)
+        flat_grad = torch.zeros(self.layout.numel)
+        for g in reversed(parts) if reverse_sum else parts:
+            flat_grad += g
+        if micro_batches > 1:
+            flat_grad.div_(micro_batches)
+            total_loss.div_(micro_batches)
+        loss_value = total_loss
         if self.world_size > 1:
             dist.all_reduce(flat_grad)
             flat_grad.div_(self.world_size)

@@ -25,7 +25,7 @@ from computewatch.verification._heuristics import (
     update_norms_vs_lr,
 )
 from computewatch.verification._reader import SnapshotClaim, TranscriptReader
-from computewatch.verification._replay import Replayer, Tolerance, calibrate
+from computewatch.verification._replay import Replayer, Tolerance, replay_pair
 from computewatch.verification._results import VERDICT_FORMAT, CheckResult, CheckStatus, Verdict
 from computewatch.verification._verify import ChipEvidence, VerificationPolicy, verify_transcript
 
@@ -42,11 +42,11 @@ __all__ = [
     "TranscriptReader",
     "Verdict",
     "VerificationPolicy",
-    "calibrate",
     "claimed_compute_vs_chip_time",
     "data_in_committed_set",
     "loss_on_claimed_data",
     "loss_trend",
+    "replay_pair",
     "step_times_vs_chip_log",
     "update_norms_vs_lr",
     "verify_transcript",

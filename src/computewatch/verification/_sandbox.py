@@ -17,9 +17,13 @@ How: ``unshare(1)`` (util-linux) creates new mount, network, PID and IPC
 namespaces (as root directly; otherwise inside a user namespace with
 ``--map-root-user``). Its first process, `_sandbox_init` (standard library
 only), sets up the layers below, checks *from the inside* which of them hold,
-reports them on a private pipe, drops every capability and only then
-becomes the command (``execvp``). The parent trusts that report, not the flags it
-passed, so a fake or broken ``unshare`` cannot fake isolation.
+reports them on a private pipe, drops every capability, and only then starts
+the command as its child; it stays process 1 of the PID namespace, reaps
+orphans and exits with the command's status (128 + N if signal N killed it).
+The parent trusts that report, not the flags it passed, so a fake or broken
+``unshare`` cannot fake isolation, and the init never mounts anything unless
+it sits in a mount namespace of its own. `probe_isolation` runs the same
+set-up without a command.
 
 What each layer promises (`Layer`, reported by `Isolation`):
 
@@ -32,33 +36,39 @@ What each layer promises (`Layer`, reported by `Isolation`):
 * ``readonly_fs``: every mount reachable by path is remounted read-only
   (a private mount namespace: the host's mounts are untouched). Device
   nodes such as ``/dev/null`` stay usable, GPUs included.
-* ``scratch_tmpfs``: HOME, TMPDIR, the XDG directories and the torch, triton
-  and CUDA caches point into a fresh, size-capped tmpfs (``/dev/shm`` is
-  another); it exists only in the child's mount namespace and vanishes with
-  it. The host sees an empty directory, removed on return.
-* ``processes``: the command is process 1 of a fresh PID namespace (with its
-  own ``/proc``) and IPC namespace: it cannot see or signal host processes,
-  and when it exits or is killed every process it started dies with it.
+* ``scratch_tmpfs``: HOME (also the working directory), TMPDIR, the XDG
+  directories and the torch, triton and CUDA caches point into a fresh,
+  size-capped tmpfs (``/dev/shm`` is another); it exists only in the
+  child's mount namespace and vanishes with it. The host sees an empty
+  directory ``$TMPDIR/computewatch-sandbox-*``, removed on return.
+* ``processes``: a fresh PID namespace (with its own ``/proc``) and IPC
+  namespace: the command cannot see or signal host processes, and when it
+  exits or is killed, every process it started dies with it (even one that
+  called ``setsid``).
 * ``no_capabilities``: all capability sets are empty and ``no_new_privs`` is
   set, so the command (though uid 0 inside) cannot remount, unmount, leave
-  its namespaces or configure an interface.
+  its namespaces or configure an interface. Without this layer, root inside
+  could undo the read-only mounts.
 
 Limits. This is isolation against accidents and against the Prover's code or
 data getting network or disk access in an emulation, not a hardened jail:
-kernel bugs, a path-based Unix socket a host daemon keeps outside ``/run``,
-side channels, and anything readable on the host filesystem (it is
-*visible*, read-only) are outside it. Without capabilities the command
-reads only what the uid it runs as can read. Memory and CPU are not capped
-(use cgroups around the whole process if needed).
+kernel bugs, a path-based Unix socket that a host daemon keeps outside
+``/run``, side channels, and reading anything on the host filesystem (it is
+*visible*, read-only) are outside it. Without capabilities the command reads
+only what its uid may read. Memory and CPU are not capped (put cgroups around
+the whole process if needed). Linux only.
 
 Strict mode (the default) refuses to run the command unless all six layers
 hold, raising `IsolationUnavailable` (exit status 2: the host cannot provide
 the promised isolation, an operator's problem, not a finding about the
 Prover). Non-strict mode runs with whatever holds, falling back to a plain
-subprocess when no namespace can be created, and reports exactly which
-layers were active. Every run is bounded: wall-clock timeout (the whole
-process group is killed), a stdout cap, and a one-line error carrying the
-last line of the command's stderr when it fails.
+subprocess when no namespace can be created (scratch then is a host
+directory, deleted afterwards), and reports exactly which layers were
+active. Every run is bounded: a wall-clock timeout (the process group, and
+with it the PID namespace, is killed), a stdout cap, and a one-line error
+carrying the last line of the command's stderr when it fails. Errors derive
+from `SandboxError`, a `CheckUnavailable` (exit status 1: no verdict could
+be reached).
 """
 
 from __future__ import annotations
@@ -119,6 +129,7 @@ _DRAIN_GRACE_S = 1.0
 _PROBE_TIMEOUT = 60.0
 _HOST_NS = ("net", "mnt", "ipc")
 _SIGNAL_BASE = 128  # the init exits 128 + N when signal N killed the command
+_NOT_LINUX = f"trusted cluster: expected Linux (namespaces, /proc), got {sys.platform!r}"
 
 
 class Layer(StrEnum):
@@ -276,7 +287,8 @@ def run_isolated(
         The command's stdout and the isolation that was active.
 
     Raises:
-        IsolationUnavailable: Strict mode and some layer cannot be set up.
+        IsolationUnavailable: Strict mode and some layer cannot be set up;
+            or, strict or not, the host is not Linux.
         SandboxTimeout: The command ran past `timeout` (its process group and
             PID namespace were killed).
         SandboxOutputTooLarge: It wrote more than `max_output` bytes.
@@ -286,6 +298,8 @@ def run_isolated(
     """
     command = _check_args(argv, timeout, max_output, scratch_bytes)
     paths = _check_inputs(inputs)
+    if not _on_linux():  # pragma: no cover - the test suite runs on Linux
+        raise IsolationUnavailable(_NOT_LINUX)
     skip = frozenset(Layer(layer) for layer in unsafe_skip)
     deadline = time.monotonic() + timeout
     scratch = Path(tempfile.mkdtemp(prefix="computewatch-sandbox-")).resolve()
@@ -335,7 +349,7 @@ def probe_isolation(
 ) -> Isolation:
     """Say which isolation layers a non-strict run would get here.
 
-    Sets the sandbox up (about 50 ms) without running any command.
+    Sets the sandbox up (a fraction of a second) without running any command.
 
     Args:
         unshare: Path of ``unshare(1)``, as for `run_isolated`.
@@ -344,6 +358,8 @@ def probe_isolation(
     Returns:
         The isolation available on this host, with reasons for what is missing.
     """
+    if not _on_linux():  # pragma: no cover - the test suite runs on Linux
+        return Isolation.none("none", _NOT_LINUX)
     failures: list[str] = []
     scratch = Path(tempfile.mkdtemp(prefix="computewatch-probe-")).resolve()
     limits = _Limits(
@@ -375,6 +391,10 @@ def probe_isolation(
 
 
 # ---------------------------------------------------------------- arguments
+
+
+def _on_linux() -> bool:
+    return sys.platform.startswith("linux")
 
 
 def _check_args(

@@ -205,6 +205,10 @@ def _proc_status() -> dict[str, str]:
     return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
 
 
+def _mkdir(path: Path) -> None:
+    path.mkdir(mode=0o700, exist_ok=True)
+
+
 def _is_readonly(path: str) -> bool:
     return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
 
@@ -323,8 +327,8 @@ def _check_filesystem(spec: dict[str, Any], report: _Report, writable: set[int])
         scratch_id = -1
     if scratch_id not in writable or table[scratch_id][2] != "tmpfs":
         report.fail(SCRATCH_TMPFS, f"{scratch} is not a private tmpfs")
-    for sub in SCRATCH_SUBDIRS:
-        report.attempt(SCRATCH_TMPFS, f"mkdir {scratch / sub}", (scratch / sub).mkdir, 0o700)
+    for sub in SCRATCH_SUBDIRS:  # on the tmpfs, or (no mount namespace) on the host's directory
+        report.attempt(SCRATCH_TMPFS, f"mkdir {scratch / sub}", _mkdir, scratch / sub)
 
 
 def _check_processes(spec: dict[str, Any], report: _Report) -> None:

@@ -41,12 +41,14 @@ from computewatch.datacenter import (
 from computewatch.errors import ComputeWatchError, FormatError, IntegrityError
 from computewatch.verification._heuristics import DEFAULT_HEURISTICS, HeuristicContext
 from computewatch.verification._reader import TranscriptReader
-from computewatch.verification._replay import Replayer, Tolerance, calibrate
+from computewatch.verification._replay import Replayer, Tolerance, replay_pair
 from computewatch.verification._results import CheckResult, Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
+
+    import torch
 
     from computewatch.crypto import Envelope, VerifyingKey
 
@@ -78,13 +80,13 @@ class VerificationPolicy:
     """The Verifier's choices for one verification.
 
     Attributes:
-        budget: extra replay (beyond snapshot linkage and calibration) as a
-            fraction of the run's training steps.
+        budget: extra segment replay (beyond snapshot linkage) as a
+            fraction of the run's training steps; each replay is run twice
+            (with its noise twin) unless exact.
         pol_segments: largest-update checkpoint intervals to replay first.
         safety: multiplier on the measured replay noise.
         exact: require bitwise-equal replays (single-chip runs replayed with
             the same thread count and torch build).
-        calibration_steps: steps replayed twice to measure noise.
         chip_flops_per_second: peak FLOP/s of one chip.
         clock_slack_s: allowed chip/host clock disagreement.
         max_forward_checks: forward passes for the loss heuristic.
@@ -95,7 +97,6 @@ class VerificationPolicy:
     pol_segments: int = 1
     safety: float = 10.0
     exact: bool = False
-    calibration_steps: int = 4
     chip_flops_per_second: float = 1e15
     clock_slack_s: float = 5.0
     max_forward_checks: int = 2
@@ -110,7 +111,6 @@ class VerificationPolicy:
             "pol_segments": self.pol_segments,
             "safety": self.safety,
             "exact": self.exact,
-            "calibration_steps": self.calibration_steps,
             "heuristics": len(self.heuristics),
         }
 
@@ -226,18 +226,26 @@ class _Session:
     # -- replay helpers ------------------------------------------------------
 
     def _tolerance(self) -> Tolerance:
-        if self.tolerance is not None:
-            return self.tolerance
-        reader, policy = self.reader, self.policy
-        same_build = reader.determinism.torch_version == __import__("torch").__version__
-        if policy.exact and reader.world_size == 1 and same_build:
-            self.tolerance = Tolerance(rate=0.0, safety=policy.safety, floor=0.0, exact=True)
-        else:
-            start = reader.checkpoint_steps[0]
-            steps = min(policy.calibration_steps, reader.steps - start)
-            self.tolerance, used = calibrate(reader, start=start, steps=steps, safety=policy.safety)
-            self.replayed += used
+        if self.tolerance is None:
+            reader, policy = self.reader, self.policy
+            same_build = reader.determinism.torch_version == __import__("torch").__version__
+            exact = policy.exact and reader.world_size == 1 and same_build
+            self.tolerance = Tolerance(safety=policy.safety, exact=exact)
         return self.tolerance
+
+    def _replay(
+        self, start: int, stop: int, capture: set[int]
+    ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """Replay (and, unless exact, its noise twin); count the steps."""
+        if self._tolerance().exact:
+            replayer = self._replayer()
+            before = replayer.steps_replayed
+            _, main = replayer.run(start, stop, capture=capture | {stop})
+            self.replayed += replayer.steps_replayed - before
+            return main, main
+        main, twin, steps = replay_pair(self.reader, start, stop, capture)
+        self.replayed += steps
+        return main, twin
 
     def _replayer(self) -> Replayer:
         if self.replayer is None:
@@ -302,31 +310,28 @@ class _Session:
         if not pending:
             return
         tol = self._tolerance()
-        replayer = self._replayer()
         for base, items in sorted(pending.items()):
             steps = {int(e.body["step"]) for _, e in items}
-            before = replayer.steps_replayed
-            _, captured = replayer.run(base, max(steps), capture=steps)
-            self.replayed += replayer.steps_replayed - before
+            main, twin = self._replay(base, max(steps), steps)
             w_base = reader.checkpoint(base).weights
             for serial, entry in items:
                 step = int(entry.body["step"])
                 a, b = reader.chip_slices[serial]
                 omega = reader.omega(serial, entry.seq)
-                replayed = captured[step][a:b]
+                replayed = main[step][a:b]
                 distance = float((replayed - omega).norm())
-                magnitude = float((captured[step] - w_base).norm())
-                eps = tol.epsilon(magnitude)
-                name = f"snapshot:{serial}#{entry.seq}"
-                ok = distance <= eps if not tol.exact else bool((replayed == omega).all())
+                noise = float((replayed - twin[step][a:b]).norm())
+                eps = tol.epsilon(noise, float((replayed - w_base[a:b]).norm()))
+                ok = bool((replayed == omega).all()) if tol.exact else distance <= eps
                 result = CheckResult.ok if ok else CheckResult.fail
                 self.checks.append(
                     result(
-                        name,
+                        f"snapshot:{serial}#{entry.seq}",
                         f"replay {base}->{step}: |ω' - ω| = {distance:.3g} vs ε = {eps:.3g}",
                         base=base,
                         step=step,
                         distance=distance,
+                        noise=noise,
                         epsilon=eps,
                     )
                 )
@@ -367,15 +372,14 @@ class _Session:
             )
             return
         tol = self._tolerance()
-        replayer = self._replayer()
         for a, b in chosen:
-            before = replayer.steps_replayed
-            final, _ = replayer.run(a, b)
-            self.replayed += replayer.steps_replayed - before
+            main, twin = self._replay(a, b, {b})
             target = reader.checkpoint(b).weights
+            final = main[b]
             distance = float((final - target).norm())
-            eps = tol.epsilon(float((final - reader.checkpoint(a).weights).norm()))
-            ok = distance <= eps if not tol.exact else bool((final == target).all())
+            noise = float((final - twin[b]).norm())
+            eps = tol.epsilon(noise, float((final - reader.checkpoint(a).weights).norm()))
+            ok = bool((final == target).all()) if tol.exact else distance <= eps
             kind = "largest-update" if (a, b) in order[: policy.pol_segments] else "random"
             result = CheckResult.ok if ok else CheckResult.fail
             self.checks.append(
@@ -385,6 +389,7 @@ class _Session:
                     start=a,
                     stop=b,
                     distance=distance,
+                    noise=noise,
                     epsilon=eps,
                 )
             )
