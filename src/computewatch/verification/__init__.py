@@ -14,6 +14,14 @@ Example::
     True
 """
 
+from computewatch.verification._cluster import (
+    VERDICT_PAYLOAD_TYPE,
+    ChipInput,
+    ClusterJob,
+    cluster_verify,
+    read_verdict,
+    write_verdict,
+)
 from computewatch.verification._heuristics import (
     DEFAULT_HEURISTICS,
     HeuristicContext,
@@ -27,27 +35,51 @@ from computewatch.verification._heuristics import (
 from computewatch.verification._reader import SnapshotClaim, TranscriptReader
 from computewatch.verification._replay import Replayer, Tolerance, replay_pair
 from computewatch.verification._results import VERDICT_FORMAT, CheckResult, CheckStatus, Verdict
+from computewatch.verification._sandbox import (
+    Isolation,
+    IsolationUnavailable,
+    Layer,
+    SandboxError,
+    SandboxFailed,
+    SandboxTimeout,
+    probe_isolation,
+    run_isolated,
+)
 from computewatch.verification._verify import ChipEvidence, VerificationPolicy, verify_transcript
 
 __all__ = [
     "DEFAULT_HEURISTICS",
     "VERDICT_FORMAT",
+    "VERDICT_PAYLOAD_TYPE",
     "CheckResult",
     "CheckStatus",
     "ChipEvidence",
+    "ChipInput",
+    "ClusterJob",
     "HeuristicContext",
+    "Isolation",
+    "IsolationUnavailable",
+    "Layer",
     "Replayer",
+    "SandboxError",
+    "SandboxFailed",
+    "SandboxTimeout",
     "SnapshotClaim",
     "Tolerance",
     "TranscriptReader",
     "Verdict",
     "VerificationPolicy",
     "claimed_compute_vs_chip_time",
+    "cluster_verify",
     "data_in_committed_set",
     "loss_on_claimed_data",
     "loss_trend",
+    "probe_isolation",
+    "read_verdict",
     "replay_pair",
+    "run_isolated",
     "step_times_vs_chip_log",
     "update_norms_vs_lr",
     "verify_transcript",
+    "write_verdict",
 ]

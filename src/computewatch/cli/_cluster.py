@@ -1,0 +1,86 @@
+"""`computewatch cluster ...`: the trusted cluster's verification job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from computewatch.cli._output import console, emit_json, say
+from computewatch.crypto import SigningKey
+from computewatch.errors import FormatError
+from computewatch.verification import ChipInput, ClusterJob, cluster_verify, write_verdict
+
+app = typer.Typer(
+    help="The trusted cluster: verify a transcript in isolation, sign the verdict (§5.2).",
+    no_args_is_help=True,
+)
+
+
+def _chip(text: str) -> ChipInput:
+    parts = text.split(",")
+    if len(parts) != 3 or not all(parts):  # noqa: PLR2004 - serial, key, log
+        msg = (
+            f"--chip {text!r}: expected SERIAL,PUBLIC_KEY.pem,LOG "
+            "(e.g. CW-1,keys/cw1.pub,chips/cw1/nvram.log)"
+        )
+        raise FormatError(msg)
+    return ChipInput(parts[0], Path(parts[1]), Path(parts[2]))
+
+
+@app.command("verify")
+def verify_cmd(
+    transcript: Annotated[
+        Path, typer.Option("--transcript", help="The Prover's transcript folder.")
+    ],
+    report: Annotated[Path, typer.Option("--report", help="The Prover's report (JSON).")],
+    key: Annotated[Path, typer.Option("--key", help="The cluster's signing key.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the signed verdict.")],
+    chip: Annotated[
+        list[str] | None,
+        typer.Option("--chip", help="An inspected chip: SERIAL,PUBLIC_KEY,LOG (repeat)."),
+    ] = None,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Segment replay budget, fraction of training.")
+    ] = 0.05,
+    exact: Annotated[bool, typer.Option("--exact", help="Require bitwise replays.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict/--no-strict", help="Refuse to run without full isolation.")
+    ] = True,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Secret seed for segment choice (random if omitted)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+) -> None:
+    """Verify a transcript in the sandbox; exit 0 if it passes, 1 if not."""
+    job = ClusterJob(
+        transcript=transcript,
+        report=report,
+        chips=tuple(_chip(c) for c in chip or ()),
+        budget=budget,
+        exact=exact,
+        seed=seed,
+    )
+    envelope, verdict = cluster_verify(job, key=SigningKey.load(key), strict=strict)
+    write_verdict(out, envelope)
+    if as_json:
+        emit_json(verdict.to_json())
+    else:
+        t = Table(title=f"verdict for run {verdict.run_id}: {'PASS' if verdict.passed else 'FAIL'}")
+        for col in ("check", "result", "detail"):
+            t.add_column(col)
+        for c in verdict.checks:
+            t.add_row(c.name, c.status.value, c.detail)
+        console.print(t)
+        layers = verdict.isolation.get("layers", {})
+        active = ", ".join(name for name, on in layers.items() if on) or "none"
+        say(
+            f"replayed {verdict.replayed_steps}/{verdict.training_steps} steps "
+            f"({verdict.compute_fraction:.1%} of training compute); "
+            f"isolation: {active}; signed verdict in {out}"
+        )
+    if not verdict.passed:
+        raise typer.Exit(1)

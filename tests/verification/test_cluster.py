@@ -1,0 +1,112 @@
+"""The trusted cluster end to end: sandboxed verification and a signed verdict."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from computewatch.cli import main
+from computewatch.crypto import Envelope, SigningKey
+from computewatch.datacenter import TranscriptPaths
+from computewatch.errors import IntegrityError
+from computewatch.verification import ChipInput, ClusterJob, cluster_verify, read_verdict
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.verification.conftest import Run
+
+
+def _job(honest: Run, tmp_path: Path, **kw: object) -> ClusterJob:
+    pub = tmp_path / "chip.pub"
+    honest.chip.public_key.save(pub)
+    return ClusterJob(
+        transcript=honest.run_dir,
+        report=TranscriptPaths(honest.run_dir).report,
+        chips=(ChipInput(str(honest.chip.serial), pub, honest.chip.log_path),),
+        budget=0.25,
+        seed=7,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.slow
+def test_cluster_verdict_is_signed_and_isolated(honest: Run, tmp_path: Path) -> None:
+    key = SigningKey.generate()
+    envelope, verdict = cluster_verify(_job(honest, tmp_path), key=key)
+    assert verdict.passed
+    assert all(verdict.isolation["layers"].values())
+    again = read_verdict(envelope.to_json(), key.verifying_key)
+    assert again.to_json() == verdict.to_json()
+    # a forged or edited verdict is refused
+    doc = json.loads(envelope.payload)
+    doc["verdict"] = "pass"
+    doc["checks"] = []
+    forged = Envelope(envelope.payload_type, json.dumps(doc).encode(), envelope.signatures)
+    with pytest.raises(IntegrityError):
+        read_verdict(forged, key.verifying_key)
+    with pytest.raises(IntegrityError):
+        read_verdict(envelope, SigningKey.generate().verifying_key)
+
+
+@pytest.mark.slow
+def test_cluster_cli_pass_and_fail(
+    honest: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "cluster.key"
+    assert main(["keys", "generate", str(key)]) == 0
+    job = _job(honest, tmp_path)
+    chip = f"{job.chips[0].serial},{job.chips[0].public_key},{job.chips[0].log}"
+    argv = [
+        "cluster",
+        "verify",
+        "--transcript",
+        str(honest.run_dir),
+        "--report",
+        str(job.report),
+        "--key",
+        str(key),
+        "--out",
+        str(tmp_path / "verdict.json"),
+        "--chip",
+        chip,
+        "--budget",
+        "0.25",
+        "--seed",
+        "3",
+        "--json",
+    ]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "pass"
+    assert (tmp_path / "verdict.json").exists()
+    # tamper with a checkpoint: the cluster says fail (exit 1), it does not crash
+    ckpt = TranscriptPaths(honest.run_dir).checkpoint(12)
+    data = bytearray(ckpt.read_bytes())
+    data[-3] ^= 0x40
+    ckpt.write_bytes(bytes(data))
+    assert main(argv) == 1
+    assert json.loads(capsys.readouterr().out)["verdict"] == "fail"
+
+
+def test_cluster_cli_bad_chip_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "cluster",
+            "verify",
+            "--transcript",
+            str(tmp_path),
+            "--report",
+            str(tmp_path / "r.json"),
+            "--key",
+            str(tmp_path / "k"),
+            "--out",
+            str(tmp_path / "v.json"),
+            "--chip",
+            "only-a-serial",
+        ]
+    )
+    assert code == 2
+    assert "SERIAL,PUBLIC_KEY.pem,LOG" in capsys.readouterr().err

@@ -1,0 +1,708 @@
+"""The trusted cluster's sandbox: no network, nothing persistent written, bounded.
+
+Tests that need the namespaces skip (with the reason) where this host cannot
+create them, except under ``CI=true``, where they fail. Each sandboxed child
+is a short ``python -c`` program that tries the forbidden thing and prints a
+JSON report of what happened; a control run without isolation shows that the
+same program does succeed there, so the tests can fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from computewatch.errors import CheckUnavailable, ComputeWatchError, ParameterError
+from computewatch.verification import _sandbox, _sandbox_init
+from computewatch.verification._sandbox import (
+    UNSHARE_ENV,
+    Isolation,
+    IsolationUnavailable,
+    Layer,
+    SandboxError,
+    SandboxFailed,
+    SandboxOutputTooLarge,
+    SandboxTimeout,
+    probe_isolation,
+    run_isolated,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+HOST_TMP = Path("/tmp")  # noqa: S108 - watched for leaks, never written by the tests
+HOST_TMP_DIRS = (HOST_TMP, Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108 - as above
+
+# Tries network access; argv: loopback port, abstract socket name, "all" or "local".
+NET_CHILD = r"""
+import json, socket, sys
+port, abstract, scope = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+def attempt(fn):
+    try:
+        fn()
+    except OSError as e:
+        return f"{type(e).__name__}:{e.errno}"
+    return "ok"
+
+def connect(family, kind, address):
+    def go():
+        with socket.socket(family, kind) as s:
+            s.settimeout(3)
+            s.connect(address)
+            if kind == socket.SOCK_DGRAM:
+                s.send(b"x")
+    return go
+
+report = {
+    "loopback": attempt(connect(socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", port))),
+    "abstract_unix": attempt(connect(socket.AF_UNIX, socket.SOCK_STREAM, "\0" + abstract)),
+}
+if scope == "all":
+    report["loopback_other"] = attempt(
+        connect(socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.2", port))
+    )
+    report["public_tcp"] = attempt(connect(socket.AF_INET, socket.SOCK_STREAM, ("1.1.1.1", 443)))
+    report["public_udp_dns"] = attempt(connect(socket.AF_INET, socket.SOCK_DGRAM, ("8.8.8.8", 53)))
+    report["dns_lookup"] = attempt(lambda: socket.getaddrinfo("example.com", 443))
+    report["run_listing"] = sorted(__import__("os").listdir("/run"))
+print(json.dumps(report))
+"""
+
+# Tries to write everywhere; argv: token, input dir, input file, repo, host home, host tmp.
+WRITE_CHILD = r"""
+import errno, json, os, sys
+from pathlib import Path
+token, inputs, single, repo, host_home, host_tmp = sys.argv[1:7]
+inputs, single = Path(inputs), Path(single)
+
+def attempt(fn):
+    try:
+        fn()
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+    return "ok"
+
+def append(path):
+    with open(path, "ab") as f:
+        f.write(b"tampered")
+
+scratch_file = Path(os.environ["TMPDIR"]) / f"{token}.scratch"
+report = {
+    "input_new_file": attempt(lambda: (inputs / f"{token}.new").write_bytes(b"x")),
+    "input_append": attempt(lambda: append(inputs / "a.txt")),
+    "input_nested_append": attempt(lambda: append(inputs / "sub" / "b.bin")),
+    "input_chmod": attempt(lambda: os.chmod(inputs / "a.txt", 0o777)),
+    "input_utime": attempt(lambda: os.utime(inputs / "a.txt", (0, 0))),
+    "input_unlink": attempt(lambda: (inputs / "a.txt").unlink()),
+    "input_mkdir": attempt(lambda: (inputs / f"{token}.d").mkdir()),
+    "input_rename": attempt(lambda: (inputs / "sub").rename(inputs / f"{token}.sub")),
+    "single_file_append": attempt(lambda: append(single)),
+    "repo": attempt(lambda: (Path(repo) / f"{token}.repo").write_bytes(b"x")),
+    "host_tmp": attempt(lambda: (Path(host_tmp) / f"{token}.tmp").write_bytes(b"x")),
+    "host_home": attempt(lambda: (Path(host_home) / f"{token}.home").write_bytes(b"x")),
+    "var_tmp": attempt(lambda: Path(f"/var/tmp/{token}.vartmp").write_bytes(b"x")),
+    "scratch": attempt(lambda: scratch_file.write_bytes(b"scratch")),
+    "home": attempt(lambda: (Path.home() / f"{token}.home").write_bytes(b"home")),
+    "dev_shm": attempt(lambda: Path(f"/dev/shm/{token}.shm").write_bytes(b"shm")),
+    "cwd": os.getcwd(),
+    "env": {k: os.environ[k] for k in ("TMPDIR", "HOME", "XDG_CACHE_HOME",
+                                       "TORCHINDUCTOR_CACHE_DIR", "PYTHONDONTWRITEBYTECODE")},
+}
+report["scratch_readback"] = scratch_file.read_text() if report["scratch"] == "ok" else None
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def isolation() -> Isolation:
+    """The isolation this host offers; skips (fails under CI=true) unless complete."""
+    probe = probe_isolation()
+    if not probe.complete:
+        why = "; ".join(f"{layer}: {reason}" for layer, reason in probe.reasons)
+        msg = f"full sandbox isolation unavailable here ({probe.summary()}): {why}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return probe
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[int, str]]:
+    """A TCP server on 127.0.0.1 and an abstract Unix socket, both accepting."""
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(16)
+    name = f"computewatch-test-{uuid.uuid4().hex}"
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind("\0" + name)
+    unix.listen(16)
+    stop = threading.Event()
+
+    def serve(server: socket.socket) -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    threads = [threading.Thread(target=serve, args=(s,), daemon=True) for s in (tcp, unix)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield tcp.getsockname()[1], name
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        tcp.close()
+        unix.close()
+
+
+def _py(code: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", code, *args]
+
+
+def _missing_unshare(tmp_path: Path) -> Path:
+    return tmp_path / "no-such-dir" / "unshare"
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int, int, str]]:
+    """Return ``{relative path: (mode, size, mtime_ns, sha256)}`` for root and below."""
+    tree = {}
+    for path in [root, *sorted(root.rglob("*"))]:
+        st = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        tree[str(path.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
+    return tree
+
+
+def _make_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    inputs = tmp_path / "inputs"
+    (inputs / "sub").mkdir(parents=True)
+    (inputs / "a.txt").write_text("evidence\n")
+    (inputs / "sub" / "b.bin").write_bytes(bytes(range(256)))
+    single = tmp_path / "single.bin"
+    single.write_bytes(b"weights")
+    return inputs, single
+
+
+# ---------------------------------------------------------------- network
+
+
+def test_no_network_inside_while_the_same_child_connects_outside(
+    isolation: Isolation, listener: tuple[int, str], tmp_path: Path
+) -> None:
+    port, abstract = listener
+    out, iso = run_isolated(_py(NET_CHILD, str(port), abstract, "all"), inputs=[], timeout=60)
+    inside: dict[str, Any] = json.loads(out)
+    assert iso.complete, iso.summary()
+    assert iso.method == isolation.method
+    for probe in ("loopback", "loopback_other", "public_tcp", "public_udp_dns", "abstract_unix"):
+        assert inside[probe] != "ok", (probe, inside)
+    assert inside["loopback"] == f"OSError:{errno.ENETUNREACH}"  # no interface is up
+    assert inside["dns_lookup"].startswith("gaierror"), inside
+    assert inside["run_listing"] == []  # daemon sockets under /run are hidden
+    # Control: the same program, run without isolation, reaches both servers.
+    out, iso = run_isolated(
+        _py(NET_CHILD, str(port), abstract, "local"),
+        inputs=[],
+        strict=False,
+        unshare=_missing_unshare(tmp_path),
+        timeout=60,
+    )
+    outside = json.loads(out)
+    assert outside == {"loopback": "ok", "abstract_unix": "ok"}
+    assert not iso.network
+
+
+@pytest.mark.usefixtures("isolation")
+def test_unsafe_skip_network_is_reported_and_refused_when_strict(
+    listener: tuple[int, str],
+) -> None:
+    port, abstract = listener
+    command = _py(NET_CHILD, str(port), abstract, "local")
+    with pytest.raises(IsolationUnavailable, match=r"network \(skipped on request"):
+        run_isolated(command, inputs=[], unsafe_skip=[Layer.NETWORK], timeout=60)
+    out, iso = run_isolated(
+        command, inputs=[], strict=False, unsafe_skip=[Layer.NETWORK], timeout=60
+    )
+    assert json.loads(out)["loopback"] == "ok"
+    assert iso.missing == (Layer.NETWORK,)
+    assert dict(iso.reasons)["network"].startswith("skipped on request")
+    assert iso.readonly_fs
+    assert iso.scratch_tmpfs
+    assert iso.processes
+    assert iso.no_capabilities
+
+
+# ---------------------------------------------------------------- filesystem
+
+
+@pytest.mark.usefixtures("isolation")
+def test_writes_nothing_persistent_and_inputs_stay_unchanged(tmp_path: Path) -> None:
+    inputs, single = _make_inputs(tmp_path)
+    before = _tree(inputs), _tree(single)
+    token = f"cw-sandbox-{uuid.uuid4().hex}"
+    host_home = Path.home()
+    watched = [REPO, host_home, *HOST_TMP_DIRS, inputs]
+    argv = _py(
+        WRITE_CHILD, token, str(inputs), str(single), str(REPO), str(host_home), str(HOST_TMP)
+    )
+    try:
+        out, iso = run_isolated(argv, inputs=[inputs, single], timeout=60)
+        report: dict[str, Any] = json.loads(out)
+    finally:
+        leaked = [p for d in watched if d.is_dir() for p in d.iterdir() if token in p.name]
+        for path in leaked:  # clean up before failing: never leave litter in the repo
+            if path.is_file():
+                path.unlink()
+    assert leaked == []
+    assert iso.complete, iso.summary()
+    for key in (
+        "input_new_file",
+        "input_append",
+        "input_nested_append",
+        "input_chmod",
+        "input_utime",
+        "input_unlink",
+        "input_mkdir",
+        "input_rename",
+        "single_file_append",
+        "repo",
+        "host_tmp",
+        "host_home",
+        "var_tmp",
+    ):
+        assert report[key] == "EROFS", (key, report[key])
+    assert (_tree(inputs), _tree(single)) == before
+    # The scratch (TMPDIR, HOME, /dev/shm) was writable inside, and is gone now.
+    assert report["scratch"] == report["home"] == report["dev_shm"] == "ok"
+    assert report["scratch_readback"] == "scratch"
+    env = report["env"]
+    scratch = Path(env["TMPDIR"]).parent
+    assert Path(env["HOME"]).parent == scratch
+    assert Path(env["XDG_CACHE_HOME"]).parent == scratch
+    assert Path(env["TORCHINDUCTOR_CACHE_DIR"]).is_relative_to(scratch)
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert report["cwd"] == env["HOME"]
+    assert not scratch.exists()
+    assert not Path(env["TMPDIR"], f"{token}.scratch").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("isolation")
+def test_child_imports_torch_and_computewatch_from_a_readonly_venv() -> None:
+    code = (
+        "import json, tempfile, torch, computewatch.errors; "
+        "x = torch.arange(6.0).reshape(2, 3); "
+        "print(json.dumps({'sum': float((x @ x.T).sum()), 'tmp': tempfile.mkdtemp()}))"
+    )
+    out, iso = run_isolated(_py(code), inputs=[], timeout=300)
+    report = json.loads(out)
+    assert report["sum"] == 83.0
+    assert iso.complete
+    assert not Path(report["tmp"]).exists()
+
+
+# ---------------------------------------------------------------- strict versus non-strict
+
+
+def test_strict_refuses_when_unshare_is_missing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    command = _py(f"open({str(marker)!r}, 'w')")
+    with pytest.raises(IsolationUnavailable) as caught:
+        run_isolated(command, inputs=[], unshare=_missing_unshare(tmp_path))
+    error = caught.value
+    assert "expected an executable at" in str(error)
+    assert "got none" in str(error)
+    assert error.exit_code == 2
+    assert isinstance(error, SandboxError)
+    assert isinstance(error, CheckUnavailable)
+    assert "\n" not in error.diagnostics()
+    assert error.diagnostics().startswith("isolation unavailable: trusted cluster")
+    assert not marker.exists()  # the command never ran
+
+
+def test_strict_refuses_when_the_env_var_names_a_missing_unshare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(UNSHARE_ENV, str(_missing_unshare(tmp_path)))
+    with pytest.raises(IsolationUnavailable, match="no-such-dir"):
+        run_isolated(_py("pass"), inputs=[])
+    iso = probe_isolation()
+    assert not iso.network
+    assert iso.method == "none (plain subprocess)"
+
+
+def test_non_strict_runs_without_namespaces_and_reports_every_missing_layer(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import os; open(os.environ['TMPDIR'] + '/f', 'w').write('x'); print(os.environ['TMPDIR'])"
+    )
+    out, iso = run_isolated(
+        _py(code), inputs=[tmp_path], strict=False, unshare=_missing_unshare(tmp_path)
+    )
+    assert iso.method == "none (plain subprocess)"
+    for layer in (Layer.NETWORK, Layer.READONLY_INPUTS, Layer.READONLY_FS, Layer.SCRATCH_TMPFS):
+        assert layer in iso.missing
+        assert dict(iso.reasons)[layer.value]
+    assert Layer.PROCESSES in iso.missing
+    assert not iso.complete
+    assert not Path(out.decode().strip()).exists()  # the host scratch directory was removed
+
+
+def test_a_fake_unshare_cannot_fake_isolation_or_touch_host_mounts(tmp_path: Path) -> None:
+    fake = tmp_path / "unshare"
+    fake.write_text('#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done\nshift\nexec "$@"\n')
+    fake.chmod(0o755)
+    mounts_before = Path("/proc/self/mountinfo").read_text()
+    with pytest.raises(IsolationUnavailable) as caught:
+        run_isolated(_py("pass"), inputs=[tmp_path], unshare=fake)
+    message = str(caught.value)
+    assert "network (still in the host's network namespace)" in message
+    assert "readonly_fs (no private mount namespace)" in message
+    assert Path("/proc/self/mountinfo").read_text() == mounts_before
+
+
+def test_an_unshare_that_is_denied_falls_back_only_when_not_strict(tmp_path: Path) -> None:
+    denied = tmp_path / "unshare"
+    denied.write_text(
+        "#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n"
+    )
+    denied.chmod(0o755)
+    with pytest.raises(IsolationUnavailable, match="unshare failed: Operation not permitted"):
+        run_isolated(_py("print('ran')"), inputs=[], unshare=denied)
+    out, iso = run_isolated(_py("print('ran')"), inputs=[], unshare=denied, strict=False)
+    assert out == b"ran\n"
+    assert iso.method == "none (plain subprocess)"
+    probed = probe_isolation(unshare=denied)
+    assert probed.missing[:4] == (
+        Layer.NETWORK,
+        Layer.READONLY_INPUTS,
+        Layer.READONLY_FS,
+        Layer.SCRATCH_TMPFS,
+    )
+
+
+# ---------------------------------------------------------------- bounds
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("isolation")
+def test_timeout_kills_the_child_and_everything_it_started() -> None:
+    token = f"cw-sandbox-sleeper-{uuid.uuid4().hex}"
+    code = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', sys.argv[1]],"
+        " start_new_session=True); time.sleep(120)"
+    )
+    start = time.monotonic()
+    with pytest.raises(SandboxTimeout, match=r"expected to finish within 1 s"):
+        run_isolated(_py(code, token), inputs=[], timeout=1.0)
+    assert time.monotonic() - start < 5.0
+    deadline = time.monotonic() + 5.0
+    while _processes_with(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_with(token) == []
+
+
+def _processes_with(token: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if token.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_timeout_without_namespaces_kills_the_process_group(tmp_path: Path) -> None:
+    start = time.monotonic()
+    with pytest.raises(SandboxTimeout) as caught:
+        run_isolated(
+            _py("import time; time.sleep(120)"),
+            inputs=[],
+            strict=False,
+            unshare=_missing_unshare(tmp_path),
+            timeout=0.5,
+        )
+    assert time.monotonic() - start < 4.0
+    assert caught.value.exit_code == 1
+
+
+@pytest.mark.parametrize("mode", ["isolated", "plain"])
+def test_output_cap(mode: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    options: dict[str, Any] = {"inputs": [], "max_output": 100_000, "timeout": 60}
+    if mode == "isolated":
+        request.getfixturevalue("isolation")
+    else:
+        options |= {"strict": False, "unshare": _missing_unshare(tmp_path)}
+    write = "import sys; sys.stdout.buffer.write(b'x' * int(sys.argv[1]))"
+    out, _ = run_isolated(_py(write, "100000"), **options)
+    assert out == b"x" * 100_000
+    with pytest.raises(SandboxOutputTooLarge, match=r"expected at most 100000 bytes on stdout"):
+        run_isolated(_py(write, "100001"), **options)
+    with pytest.raises(SandboxOutputTooLarge):
+        run_isolated(_py(write, str(50 * 2**20)), **options)
+
+
+@pytest.mark.parametrize("mode", ["isolated", "plain"])
+def test_child_failure_gives_one_line_with_its_last_stderr_line(
+    mode: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    options: dict[str, Any] = {"inputs": [], "timeout": 60}
+    if mode == "isolated":
+        request.getfixturevalue("isolation")
+    else:
+        options |= {"strict": False, "unshare": _missing_unshare(tmp_path)}
+    code = "import sys; sys.stderr.write('warming up\\nboom: replay diverged\\n\\n'); sys.exit(3)"
+    with pytest.raises(SandboxFailed) as caught:
+        run_isolated(_py(code), **options)
+    error = caught.value
+    assert str(error) == (
+        f"sandboxed command {sys.executable!r}: expected exit status 0, got status 3; "
+        "last stderr line: boom: replay diverged"
+    )
+    assert error.diagnostics() == f"trusted cluster command failed: {error}"
+    assert error.exit_code == 1
+    with pytest.raises(SandboxFailed, match=r"status 127 \(could not execute\).*no-such-program"):
+        run_isolated(["no-such-program-computewatch"], **options)
+    kill = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    with pytest.raises(SandboxFailed, match=r"killed by SIGKILL"):
+        run_isolated(_py(kill), **options)
+
+
+# ---------------------------------------------------------------- arguments and reports
+
+
+@pytest.mark.parametrize(
+    ("argv", "options", "match"),
+    [
+        ([], {}, "expected a non-empty sequence of str"),
+        ("python", {}, "expected a non-empty sequence of str"),
+        (["true"], {"timeout": 0}, "expected a finite number of seconds > 0, got 0"),
+        (["true"], {"timeout": float("nan")}, "got nan"),
+        (["true"], {"max_output": -1}, "expected a byte count >= 0, got -1"),
+        (["true"], {"scratch_bytes": 0}, "expected a byte count > 0, got 0"),
+        (["true"], {"inputs": "/etc"}, "expected a sequence of paths, got the single path"),
+        (["true"], {"inputs": ["/no/such/input"]}, "expected an existing file or directory"),
+        (["true"], {"inputs": ["/run"]}, "expected a location outside /run"),
+    ],
+)
+def test_bad_arguments_are_parameter_errors(
+    argv: Sequence[str], options: dict[str, Any], match: str
+) -> None:
+    options = {"inputs": [], **options}
+    if options["inputs"] == ["/run"] and not Path("/run").is_dir():
+        pytest.skip("no /run on this host")
+    with pytest.raises(ParameterError, match=match):
+        run_isolated(argv, **options)
+
+
+def test_layers_mirror_the_init_script() -> None:
+    assert tuple(layer.value for layer in Layer) == _sandbox_init.LAYERS
+
+
+def test_isolation_report_accessors() -> None:
+    partial = Isolation(
+        network=False,
+        readonly_inputs=True,
+        readonly_fs=False,
+        scratch_tmpfs=True,
+        processes=True,
+        no_capabilities=True,
+        method="unshare(1) as root",
+        reasons=(("network", "skipped"), ("readonly_fs", "/ is writable")),
+    )
+    assert partial.missing == (Layer.NETWORK, Layer.READONLY_FS)
+    assert not partial.complete
+    assert partial.summary() == (
+        "network=off readonly_inputs=on readonly_fs=off scratch_tmpfs=on processes=on "
+        "no_capabilities=on (unshare(1) as root)"
+    )
+    record = partial.to_dict()
+    assert json.loads(json.dumps(record)) == record
+    assert record["layers"]["readonly_fs"] is False
+    assert record["reasons"] == {"network": "skipped", "readonly_fs": "/ is writable"}
+    none = Isolation.none("none", "why")
+    assert none.missing == tuple(Layer)
+    assert dict(none.reasons) == dict.fromkeys(Layer, "why")
+
+
+def test_probe_reports_the_layers_with_reasons() -> None:
+    probe = probe_isolation()
+    assert set(dict(probe.reasons)) == {layer.value for layer in probe.missing}
+    assert isinstance(probe.method, str)
+
+
+def test_sandbox_errors_are_computewatch_errors() -> None:
+    for cls in (IsolationUnavailable, SandboxTimeout, SandboxOutputTooLarge, SandboxFailed):
+        assert issubclass(cls, SandboxError)
+        assert issubclass(cls, ComputeWatchError)
+
+
+# ---------------------------------------------------------------- the init script, in-process
+# Only what is safe in the test process: no mount namespace (so it mounts nothing) and
+# no_capabilities skipped (so the test process keeps its capabilities).
+
+
+def _init_spec(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    spec: dict[str, Any] = {
+        "mode": "bare",
+        "strict": False,
+        "inputs": [],
+        "scratch": str(scratch),
+        "scratch_bytes": 2**20,
+        "skip": [Layer.NO_CAPABILITIES.value],
+        "host_ns": {k: str(Path(f"/proc/self/ns/{k}").readlink()) for k in ("net", "mnt", "ipc")},
+        "argv": [sys.executable, "-c", "import sys; sys.exit(5)"],
+    }
+    return spec | overrides
+
+
+def _run_init(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> tuple[int, dict[str, Any]]:
+    monkeypatch.chdir(spec["scratch"])  # main() changes directory; restored afterwards
+    read, write = os.pipe()
+    try:
+        code = _sandbox_init.main(["init", json.dumps({**spec, "status_fd": write})])
+        with os.fdopen(read, "rb") as f:
+            return code, json.loads(f.read())
+    finally:
+        for fd in (read, write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def test_init_in_the_host_namespaces_mounts_nothing_and_reports_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mounts_before = Path("/proc/self/mountinfo").read_text()
+    spec = _init_spec(tmp_path, mode="isolate", inputs=[str(tmp_path)])
+    code, status = _run_init(spec, monkeypatch)
+    assert code == 5  # the command ran (non-strict) and its status came back
+    assert status["layers"] == dict.fromkeys(_sandbox_init.LAYERS, False)
+    assert status["reasons"]["network"] == "still in the host's network namespace"
+    assert status["reasons"]["readonly_fs"] == "no private mount namespace"
+    assert status["reasons"]["processes"].startswith("not process 1")
+    assert status["reasons"]["no_capabilities"] == "skipped on request (unsafe_skip)"
+    assert Path("/proc/self/mountinfo").read_text() == mounts_before
+    assert {p.name for p in Path(spec["scratch"]).iterdir()} == set(_sandbox_init.SCRATCH_SUBDIRS)
+
+
+def test_init_refuses_when_strict_and_probes_without_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "ran"
+    argv = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+    code, _ = _run_init(_init_spec(tmp_path, strict=True, argv=argv), monkeypatch)
+    assert code == _sandbox_init.EXIT_REFUSED
+    code, _ = _run_init(_init_spec(tmp_path, mode="probe", argv=argv), monkeypatch)
+    assert code == 0
+    assert not marker.exists()
+
+
+def test_init_reports_signals_exec_failures_and_crashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kill = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+    code, _ = _run_init(_init_spec(tmp_path, argv=kill), monkeypatch)
+    assert code == 128 + 9
+    missing = [str(tmp_path / "no-such-program")]
+    code, _ = _run_init(_init_spec(tmp_path, argv=missing), monkeypatch)
+    assert code == _sandbox_init.EXIT_EXEC_FAILED
+    crash = _init_spec(tmp_path, inputs=[str(tmp_path / "gone")], argv=["true"])
+    code, status = _run_init(crash, monkeypatch)
+    assert code == 0
+    assert set(status["reasons"]) == set(_sandbox_init.LAYERS)
+    assert status["reasons"]["network"].startswith("sandbox setup crashed: FileNotFoundError")
+
+
+def test_init_reads_mountinfo_and_capabilities() -> None:
+    assert _sandbox_init._unescape(r"/a\040b\134c\0") == "/a b\\c\\0"
+    table = _sandbox_init._mounts()
+    assert table[_sandbox_init._mount_id("/")][0] == "/"
+    report = _sandbox_init._Report()
+    _sandbox_init._check_capabilities(report)
+    if os.geteuid() == 0:
+        assert report.reasons["no_capabilities"].startswith("capability sets not empty")
+    assert not report.attempt("network", "fails", os.rmdir, "/no/such/dir")
+    assert report.reasons["network"] == "fails: No such file or directory"
+
+
+def test_unshare_not_on_path_or_not_runnable_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(UNSHARE_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(IsolationUnavailable, match=r"not found on PATH \(install util-linux\)"):
+        run_isolated(_py("pass"), inputs=[])
+    garbage = tmp_path / "unshare"
+    garbage.write_bytes(b"\x7fELF not really")
+    garbage.chmod(0o755)
+    with pytest.raises(IsolationUnavailable, match=r"cannot start: .*Exec format error"):
+        run_isolated(_py("pass"), inputs=[], unshare=garbage)
+
+
+@pytest.mark.slow
+def test_plain_mode_returns_when_the_command_exits_though_a_daemon_holds_stdout(
+    tmp_path: Path,
+) -> None:
+    # Without a PID namespace a setsid() grandchild escapes the process-group kill
+    # (the reason the processes layer exists); the parent still returns promptly.
+    token = f"cw-sandbox-daemon-{uuid.uuid4().hex}"
+    code = (
+        "import subprocess, sys; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)', sys.argv[1]],"
+        " start_new_session=True); print('done')"
+    )
+    start = time.monotonic()
+    try:
+        out, _ = run_isolated(
+            _py(code, token),
+            inputs=[],
+            strict=False,
+            unshare=_missing_unshare(tmp_path),
+            timeout=20,
+        )
+    finally:
+        for pid in _processes_with(token):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+    assert out == b"done\n"
+    assert time.monotonic() - start < 10
+
+
+def test_only_the_tail_of_a_long_stderr_is_kept(tmp_path: Path) -> None:
+    code = "import sys; sys.stderr.write('noise\\n' * 50_000 + 'the real cause\\n'); sys.exit(1)"
+    with pytest.raises(SandboxFailed, match=r"got status 1; last stderr line: the real cause$"):
+        run_isolated(
+            _py(code), inputs=[], strict=False, unshare=_missing_unshare(tmp_path), timeout=60
+        )
+
+
+def test_a_malformed_status_report_is_a_sandbox_error() -> None:
+    with pytest.raises(SandboxError, match="expected the init's JSON report, got b'junk'"):
+        _sandbox._parse_status(b"junk", "unshare(1) as root")
+    with pytest.raises(SandboxError):
+        _sandbox._parse_status(b'{"layers": {}, "reasons": {}}', "unshare(1) as root")
