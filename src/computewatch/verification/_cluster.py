@@ -55,6 +55,9 @@ class ClusterJob:
         budget: segment replay budget (fraction of training steps).
         exact: require bitwise replays where possible.
         seed: the Verifier's secret seed for segment selection (drawn if None).
+        rules: a rule file to evaluate on the verified facts.
+        declared: what the Prover declared for the run (``reported``,
+            ``approvals``), from the Verifier's records.
     """
 
     transcript: Path
@@ -63,6 +66,8 @@ class ClusterJob:
     budget: float = 0.05
     exact: bool = False
     seed: int | None = field(default=None, repr=False)
+    rules: Path | None = None
+    declared: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The job as the child reads it."""
@@ -80,11 +85,15 @@ class ClusterJob:
             "budget": self.budget,
             "exact": self.exact,
             "seed": self.seed if self.seed is not None else secrets.randbits(63),
+            "rules": str(self.rules.resolve()) if self.rules is not None else None,
+            "declared": self.declared,
         }
 
     def inputs(self) -> list[Path]:
         """Everything the child reads."""
         paths = [self.transcript, self.report]
+        if self.rules is not None:
+            paths.append(self.rules)
         for c in self.chips:
             paths += [c.public_key, c.log]
         return [p.resolve() for p in paths]

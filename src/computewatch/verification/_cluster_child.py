@@ -29,16 +29,23 @@ def main(argv: list[str]) -> int:
             )
             for c in job["chips"]
         ]
+        rules = None
+        if job.get("rules"):
+            from computewatch.rules import load_rules  # noqa: PLC0415
+
+            rules = load_rules(job["rules"])
         verdict = verify_transcript(
             job["transcript"],
             job["report"],
             chips,
             VerificationPolicy(budget=float(job["budget"]), exact=bool(job["exact"])),
             np.random.default_rng(int(job["seed"])),
+            rules=rules,
+            declared=dict(job.get("declared") or {}),
         )
     except ComputeWatchError as e:
         sys.stderr.write(e.diagnostics() + "\n")
-        return 1
+        return e.exit_code
     except (IndexError, KeyError, TypeError, ValueError) as e:
         sys.stderr.write(f"bad input: cluster job malformed ({e})\n")
         return 2

@@ -94,6 +94,8 @@ class Verdict:
         replayed_steps: optimizer steps the verifier replayed.
         training_steps: optimizer steps of the run.
         isolation: how the trusted cluster was isolated (filled in by it).
+        rules: each rule's id, kind and status (compliant, violation,
+            not_applicable, error): the outcome only, never the facts.
     """
 
     run_id: str
@@ -102,6 +104,7 @@ class Verdict:
     replayed_steps: int
     training_steps: int
     isolation: dict[str, Any] = field(default_factory=dict)
+    rules: tuple[dict[str, str], ...] = ()
 
     @property
     def compute_fraction(self) -> float:
@@ -114,9 +117,14 @@ class Verdict:
         return [c for c in self.checks if c.status is CheckStatus.FAIL]
 
     @property
+    def violations(self) -> list[dict[str, str]]:
+        """Rules violated (or that could not be evaluated: fail closed)."""
+        return [r for r in self.rules if r.get("status") in ("violation", "error")]
+
+    @property
     def passed(self) -> bool:
-        """No check failed and at least one passed."""
-        return not self.failures and any(c.passed for c in self.checks)
+        """No check failed, at least one passed, and no rule was violated."""
+        return not self.failures and any(c.passed for c in self.checks) and not self.violations
 
     def __bool__(self) -> bool:
         """Truthiness is `passed`."""
@@ -134,6 +142,7 @@ class Verdict:
             "training_steps": self.training_steps,
             "compute_fraction": self.compute_fraction,
             "isolation": self.isolation,
+            "rules": list(self.rules),
         }
 
     @classmethod
@@ -151,4 +160,8 @@ class Verdict:
             replayed_steps=int(doc["replayed_steps"]),
             training_steps=int(doc["training_steps"]),
             isolation=dict(doc.get("isolation", {})),
+            rules=tuple(
+                {"id": str(r["id"]), "kind": str(r["kind"]), "status": str(r["status"])}
+                for r in doc.get("rules", [])
+            ),
         )

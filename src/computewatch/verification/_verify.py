@@ -90,6 +90,8 @@ class VerificationPolicy:
         chip_flops_per_second: peak FLOP/s of one chip.
         clock_slack_s: allowed chip/host clock disagreement.
         max_forward_checks: forward passes for the loss heuristic.
+        max_replayed_snapshots: chip-logged snapshots replayed (a secret
+            random subset when there are more; all are hash-checked).
         heuristics: the spoof heuristics to run (extend in secret).
     """
 
@@ -100,6 +102,7 @@ class VerificationPolicy:
     chip_flops_per_second: float = 1e15
     clock_slack_s: float = 5.0
     max_forward_checks: int = 2
+    max_replayed_snapshots: int = 6
     heuristics: tuple[Callable[[HeuristicContext], CheckResult], ...] = field(
         default=DEFAULT_HEURISTICS
     )
@@ -111,6 +114,7 @@ class VerificationPolicy:
             "pol_segments": self.pol_segments,
             "safety": self.safety,
             "exact": self.exact,
+            "max_replayed_snapshots": self.max_replayed_snapshots,
             "heuristics": len(self.heuristics),
         }
 
@@ -302,11 +306,26 @@ class _Session:
                 CheckResult.skipped("snapshots", "no inspected chip logged a snapshot of this run")
             )
             return
+        linked = [(serial, entry) for serial, entry in logged if self._link(serial, entry, claims)]
+        # every logged snapshot is claimed and hash-checked above; a secret
+        # random subset of them is also replayed (replay is the costly part)
+        limit = self.policy.max_replayed_snapshots
+        chosen = set(range(len(linked)))
+        if len(linked) > limit:
+            chosen = {int(i) for i in self.rng.choice(len(linked), size=limit, replace=False)}
         pending: dict[int, list[tuple[str, LogEntry]]] = {}
-        for serial, entry in logged:
-            if self._link(serial, entry, claims):
-                step = int(entry.body["step"])
-                pending.setdefault(self._base(step), []).append((serial, entry))
+        for i, (serial, entry) in enumerate(linked):
+            if i not in chosen:
+                self.checks.append(
+                    CheckResult.ok(
+                        f"snapshot:{serial}#{entry.seq}",
+                        "claimed, ω hashes to the logged h (not drawn for replay)",
+                        replayed=False,
+                    )
+                )
+                continue
+            step = int(entry.body["step"])
+            pending.setdefault(self._base(step), []).append((serial, entry))
         if not pending:
             return
         tol = self._tolerance()
@@ -394,6 +413,39 @@ class _Session:
                 )
             )
 
+    # -- 7. rules ------------------------------------------------------------
+
+    def rules(self, rules: Any, declared: dict[str, Any]) -> tuple[dict[str, str], ...]:
+        """Compute the verified facts and evaluate `rules` on them."""
+        from computewatch.rules import (  # noqa: PLC0415
+            ExploitCodeClassifier,
+            HeldOutBitsPerByte,
+            evaluate,
+        )
+        from computewatch.verification._facts import compute_facts  # noqa: PLC0415
+
+        verified = not any(c.status.value == "fail" for c in self.checks)
+        try:
+            facts = compute_facts(
+                self.reader,
+                self._replayer(),
+                verified=verified,
+                declared=declared,
+                rng=self.rng,
+                classifiers=[ExploitCodeClassifier()],
+                benchmarks=[HeldOutBitsPerByte()],
+            )
+        except ComputeWatchError as e:
+            self.checks.append(CheckResult.fail("facts", " ".join(e.message.split())))
+            return tuple(
+                {"id": r.rule_id, "kind": r.kind.value, "status": "error"} for r in rules.rules
+            )
+        report = evaluate(rules, facts)
+        return tuple(
+            {"id": r.rule_id, "kind": str(r.kind.value), "status": str(r.status.value)}
+            for r in report.results
+        )
+
     # -- 6. heuristics -----------------------------------------------------
 
     def heuristics(self) -> None:
@@ -421,8 +473,14 @@ def verify_transcript(
     chips: Sequence[ChipEvidence],
     policy: VerificationPolicy | None = None,
     rng: np.random.Generator | None = None,
+    *,
+    rules: Any = None,
+    declared: dict[str, Any] | None = None,
 ) -> Verdict:
     """Verify a transcript against its report and the inspected chips' logs.
+
+    With `rules` (a loaded rule set), the verified facts are computed and
+    the rules evaluated; only their outcomes enter the verdict.
 
     Never raises for a bad transcript: tampering and malformed input become
     failed checks in the verdict (the trusted cluster outputs only pass/fail).
@@ -450,10 +508,14 @@ def verify_transcript(
             kind = "tampered" if isinstance(e, IntegrityError) else "malformed"
             name = step.__name__
             session.checks.append(CheckResult.fail(name, f"{kind}: {' '.join(e.message.split())}"))
+    outcomes: tuple[dict[str, str], ...] = ()
+    if rules is not None:
+        outcomes = session.rules(rules, declared or {})
     return Verdict(
         run_id=reader.run_id,
         commitment=reader.report["commitment"],
         checks=tuple(session.checks),
         replayed_steps=session.replayed,
         training_steps=reader.steps,
+        rules=outcomes,
     )

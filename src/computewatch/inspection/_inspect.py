@@ -1,0 +1,233 @@
+"""Inspecting one sampled chip (paper §3.1).
+
+With the chip in hand, the inspector: (1) confirms its burned-in serial is
+the one sampled, that the directory names the Prover as its owner and that
+its identity key is the registered one; (2) asks for an attestation over a
+fresh nonce and checks it against the registered key (firmware version,
+counters, log size and head); (3) checks the tamper seal; (4) reads the
+firmware log and verifies it entry by entry against the registered key and
+the attested size and head; (5) checks that every snapshot hash the chip
+logged appears in one of the Prover's reports: an unreported snapshot is
+itself a finding. The runs the chip's log names are then verified in the
+trusted cluster (`audit_prover`).
+
+Example::
+
+    >>> result = inspect_chip(folder, record, expected_owner="lab-a",
+    ...                       nonce=nonce, reports=reports)  # doctest: +SKIP
+    >>> result.passed, [f.kind for f in result.findings]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from computewatch.chip import ATTESTATION_PAYLOAD_TYPE, Chip, read_chip_log, verify_chip_log
+from computewatch.crypto import Digest, verify_envelope
+from computewatch.errors import ComputeWatchError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from computewatch.chip import LogEntry
+    from computewatch.crypto import VerifyingKey
+
+__all__ = ["ChipInspection", "DirectoryRecord", "Finding", "inspect_chip"]
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRecord:
+    """What the chip-owner directory says of a chip."""
+
+    serial: str
+    owner: str
+    public_key: VerifyingKey
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something an inspection found wrong.
+
+    Attributes:
+        serial: the chip.
+        kind: ``serial-mismatch``, ``owner-mismatch``, ``key-substituted``,
+            ``attestation``, ``seal-broken``, ``log-tampered``,
+            ``hidden-snapshot``, ``unreported-run``, ``chip-unreadable``.
+        detail: one line.
+    """
+
+    serial: str
+    kind: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        """For reports."""
+        return {"serial": self.serial, "kind": self.kind, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class ChipInspection:
+    """The outcome of inspecting one chip.
+
+    Attributes:
+        serial: the chip.
+        findings: what was wrong (empty if nothing).
+        attestation: the verified attestation's payload.
+        log_size: entries in its verified log.
+        snapshots: (seq, run_id, step, h) of every logged snapshot.
+        runs: run ids the log names (precommitments and snapshots).
+    """
+
+    serial: str
+    findings: tuple[Finding, ...]
+    attestation: dict[str, Any] = field(default_factory=dict)
+    log_size: int = 0
+    snapshots: tuple[tuple[int, str, int, str], ...] = ()
+    runs: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """No findings."""
+        return not self.findings
+
+    def to_json(self) -> dict[str, Any]:
+        """For reports."""
+        return {
+            "serial": self.serial,
+            "passed": self.passed,
+            "findings": [f.to_json() for f in self.findings],
+            "firmware": self.attestation.get("firmware"),
+            "seal_intact": self.attestation.get("seal", {}).get("intact"),
+            "log_size": self.log_size,
+            "snapshots": [
+                {"seq": s, "run_id": r, "step": t, "h": h} for s, r, t, h in self.snapshots
+            ],
+            "runs": list(self.runs),
+        }
+
+
+def _claimed(reports: Sequence[dict[str, Any]]) -> set[tuple[str, int, str]]:
+    out = set()
+    for rep in reports:
+        for c in rep.get("snapshots", []):
+            out.add((str(c.get("serial")), int(c.get("seq", -1)), str(c.get("h"))))
+    return out
+
+
+def _attestation_findings(
+    att: dict[str, Any], serial: str, nonce: bytes, min_firmware: int
+) -> list[Finding]:
+    found = []
+    if att.get("nonce") != nonce.hex() or att.get("serial") != serial:
+        found.append(Finding(serial, "attestation", "nonce or serial in the attestation is wrong"))
+    fw = att.get("firmware") or {}
+    if int(fw.get("v", 0)) < min_firmware:
+        found.append(
+            Finding(
+                serial, "attestation", f"firmware v{fw.get('v')} below the required v{min_firmware}"
+            )
+        )
+    if not att.get("seal", {}).get("intact", False):
+        found.append(Finding(serial, "seal-broken", "the tamper-evident seal was opened"))
+    return found
+
+
+def _snapshot_findings(
+    entries: Sequence[LogEntry],
+    serial: str,
+    reports: Sequence[dict[str, Any]],
+    findings: list[Finding],
+) -> tuple[list[tuple[int, str, int, str]], list[str]]:
+    """The log's snapshots and runs; an unreported snapshot is a finding."""
+    claimed = _claimed(reports)
+    snapshots = []
+    runs: list[str] = []
+    for entry in entries:
+        run = entry.body.get("run_id")
+        if entry.kind in ("precommit", "snapshot") and run not in runs:
+            runs.append(str(run))
+        if entry.kind == "snapshot":
+            item = (entry.seq, str(run), int(entry.body.get("step", -1)), str(entry.body.get("h")))
+            snapshots.append(item)
+            if (serial, entry.seq, item[3]) not in claimed:
+                findings.append(
+                    Finding(
+                        serial,
+                        "hidden-snapshot",
+                        f"log entry seq {entry.seq} (run {run!r}, step {item[2]}) is in no report",
+                    )
+                )
+    return snapshots, runs
+
+
+def inspect_chip(
+    folder: Path,
+    record: DirectoryRecord,
+    *,
+    expected_owner: str,
+    nonce: bytes,
+    reports: Sequence[dict[str, Any]],
+    min_firmware: int = 1,
+) -> ChipInspection:
+    """Inspect the chip in `folder` against its directory record and the Prover's reports."""
+    serial = record.serial
+    findings: list[Finding] = []
+    if record.owner != expected_owner:
+        findings.append(
+            Finding(
+                serial,
+                "owner-mismatch",
+                f"directory owner {record.owner!r}, inspected at {expected_owner!r}",
+            )
+        )
+    try:
+        chip = Chip.open(folder)
+    except ComputeWatchError as e:
+        findings.append(Finding(serial, "chip-unreadable", " ".join(e.message.split())))
+        return ChipInspection(serial, tuple(findings))
+    with chip:
+        if chip.serial != serial:
+            findings.append(
+                Finding(serial, "serial-mismatch", f"burned-in serial is {chip.serial!r}")
+            )
+        if chip.public_key != record.public_key:
+            findings.append(
+                Finding(
+                    serial, "key-substituted", "the chip's identity key is not the registered one"
+                )
+            )
+        try:
+            env = chip.attest(nonce)
+            verified = verify_envelope(
+                env,
+                {record.public_key.key_id: record.public_key},
+                payload_type=ATTESTATION_PAYLOAD_TYPE,
+            )
+            att = json.loads(verified.payload)
+        except ComputeWatchError as e:
+            findings.append(Finding(serial, "attestation", " ".join(e.message.split())))
+            return ChipInspection(serial, tuple(findings))
+        findings.extend(_attestation_findings(att, serial, nonce, min_firmware))
+        try:
+            entries = verify_chip_log(
+                read_chip_log(chip.log_path),
+                record.public_key,
+                serial,
+                expected_size=int(att["log"]["size"]),
+                expected_head=Digest.parse(att["log"]["head"]) if att["log"]["size"] else None,
+            )
+        except ComputeWatchError as e:
+            findings.append(Finding(serial, "log-tampered", " ".join(e.message.split())))
+            return ChipInspection(serial, tuple(findings), attestation=att)
+    snapshots, runs = _snapshot_findings(entries, serial, reports, findings)
+    return ChipInspection(
+        serial,
+        tuple(findings),
+        attestation=att,
+        log_size=len(entries),
+        snapshots=tuple(snapshots),
+        runs=tuple(runs),
+    )

@@ -1,0 +1,112 @@
+"""Verified facts for the rules, computed inside the trusted cluster (paper §2.1, §5.2).
+
+After a transcript passes (or fails) verification, the cluster computes the
+facts the rules speak of, from the committed transcript and the Prover's raw
+data, without letting any of it out:
+
+* ``training``: FLOPs (the program's FLOPs per point x points) and
+  chip-hours (chips x the recorded training time);
+* ``data``: for each classifier, the fraction of a random sample of the
+  committed data points it flags, with an exact confidence interval (each
+  raw point is checked against its committed hash first);
+* ``hyper``: the run's configuration scalars, plus derived ones
+  (``rl_fraction``: 0 for supervised programs);
+* ``benchmarks``: each benchmark's score of the final checkpoint;
+* ``declared`` (from the Verifier's records) and ``verified``.
+
+Only the rules' outcomes leave the cluster.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from computewatch.datacenter import point_hash
+from computewatch.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import numpy as np
+
+    from computewatch.verification._reader import TranscriptReader
+    from computewatch.verification._replay import Replayer
+
+__all__ = ["compute_facts"]
+
+#: Data points sampled per classifier.
+DATA_SAMPLE = 256
+
+
+def _sampled_points(reader: TranscriptReader, rng: np.random.Generator, n: int) -> list[bytes]:
+    steps = reader.steps
+    out = []
+    for _ in range(n):
+        step = int(rng.integers(steps))
+        committed = reader.points(step)
+        j = int(rng.integers(len(committed)))
+        index = reader.schedule.indices(step)[j]
+        point = reader.program.data_point(reader.config, index)
+        if point_hash(point) != committed[j]:
+            msg = f"step {step} point {j}: the raw data does not match its committed hash"
+            raise IntegrityError(msg)
+        out.append(point.contiguous().numpy().tobytes())
+    return out
+
+
+def compute_facts(
+    reader: TranscriptReader,
+    replayer: Replayer,
+    *,
+    verified: bool,
+    declared: Mapping[str, Any],
+    rng: np.random.Generator,
+    classifiers: Sequence[Any],
+    benchmarks: Sequence[Any],
+) -> dict[str, Any]:
+    """The facts of one run, in the rules' schema."""
+    from computewatch.rules import estimate_property  # noqa: PLC0415
+
+    config = reader.config
+    points = reader.schedule.batch_size * reader.steps
+    flops = reader.program.flops_per_point(config, reader.layout.numel) * points
+    metrics = reader.metrics
+    seconds = 0.0
+    if metrics:
+        seconds = (
+            float(metrics[-1]["time"]) - float(metrics[0]["time"]) + float(metrics[0]["seconds"])
+        )
+    data = {}
+    if classifiers:
+        sample = _sampled_points(reader, rng, DATA_SAMPLE)
+        for classifier in classifiers:
+            est = estimate_property(sample, classifier)
+            data[classifier.name] = {
+                "estimate": est.estimate,
+                "lower": est.lower,
+                "upper": est.upper,
+                "sampled": est.sampled,
+                "flagged": est.flagged,
+            }
+    hyper: dict[str, Any] = {
+        k: v for k, v in config.items() if isinstance(v, bool | int | float | str)
+    }
+    hyper.setdefault("rl_fraction", 0.0)
+    scores = {}
+    if benchmarks:
+        final = reader.checkpoint_steps[-1]
+        replayer.trainer.load(reader.checkpoint(final))
+        for bench in benchmarks:
+            scores[bench.name] = float(bench.score(replayer.trainer.model, reader.program, config))
+    return {
+        "run": {"id": reader.run_id, "chips": reader.world_size, "steps": reader.steps},
+        "training": {"flops": float(flops), "chip_hours": reader.world_size * seconds / 3600.0},
+        "data": data,
+        "hyper": hyper,
+        "benchmarks": scores,
+        "declared": {
+            "reported": bool(declared.get("reported", False)),
+            "approvals": [str(a) for a in declared.get("approvals", [])],
+        },
+        "verified": verified,
+    }

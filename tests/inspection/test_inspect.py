@@ -1,0 +1,89 @@
+"""Inspecting chips: clean chips pass; each kind of trouble is a finding."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+import torch
+
+from computewatch.chip import Chip, ManualClock, sign_firmware
+from computewatch.crypto import SigningKey, json_digest
+from computewatch.inspection import DirectoryRecord, inspect_chip
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+NONCE = bytes(range(16))
+
+
+@pytest.fixture
+def chip_folder(tmp_path: Path) -> tuple[Path, DirectoryRecord]:
+    maker = SigningKey.generate()
+    clock = ManualClock()
+    chip = Chip.provision(tmp_path / "chip", "CW-I-1", maker.verifying_key, clock=clock)
+    chip.boot(sign_firmware(name="fw", version=2, code=b"", chipmaker=maker))
+    chip.precommit("run-a", json_digest({"a": 1}))
+    chip.register("run-a", {"w": torch.zeros(8)}, json_digest({"c": 1}), tmp_path / "omega")
+    chip.snapshot_now(3)
+    record = DirectoryRecord("CW-I-1", "lab-a", chip.public_key)
+    chip.close()
+    return tmp_path / "chip", record
+
+
+def _report(folder: Path) -> dict[str, object]:
+    with Chip.open(folder) as chip:
+        snap = next(e for e in chip.log_entries() if e.kind == "snapshot")
+    return {"snapshots": [{"serial": "CW-I-1", "seq": snap.seq, "h": snap.body["h"]}]}
+
+
+def test_a_clean_chip_passes(chip_folder: tuple[Path, DirectoryRecord]) -> None:
+    folder, record = chip_folder
+    result = inspect_chip(
+        folder, record, expected_owner="lab-a", nonce=NONCE, reports=[_report(folder)]
+    )
+    assert result.passed, result.findings
+    assert result.runs == ("run-a",)
+    assert result.attestation["firmware"]["v"] == 2
+    assert result.to_json()["seal_intact"] is True
+
+
+def test_an_unreported_snapshot_is_a_finding(chip_folder: tuple[Path, DirectoryRecord]) -> None:
+    folder, record = chip_folder
+    result = inspect_chip(folder, record, expected_owner="lab-a", nonce=NONCE, reports=[])
+    assert [f.kind for f in result.findings] == ["hidden-snapshot"]
+
+
+def test_owner_mismatch_and_substituted_key(chip_folder: tuple[Path, DirectoryRecord]) -> None:
+    folder, record = chip_folder
+    result = inspect_chip(
+        folder, record, expected_owner="lab-b", nonce=NONCE, reports=[_report(folder)]
+    )
+    assert "owner-mismatch" in {f.kind for f in result.findings}
+    other = DirectoryRecord("CW-I-1", "lab-a", SigningKey.generate().verifying_key)
+    result = inspect_chip(
+        folder, other, expected_owner="lab-a", nonce=NONCE, reports=[_report(folder)]
+    )
+    assert {"key-substituted", "attestation"} <= {f.kind for f in result.findings}
+
+
+def test_broken_seal_and_tampered_log(chip_folder: tuple[Path, DirectoryRecord]) -> None:
+    folder, record = chip_folder
+    report = _report(folder)
+    with Chip.open(folder) as chip:
+        chip.break_seal()
+    result = inspect_chip(folder, record, expected_owner="lab-a", nonce=NONCE, reports=[report])
+    assert [f.kind for f in result.findings] == ["seal-broken"]
+    log = folder / "nvram.log"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]))  # hide the last entry
+    result = inspect_chip(folder, record, expected_owner="lab-a", nonce=NONCE, reports=[report])
+    assert "chip-unreadable" in {f.kind for f in result.findings}  # the SE counts one more
+
+
+def test_a_missing_chip_folder_is_a_finding(tmp_path: Path) -> None:
+    record = DirectoryRecord("CW-X", "lab-a", SigningKey.generate().verifying_key)
+    result = inspect_chip(
+        tmp_path / "none", record, expected_owner="lab-a", nonce=NONCE, reports=[]
+    )
+    assert [f.kind for f in result.findings] == ["chip-unreadable"]
