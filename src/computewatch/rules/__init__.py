@@ -1,0 +1,90 @@
+"""Rules on training runs (paper §2.1), checked on verified facts.
+
+A rule file (YAML, see `load_rules` and `docs/rules.md`) lists rules of four
+kinds (reporting, ban, approval, mitigation) whose conditions are Common
+Expression Language (CEL) expressions over the facts of one verified run
+(`Facts`): training compute, data properties estimated from a random sample
+with a confidence bound (`estimate_property` with a pluggable `Classifier`),
+hyperparameters, benchmark scores of the final model (pluggable
+`Benchmark`), what the Prover declared, and whether the transcript verified.
+`evaluate` gives each rule a `RuleResult` and fails closed: a rule that
+cannot be evaluated is an error, and an error is not compliance.
+
+The trusted cluster computes the facts and calls `evaluate`; this package
+imports no other computewatch layer.
+
+Example::
+
+    >>> from computewatch.rules import Facts, RunFacts, TrainingFacts, evaluate, load_rules
+    >>> rules = load_rules('''
+    ... version: 1
+    ... name: demo regime
+    ... rules:
+    ...   - id: report-large-runs
+    ...     kind: reporting
+    ...     when: "training.flops > 1e11"
+    ...   - id: approval-for-frontier
+    ...     kind: approval
+    ...     when: "training.flops > 1.5e11"
+    ... ''')
+    >>> facts = Facts(RunFacts("run-a", chips=4, steps=300), TrainingFacts(5e10, 0.2))
+    >>> evaluate(rules, facts).compliant
+    True
+    >>> big = Facts(RunFacts("run-b", chips=4, steps=900), TrainingFacts(2e11, 0.6))
+    >>> [(r.rule_id, r.status.value) for r in evaluate(rules, big).results]
+    [('report-large-runs', 'violation'), ('approval-for-frontier', 'violation')]
+"""
+
+from computewatch.rules._benchmarks import Benchmark, HeldOutBitsPerByte
+from computewatch.rules._estimate import (
+    Classifier,
+    ExploitCodeClassifier,
+    PropertyEstimate,
+    clopper_pearson,
+    estimate_property,
+)
+from computewatch.rules._evaluate import RuleReport, RuleResult, RuleStatus, evaluate
+from computewatch.rules._expr import MAX_EXPR_CHARS
+from computewatch.rules._facts import (
+    NAMESPACES,
+    DeclaredFacts,
+    Facts,
+    HyperValue,
+    RunFacts,
+    TrainingFacts,
+)
+from computewatch.rules._ruleset import (
+    MAX_RULE_FILE_BYTES,
+    MAX_RULES,
+    Rule,
+    RuleKind,
+    RuleSet,
+    load_rules,
+)
+
+__all__ = [
+    "MAX_EXPR_CHARS",
+    "MAX_RULES",
+    "MAX_RULE_FILE_BYTES",
+    "NAMESPACES",
+    "Benchmark",
+    "Classifier",
+    "DeclaredFacts",
+    "ExploitCodeClassifier",
+    "Facts",
+    "HeldOutBitsPerByte",
+    "HyperValue",
+    "PropertyEstimate",
+    "Rule",
+    "RuleKind",
+    "RuleReport",
+    "RuleResult",
+    "RuleSet",
+    "RuleStatus",
+    "RunFacts",
+    "TrainingFacts",
+    "clopper_pearson",
+    "estimate_property",
+    "evaluate",
+    "load_rules",
+]
