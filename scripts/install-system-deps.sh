@@ -3,7 +3,9 @@
 # tpm:HOST:PORT) and its tests need: the swtpm TPM 2.0 simulator, and what
 # `pip install tpm2-pytss` needs to build against tpm2-tss (libtss2-dev,
 # pkg-config, a C compiler, and Python's headers when the interpreter lacks
-# them). Idempotent: when everything is installed it changes nothing and skips
+# them); and PostgreSQL (postgresql), which the registry tests and benchmark
+# start themselves with initdb and pg_ctl (computewatch.supplychain).
+# Idempotent: when everything is installed it changes nothing and skips
 # `apt-get update`. Run as root (or with sudo available) on Debian 12.
 #
 #   scripts/install-system-deps.sh               # what the build and tests need
@@ -15,11 +17,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(swtpm libtss2-dev pkg-config gcc libc6-dev)
+packages=(swtpm libtss2-dev pkg-config gcc libc6-dev postgresql)
 for arg in "$@"; do
   case "$arg" in
     --with-tools) packages+=(swtpm-tools tpm2-tools) ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "install-system-deps: unknown argument $arg (try --help)" >&2; exit 2 ;;
   esac
 done

@@ -1,0 +1,449 @@
+"""`computewatch registry ...`: the chip-owner directory and receipt service (paper §6).
+
+A thin shell over `computewatch.supplychain` (imported inside the commands,
+so other commands do not pay for the web stack): ``serve`` runs the HTTP
+service; ``request``/``cosign``/``submit`` build, co-sign and send signed
+requests; ``chip``, ``actor``, ``checkpoint``, ``prove``, ``report`` and
+``audit`` read and check the directory and its transparency log.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from computewatch.cli._output import console, emit_json, say
+from computewatch.crypto import Envelope, NoteVerifier, SigningKey, VerifyingKey
+from computewatch.errors import FormatError, VerificationFailed
+
+if TYPE_CHECKING:
+    from computewatch.supplychain import RegistryClient
+
+app = typer.Typer(
+    help="Chip-owner directory, chain of custody and receipt service (paper §6).",
+    no_args_is_help=True,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+Server = Annotated[str, typer.Option("--server", help="Registry URL, e.g. http://127.0.0.1:8000.")]
+LogKey = Annotated[
+    str, typer.Option("--log-key", help="The log's note verifier key (vkey text, or a file).")
+]
+_DAY = 86_400.0
+
+
+def _log_key(value: str) -> NoteVerifier:
+    path = Path(value)
+    text = value
+    if "+" not in value or path.is_file():
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            msg = f"--log-key {value!r:.60}: neither a vkey nor a readable file ({e})"
+            raise FormatError(msg) from e
+    return NoteVerifier.from_vkey(text)
+
+
+def _client(server: str, log_key: str) -> RegistryClient:
+    from computewatch.supplychain import RegistryClient  # noqa: PLC0415 - keep the CLI fast
+
+    return RegistryClient(server, _log_key(log_key))
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        msg = f"{what} {path}: cannot read ({e.strerror})"
+        raise FormatError(msg) from e
+
+
+@app.command("keygen")
+def keygen_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Note key file to write (0600).")],
+    origin: Annotated[str, typer.Option("--origin", help="The log's origin (the key name).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate the log's note signing key; prints its verifier key (vkey)."""
+    from computewatch.supplychain import write_log_key  # noqa: PLC0415
+
+    signer = write_log_key(out, origin)
+    if as_json:
+        emit_json({"key_file": str(out), "vkey": signer.verifier.vkey})
+    else:
+        say(f"wrote {out} (0600); log verifier key: {signer.verifier.vkey}")
+
+
+@app.command("serve")
+def serve_cmd(
+    db: Annotated[str, typer.Option("--db", help="sqlite:///PATH or postgresql://...")],
+    key: Annotated[Path, typer.Option("--key", help="The log's note key file (keygen).")],
+    registrar: Annotated[Path, typer.Option("--registrar", help="Registrar public key (PEM).")],
+    registrar_id: Annotated[str, typer.Option("--registrar-id")] = "registrar",
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    max_skew: Annotated[float, typer.Option("--max-skew", help="Seconds.")] = 300.0,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Writes per commit.")] = 512,
+    never_registered_days: Annotated[float, typer.Option("--never-registered-days")] = 180.0,
+    max_transit_days: Annotated[float, typer.Option("--max-transit-days")] = 30.0,
+    mass_loss: Annotated[int, typer.Option("--mass-loss", help="Chips lost per actor.")] = 10,
+    mass_loss_days: Annotated[float, typer.Option("--mass-loss-days")] = 365.0,
+) -> None:
+    """Run the registry HTTP service (FastAPI on uvicorn) until interrupted."""
+    import uvicorn  # noqa: PLC0415
+
+    from computewatch.supplychain import RegistrySettings, ReportPolicy, create_app  # noqa: PLC0415
+
+    policy = ReportPolicy(
+        never_registered_days * _DAY, max_transit_days * _DAY, mass_loss, mass_loss_days * _DAY
+    )
+    settings = RegistrySettings(
+        db_url=db,
+        log_key_file=key,
+        registrar_key_file=registrar,
+        registrar_id=registrar_id,
+        max_skew_s=max_skew,
+        max_batch=max_batch,
+        policy=policy,
+    )
+    signer = settings.load_signer()
+    store = settings.open_store(signer.name)
+    try:
+        application = create_app(settings, store)
+    except BaseException:
+        store.close()
+        raise
+    say(
+        f"registry {signer.name} on http://{host}:{port} ({store.backend}); "
+        f"log key {signer.verifier.vkey}"
+    )
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _body(kind: str, opts: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - one case per kind
+    serials: list[str] = opts["serial"]
+    note = {"note": opts["note"]} if opts["note"] else {}
+    if kind == "register-actor":
+        if not (opts["new_id"] and opts["role"] and opts["new_key"]):
+            msg = "register-actor: expected --id, --role and --new-key"
+            raise FormatError(msg)
+        body = {"id": opts["new_id"], "role": opts["role"]}
+        body["key"] = VerifyingKey.load(opts["new_key"]).raw.hex()
+        if opts["name"]:
+            body["name"] = opts["name"]
+        return body
+    if kind == "fabricate":
+        chips = []
+        for spec in opts["chip"]:
+            serial, sep, pem = spec.partition("=")
+            if not sep:
+                msg = f"--chip {spec!r}: expected SERIAL=PUBLIC_KEY_PEM"
+                raise FormatError(msg)
+            key = VerifyingKey.load(pem).raw.hex()
+            flags = sorted(set(opts["capability"]))
+            chips.append(
+                {"serial": serial, "key": key, "model": opts["model"], "capabilities": flags}
+            )
+        if not chips:
+            msg = "fabricate: expected at least one --chip SERIAL=PUBLIC_KEY_PEM"
+            raise FormatError(msg)
+        return {"chips": chips}
+    if kind in {"transfer", "resell"}:
+        if not opts["to"]:
+            msg = f"{kind}: expected --to RECEIVER"
+            raise FormatError(msg)
+        return {"serials": serials, "to": opts["to"], **note}
+    if kind == "inspect":
+        if not opts["found_holder"]:
+            msg = "inspect: expected --found-holder ACTOR"
+            raise FormatError(msg)
+        return {
+            "serials": serials,
+            "found_holder": opts["found_holder"],
+            "seal_intact": not opts["seal_broken"],
+            **note,
+        }
+    site = {"site": opts["site"]} if opts["site"] and kind == "register-owner" else {}
+    return {"serials": serials, **note, **site}
+
+
+@app.command("request")
+def request_cmd(
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="register-actor, fabricate, transfer, receive, "
+            "register-owner, resell, damage, destroy, lose, inspect"
+        ),
+    ],
+    actor: Annotated[str, typer.Option("--actor", help="The submitting actor's id.")],
+    key: Annotated[Path, typer.Option("--key", help="The submitting actor's private key.")],
+    origin: Annotated[str, typer.Option("--origin", help="The registry's log origin.")],
+    serial: Annotated[list[str] | None, typer.Option("--serial", help="A chip (repeat).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Receiver (transfer, resell).")] = None,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Site (register-owner).")] = None,
+    found_holder: Annotated[str | None, typer.Option("--found-holder", help="(inspect)")] = None,
+    seal_broken: Annotated[bool, typer.Option("--seal-broken", help="(inspect)")] = False,
+    new_id: Annotated[
+        str | None, typer.Option("--id", help="New actor id (register-actor).")
+    ] = None,
+    role: Annotated[str | None, typer.Option("--role", help="New actor role.")] = None,
+    new_key: Annotated[
+        Path | None, typer.Option("--new-key", help="New actor public key PEM.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="New actor name.")] = None,
+    chip: Annotated[
+        list[str] | None, typer.Option("--chip", help="SERIAL=PUBKEY_PEM (fabricate).")
+    ] = None,
+    model: Annotated[str, typer.Option("--model", help="Chip model (fabricate).")] = "cw-emulated",
+    capability: Annotated[list[str] | None, typer.Option("--capability")] = None,
+    cosigner: Annotated[
+        list[Path] | None, typer.Option("--cosign", help="Another party's key.")
+    ] = None,
+    counter: Annotated[int | None, typer.Option("--counter", help="Default: time in us.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the signed request here.")
+    ] = None,
+    server: Annotated[str | None, typer.Option("--server", help="Submit to this registry.")] = None,
+    log_key: Annotated[str | None, typer.Option("--log-key", help="Needed with --server.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build and sign a request; write it (--out) or submit it (--server)."""
+    from computewatch.supplychain import cosign, make_request, sign_request  # noqa: PLC0415
+
+    opts = {
+        "serial": serial or [],
+        "to": to,
+        "note": note,
+        "site": site,
+        "found_holder": found_holder,
+        "seal_broken": seal_broken,
+        "new_id": new_id,
+        "role": role,
+        "new_key": new_key,
+        "name": name,
+        "chip": chip or [],
+        "model": model,
+        "capability": capability or [],
+    }
+    now_us = time.time_ns() // 1000
+    request = make_request(
+        kind,
+        registry=origin,
+        actor=actor,
+        counter=counter or now_us,
+        time_us=now_us,
+        body=_body(kind, opts),
+    )
+    envelope = sign_request(request, [SigningKey.load(key)])
+    for path in cosigner or []:
+        envelope = cosign(envelope, SigningKey.load(path))
+    if out is not None:
+        out.write_bytes(envelope.to_json() + b"\n")
+        say(f"wrote {kind} request by {actor} to {out} ({len(envelope.signatures)} signature(s))")
+    if server is not None:
+        if log_key is None:
+            msg = "--server needs --log-key (the log's verifier key, to check the receipt)"
+            raise FormatError(msg)
+        _submit(server, log_key, envelope, as_json=as_json)
+    elif out is None:
+        sys_out = envelope.to_json().decode()
+        console.print(sys_out, soft_wrap=True, markup=False)
+
+
+def _submit(server: str, log_key: str, envelope: Envelope, *, as_json: bool) -> None:
+    with _client(server, log_key) as client:
+        ack = client.submit(envelope)
+    if as_json:
+        emit_json(
+            {"index": ack.index, "duplicate": ack.duplicate, "receipt": ack.receipt.to_text()}
+        )
+    else:
+        say(
+            f"logged at index {ack.index}; receipt verified against checkpoint size "
+            f"{ack.receipt.checkpoint.checkpoint.size}"
+        )
+
+
+@app.command("cosign")
+def cosign_cmd(
+    file: Annotated[Path, typer.Argument(help="A signed request (from 'request --out').")],
+    key: Annotated[Path, typer.Option("--key", help="Your private key.")],
+) -> None:
+    """Add your signature to a request (the receiver of a transfer, a new actor)."""
+    from computewatch.supplychain import cosign  # noqa: PLC0415
+
+    envelope = cosign(Envelope.from_json(_read(file, "request")), SigningKey.load(key))
+    file.write_bytes(envelope.to_json() + b"\n")
+    say(f"co-signed {file} ({len(envelope.signatures)} signatures)")
+
+
+@app.command("submit")
+def submit_cmd(
+    file: Annotated[Path, typer.Argument(help="A signed request.")],
+    server: Server,
+    log_key: LogKey,
+    as_json: JsonFlag = False,
+) -> None:
+    """Submit a signed request; verifies the receipt."""
+    _submit(server, log_key, Envelope.from_json(_read(file, "request").strip()), as_json=as_json)
+
+
+@app.command("chip")
+def chip_cmd(serial: str, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
+    """A chip's directory record and custody history."""
+    with _client(server, log_key) as client:
+        chip, history = client.chip(serial), client.history(serial)
+    if as_json:
+        emit_json({"chip": chip.to_json(), "history": [e.to_json() for e in history]})
+        return
+    owner = chip.owner or "none"
+    say(
+        f"chip S/N {chip.serial} ({chip.model}, fab {chip.fab}): {chip.status.value}, "
+        f"holder {chip.holder}, owner {owner}"
+    )
+    for e in history:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.time_us / 1e6))
+        other = f" -> {e.counterparty}" if e.counterparty else ""
+        flag = " [FLAGGED]" if e.flagged else ""
+        say(f"  #{e.log_index} {stamp} {e.kind.value} by {e.actor}{other}{flag}")
+
+
+@app.command("actor")
+def actor_cmd(actor_id: str, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
+    """A registered actor."""
+    with _client(server, log_key) as client:
+        actor = client.actor(actor_id)
+    if as_json:
+        emit_json(actor.to_json())
+    else:
+        say(
+            f"{actor.actor_id}: {actor.role.value}, key {VerifyingKey.from_raw(actor.key).key_id}, "
+            f"registered at log index {actor.log_index}"
+        )
+
+
+@app.command("checkpoint")
+def checkpoint_cmd(
+    server: Server,
+    log_key: LogKey,
+    since: Annotated[
+        Path | None, typer.Option("--since", help="A saved checkpoint: prove consistency.")
+    ] = None,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Save the verified checkpoint here.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fetch and verify the log's checkpoint (and its consistency with a saved one)."""
+    from computewatch.crypto import verify_checkpoint  # noqa: PLC0415
+
+    verifier = _log_key(log_key)
+    with _client(server, log_key) as client:
+        if since is not None:
+            client.last_checkpoint = verify_checkpoint(
+                _read(since, "--since"), [verifier], client.origin
+            )
+        old = client.last_checkpoint
+        cp = client.checkpoint()
+        signed = client.last_signed
+    if save is not None and signed is not None:
+        save.write_bytes(signed.to_bytes())
+    doc = {
+        "origin": cp.origin,
+        "size": cp.size,
+        "root": cp.root_hash.hex(),
+        "consistent_with": old.size if old else None,
+    }
+    if as_json:
+        emit_json(doc)
+    else:
+        extra = f"; consistent with the saved size {old.size}" if old else ""
+        say(
+            f"checkpoint {cp.origin}: size {cp.size}, root {cp.root_hash.hex()[:16]}…, "
+            f"signature verified{extra}"
+        )
+
+
+@app.command("prove")
+def prove_cmd(index: int, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
+    """Fetch and verify a receipt (inclusion proof) for log entry INDEX."""
+    with _client(server, log_key) as client:
+        receipt = client.receipt(index)
+    if as_json:
+        emit_json({"index": index, "receipt": receipt.to_text()})
+    else:
+        say(
+            f"entry {index} is in the log (checkpoint size "
+            f"{receipt.checkpoint.checkpoint.size}); receipt verified"
+        )
+
+
+@app.command("report")
+def report_cmd(
+    server: Server,
+    log_key: LogKey,
+    now_us: Annotated[
+        int | None, typer.Option("--now-us", help="Report time (default now).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The discrepancy report; exits 1 if there is anything to investigate."""
+    with _client(server, log_key) as client:
+        report = client.discrepancies(now_us)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        for item in report.items:
+            say(f"{item.kind.value}: {item.message}")
+        say("no discrepancies" if report.clean else f"{len(report.items)} discrepancies")
+    if not report.clean:
+        raise typer.Exit(1)
+
+
+@app.command("audit")
+def audit_cmd(
+    server: Server,
+    log_key: LogKey,
+    registrar: Annotated[Path, typer.Option("--registrar", help="Registrar public key (PEM).")],
+    registrar_id: Annotated[str, typer.Option("--registrar-id")] = "registrar",
+    as_json: JsonFlag = False,
+) -> None:
+    """Download the whole log, check it against the checkpoint and replay every rule."""
+    from computewatch.crypto import MerkleLog  # noqa: PLC0415
+    from computewatch.supplychain import Directory  # noqa: PLC0415
+
+    with _client(server, log_key) as client:
+        cp = client.checkpoint()
+        entries = client.entries(0, cp.size)
+        log = MerkleLog.in_memory()
+        log.append_many(entries)
+        if log.root() != cp.root_hash:
+            msg = f"registry audit: the entries' root does not match checkpoint size {cp.size}"
+            raise VerificationFailed(msg)
+        directory = Directory.replay(
+            entries, client.origin, registrar_id, VerifyingKey.load(registrar)
+        )
+        mismatched = [c.serial for c in directory.chips if client.chip(c.serial) != c]
+    doc = {
+        "size": cp.size,
+        "actors": len(directory.actors),
+        "chips": len(directory.chips),
+        "mismatched": mismatched,
+    }
+    if as_json:
+        emit_json(doc)
+    else:
+        say(
+            f"audited {cp.size} entries: {doc['actors']} actors, {doc['chips']} chips; "
+            f"{len(mismatched)} directory records differ from the replay"
+        )
+    if mismatched:
+        msg = (
+            f"registry audit: the directory differs from the log's replay: chips {mismatched[:10]}"
+        )
+        raise VerificationFailed(msg)

@@ -1,0 +1,424 @@
+"""Clients of the registry service: `RegistryClient` and the chip's `ReceiptClient`.
+
+Both trust nothing the server says that they can check: every receipt is
+verified offline (`verify_receipt`) against the log's note key before it is
+returned, and `RegistryClient.checkpoint` checks each new checkpoint for
+consistency with the last one it saw (a log that forks or rewrites history
+is caught). Refusals come back as the server's `ComputeWatchError` class
+with its message; an unreachable server is `CheckUnavailable`.
+
+`ReceiptClient` is the chip's ``receipts=`` callback::
+
+    >>> client = ReceiptClient("http://127.0.0.1:8000", [log_vkey], origin)  # doctest: +SKIP
+    >>> chip = Chip.open("chips/CW-0001", receipts=client)                    # doctest: +SKIP
+
+It posts each signed snapshot entry, retries through connection failures
+and 503s until ``timeout`` (entries are idempotent on the server), and
+returns the verified `Receipt`; anything else raises, and the chip stalls.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+
+from computewatch.crypto import (
+    Checkpoint,
+    Envelope,
+    NoteVerifier,
+    Receipt,
+    SignedCheckpoint,
+    verify_consistency,
+    verify_receipt,
+)
+from computewatch.errors import (
+    CheckUnavailable,
+    ComputeWatchError,
+    FormatError,
+    IntegrityError,
+    ParameterError,
+    VerificationFailed,
+)
+from computewatch.supplychain._model import (
+    Actor,
+    ChipEvent,
+    ChipState,
+    ChipStatus,
+    CustodyViolation,
+    EventKind,
+    ReplayError,
+    Role,
+    Rule,
+    UnknownEntity,
+)
+from computewatch.supplychain._registry import Acknowledgement, Overloaded
+from computewatch.supplychain._reports import (
+    Discrepancy,
+    DiscrepancyKind,
+    DiscrepancyReport,
+    ReportPolicy,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import TracebackType
+
+__all__ = ["ReceiptClient", "RegistryClient", "raise_for_error"]
+
+_ERROR_TYPES: dict[str, type[ComputeWatchError]] = {
+    c.__name__: c
+    for c in (
+        FormatError,
+        ParameterError,
+        IntegrityError,
+        VerificationFailed,
+        CheckUnavailable,
+        Overloaded,
+        ReplayError,
+    )
+}
+_MAX_BACKOFF_S = 1.0
+
+
+def raise_for_error(response: httpx.Response, where: str) -> None:
+    """Raise the computewatch error an error response carries (nothing for 2xx).
+
+    Raises:
+        ComputeWatchError: The server's error class and message; `CheckUnavailable`
+            for a 5xx or an unreadable error body.
+    """
+    if response.is_success:
+        return
+    try:
+        error = response.json()["error"]
+        kind, message, rule = str(error["type"]), str(error["message"]), error.get("rule")
+    except (ValueError, KeyError, TypeError):
+        msg = f"{where}: HTTP {response.status_code} with no computewatch error body"
+        raise (CheckUnavailable if response.status_code >= 500 else FormatError)(msg) from None  # noqa: PLR2004
+    if kind == "UnknownEntity":
+        raise UnknownEntity(message.removeprefix(f"rule {Rule.KNOWN.value}: "))
+    if kind == "CustodyViolation" and rule in {r.value for r in Rule}:
+        raise CustodyViolation(Rule(rule), message.removeprefix(f"rule {rule}: "))
+    cls = _ERROR_TYPES.get(kind)
+    if cls is None:
+        cls = CheckUnavailable if response.status_code >= 500 else VerificationFailed  # noqa: PLR2004
+    raise cls(message)
+
+
+def _trusted(log_keys: NoteVerifier | Iterable[NoteVerifier]) -> list[NoteVerifier]:
+    keys = [log_keys] if isinstance(log_keys, NoteVerifier) else list(log_keys)
+    if not keys:
+        msg = "registry client: expected at least one trusted log key, got none"
+        raise ParameterError(msg)
+    return keys
+
+
+class ReceiptClient:
+    """Posts a chip's signed log entries and returns verified receipts (the chip's callback)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        trusted: NoteVerifier | Iterable[NoteVerifier],
+        origin: str,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        """Talk to the registry at ``base_url``.
+
+        Args:
+            base_url: e.g. ``http://127.0.0.1:8000``.
+            trusted: The log's note key(s), known in advance (never fetched from the server).
+            origin: The log's origin.
+            timeout: Seconds to keep trying (connection failures, 503) before giving up.
+        """
+        self._trusted = _trusted(trusted)
+        self._origin = origin
+        self._timeout = timeout
+        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+        self.last_checkpoint: Checkpoint | None = None
+
+    def __call__(self, envelope: Envelope) -> Receipt:
+        """Log ``envelope`` and return its verified receipt.
+
+        Raises:
+            CheckUnavailable: No durable acknowledgement within the timeout.
+            IntegrityError: The receipt does not verify (forged, wrong log, wrong entry).
+            ComputeWatchError: The server refused the entry (its class and message).
+        """
+        body = envelope.to_json()
+        deadline = time.monotonic() + self._timeout
+        delay, last = 0.02, "no answer"
+        while True:
+            try:
+                response = self._http.post(
+                    "/v1/receipts", content=body, headers={"content-type": "application/json"}
+                )
+            except httpx.HTTPError as e:
+                last = f"{type(e).__name__}: {e}"
+            else:
+                if response.status_code != 503:  # noqa: PLR2004
+                    raise_for_error(response, "receipt server")
+                    break
+                last = "HTTP 503 (not stored yet)"
+            if time.monotonic() + delay > deadline:
+                msg = (
+                    f"receipt server {self._http.base_url}: no receipt within "
+                    f"{self._timeout:g} s ({last})"
+                )
+                raise CheckUnavailable(msg)
+            time.sleep(delay)
+            delay = min(2 * delay, _MAX_BACKOFF_S)
+        receipt = Receipt.from_text(response.content)
+        self.last_checkpoint = verify_receipt(receipt, self._trusted, self._origin, entry=body)
+        return receipt
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        """Use as a context manager that closes it."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the client."""
+        self.close()
+
+
+class RegistryClient:
+    """A client of the registry's directory, log and write endpoints."""
+
+    def __init__(
+        self,
+        base_url: str,
+        log_keys: NoteVerifier | Iterable[NoteVerifier],
+        origin: str | None = None,
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        """Talk to the registry at ``base_url``, trusting ``log_keys`` (origin: the first's)."""
+        self._trusted = _trusted(log_keys)
+        self.origin = origin or self._trusted[0].name
+        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+        #: The largest verified checkpoint seen (receipts and checkpoints).
+        self.last_checkpoint: Checkpoint | None = None
+        #: The signed note of the last checkpoint fetched by `checkpoint`.
+        self.last_signed: SignedCheckpoint | None = None
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        """Use as a context manager that closes it."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the client."""
+        self.close()
+
+    def _get(self, path: str, **params: Any) -> httpx.Response:
+        try:
+            response = self._http.get(
+                path, params={k: v for k, v in params.items() if v is not None}
+            )
+        except httpx.HTTPError as e:
+            msg = f"registry {self._http.base_url}: unreachable ({type(e).__name__}: {e})"
+            raise CheckUnavailable(msg) from e
+        raise_for_error(response, f"registry GET {path}")
+        return response
+
+    # --- writes ------------------------------------------------------------------
+
+    def submit(self, envelope: Envelope | bytes) -> Acknowledgement:
+        """Submit a signed request; return its verified acknowledgement once durable.
+
+        Raises:
+            ComputeWatchError: The server's refusal, or `IntegrityError` if the
+                receipt does not verify.
+        """
+        body = envelope.to_json() if isinstance(envelope, Envelope) else bytes(envelope)
+        try:
+            response = self._http.post(
+                "/v1/requests", content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.HTTPError as e:
+            msg = f"registry {self._http.base_url}: unreachable ({type(e).__name__}: {e})"
+            raise CheckUnavailable(msg) from e
+        raise_for_error(response, "registry POST /v1/requests")
+        doc = response.json()
+        receipt = Receipt.from_text(doc["receipt"])
+        self._seen(verify_receipt(receipt, self._trusted, self.origin, entry=body))
+        return Acknowledgement(int(doc["index"]), receipt, bool(doc.get("duplicate", False)))
+
+    # --- the log -----------------------------------------------------------------
+
+    def _seen(self, checkpoint: Checkpoint) -> None:
+        old = self.last_checkpoint
+        if old is None or checkpoint.size > old.size:
+            self.last_checkpoint = checkpoint
+
+    def checkpoint(self) -> Checkpoint:
+        """Fetch, verify and return the latest checkpoint, consistent with the last one seen.
+
+        Raises:
+            IntegrityError: Bad signature, or not consistent with an earlier
+                checkpoint (a forked or rewritten log).
+        """
+        text = self._get("/v1/log/checkpoint").content
+        signed = SignedCheckpoint.parse(text)
+        new = signed.verify(self._trusted, self.origin)
+        if self.last_checkpoint is not None:
+            self.verify_consistency(self.last_checkpoint, new)
+        self._seen(new)
+        self.last_signed = signed
+        return new
+
+    def verify_consistency(self, old: Checkpoint, new: Checkpoint) -> None:
+        """Fetch and check the proof that ``old`` is a prefix of ``new`` (both verified).
+
+        Raises:
+            IntegrityError: The proof fails, or ``new`` is smaller than ``old``.
+        """
+        if new.size < old.size:
+            msg = f"registry log: checkpoint size went back from {old.size} to {new.size}"
+            raise IntegrityError(msg)
+        if old.size in {0, new.size}:
+            if old.size == new.size and old.root_hash != new.root_hash:
+                msg = f"registry log: two different roots for size {old.size} (a split view)"
+                raise IntegrityError(msg)
+            return
+        proof = self.consistency_proof(old.size, new.size)
+        verify_consistency(
+            old_size=old.size,
+            new_size=new.size,
+            proof=proof,
+            old_root=old.root_hash,
+            new_root=new.root_hash,
+        )
+
+    def consistency_proof(self, old: int, new: int) -> tuple[bytes, ...]:
+        """The consistency proof between two tree sizes."""
+        doc = self._get("/v1/log/proof/consistency", old=old, size=new).json()
+        return tuple(base64.b64decode(h) for h in doc["proof"])
+
+    def inclusion_proof(self, index: int, size: int) -> tuple[bytes, ...]:
+        """The inclusion proof of entry ``index`` in the tree of ``size``."""
+        doc = self._get("/v1/log/proof/inclusion", index=index, size=size).json()
+        return tuple(base64.b64decode(h) for h in doc["proof"])
+
+    def entry(self, index: int) -> bytes:
+        """Log entry ``index`` (unverified bytes; check them with a receipt)."""
+        return base64.b64decode(self._get(f"/v1/log/entries/{index}").json()["entry"])
+
+    def entries(self, start: int = 0, end: int | None = None) -> list[bytes]:
+        """Log entries ``start`` to ``end - 1`` (default: to the last checkpoint's size).
+
+        The bytes are unverified; check them against a checkpoint (rebuild
+        the tree, or with receipts).
+        """
+        stop = end if end is not None else (self.last_checkpoint or self.checkpoint()).size
+        out: list[bytes] = []
+        while start + len(out) < stop:
+            first = start + len(out)
+            page = self._get("/v1/log/entries", start=first, end=min(stop, first + 1000)).json()
+            out.extend(base64.b64decode(e["entry"]) for e in page)
+        return out
+
+    def receipt(self, index: int) -> Receipt:
+        """A receipt for entry ``index``, verified against the trusted key."""
+        receipt = Receipt.from_text(self._get(f"/v1/log/receipt/{index}").content)
+        self._seen(verify_receipt(receipt, self._trusted, self.origin))
+        return receipt
+
+    # --- the directory -----------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """The registry's trust roots and state (as it says; check the log key out of band)."""
+        info: dict[str, Any] = self._get("/v1/registry").json()
+        return info
+
+    def chip(self, serial: str) -> ChipState:
+        """A chip's directory record."""
+        d = self._get(f"/v1/chips/{serial}").json()
+        return ChipState(
+            d["serial"],
+            bytes.fromhex(d["key"]),
+            d["model"],
+            tuple(d["capabilities"]),
+            d["fab"],
+            ChipStatus(d["status"]),
+            d["holder"],
+            d["pending_to"],
+            d["owner"],
+            d["ever_registered"],
+            d["damaged"],
+            d["fabricated_us"],
+            d["status_since_us"],
+            d["last_event_us"],
+            d["last_index"],
+        )
+
+    def history(self, serial: str) -> list[ChipEvent]:
+        """A chip's custody history, oldest first."""
+        return [
+            ChipEvent(
+                d["serial"],
+                d["log_index"],
+                EventKind(d["kind"]),
+                d["actor"],
+                d["counterparty"],
+                d["time_us"],
+                d["flagged"],
+                d["details"],
+            )
+            for d in self._get(f"/v1/chips/{serial}/history").json()
+        ]
+
+    def actor(self, actor_id: str) -> Actor:
+        """A registered actor."""
+        d = self._get(f"/v1/actors/{actor_id}").json()
+        return Actor(
+            d["actor_id"],
+            Role(d["role"]),
+            bytes.fromhex(d["key"]),
+            d["name"],
+            d["registered_us"],
+            d["last_counter"],
+            d["log_index"],
+        )
+
+    def discrepancies(self, now_us: int | None = None) -> DiscrepancyReport:
+        """The server's discrepancy report (at ``now_us``, default the server's clock)."""
+        d = self._get("/v1/reports/discrepancies", now_us=now_us).json()
+        items = tuple(
+            Discrepancy(
+                DiscrepancyKind(i["kind"]),
+                tuple(i["serials"]),
+                i["responsible"],
+                i["since_us"],
+                i["message"],
+                tuple(i["log_indices"]),
+            )
+            for i in d["items"]
+        )
+        policy = ReportPolicy(
+            **{k: v for k, v in d["policy"].items() if k != "mass_loss_count"},
+            mass_loss_count=int(d["policy"]["mass_loss_count"]),
+        )
+        truncated = tuple(DiscrepancyKind(k) for k in d["truncated"])
+        return DiscrepancyReport(d["now_us"], policy, items, truncated)
