@@ -1,26 +1,24 @@
 #!/usr/bin/env bash
-# The main job: set up, then reproduce the paper's sampling results on the
-# embedded defaults. Outputs go to ./out/ (PNG, JSON).
+# The main job: set up, then run the end-to-end audit on the embedded defaults
+# (files and SQLite): a registry, two Provers training on emulated chips, one
+# of them breaking the rules and spoofing its transcript, and the Verifier's
+# sampled inspections and sandboxed verification. Outputs go to ./out/demo/
+# (report: out/demo/report/audit.md, audit.json, detection.png).
+#
+# `computewatch demo` exits 1 when a Prover is non-compliant, which is the
+# expected outcome here (lab-b is caught); any other failure exits 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the trusted cluster's sandbox and the TPM tests use Debian packages
+bash scripts/install-system-deps.sh || echo "demo: system packages missing; continuing" >&2
 bash scripts/setup.sh
-cw=.venv/bin/computewatch
-mkdir -p out
-
-echo; echo "== Table 1 (paper §3.2): samples a year to catch a run with p = 0.9 =="
-"$cw" sampling table1
-"$cw" sampling table1 --json > out/table1.json
-
-echo; echo "== Footnote 5: inspectors for 10^7 chips, H = 1e25, 30-day detection =="
-"$cw" sampling inspectors
-
-echo; echo "== Appendix C: stretching (Figure 2) and compressing (Theorem 1) a run =="
-"$cw" sampling figure2 --out out/figure2.png
-"$cw" sampling theorem1
-
-echo; echo "== Monte Carlo: a Chinchilla-1T run hidden among 10^7 chips for a year =="
-"$cw" simulate --flops 1.27e26 --chips 10000000 --trials 200000 --seed 2303 \
-  --json > out/simulate.json
-"$cw" simulate --flops 1.27e26 --chips 10000000 --trials 200000 --seed 2303
-
-echo; echo "wrote out/table1.json, out/figure2.png, out/simulate.json"
+status=0
+.venv/bin/computewatch demo --out out/demo "$@" || status=$?
+if [ "$status" -gt 1 ]; then
+  echo "demo: failed (exit $status)" >&2
+  exit "$status"
+fi
+echo
+echo "sampling maths (paper Table 1):"
+.venv/bin/computewatch sampling table1
+echo "demo: audit complete (exit $status: 1 means a non-compliant Prover was caught, as designed)"

@@ -13,7 +13,16 @@ import sys
 import typer
 
 from computewatch import __version__
-from computewatch.cli import _chip, _keys, _sampling, _simulate
+from computewatch.cli import (
+    _chip,
+    _cluster,
+    _demo,
+    _keys,
+    _registry,
+    _rules,
+    _sampling,
+    _simulate,
+)
 from computewatch.cli._output import err_console
 from computewatch.errors import ComputeWatchError
 
@@ -29,7 +38,11 @@ app = typer.Typer(
 app.add_typer(_sampling.app, name="sampling")
 app.add_typer(_keys.app, name="keys")
 app.add_typer(_chip.app, name="chip")
+app.add_typer(_registry.app, name="registry")
+app.add_typer(_cluster.app, name="cluster")
+app.add_typer(_rules.app, name="rules")
 app.command("simulate")(_simulate.simulate_cmd)
+app.command("demo")(_demo.demo_cmd)
 
 
 def _version(value: bool) -> None:

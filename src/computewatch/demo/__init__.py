@@ -1,0 +1,13 @@
+"""The end-to-end demo of an audit (`computewatch demo`), on the embedded defaults.
+
+Example::
+
+    >>> from computewatch.demo import run_demo
+    >>> result = run_demo(Path("out/demo"))  # doctest: +SKIP
+    >>> result.compliant  # doctest: +SKIP
+    {'lab-a': True, 'lab-b': False}
+"""
+
+from computewatch.demo._scenario import DemoResult, run_demo
+
+__all__ = ["DemoResult", "run_demo"]

@@ -1,0 +1,259 @@
+"""`computewatch demo`: an end-to-end audit on the embedded defaults.
+
+The story (paper §2-§6): a fab makes emulated chips and the registry (its
+log in SQLite) records their custody to two Provers. Each Prover boots its
+chips with chipmaker-signed firmware and trains on four of its six chips:
+
+* Prover A (``lab-a``) trains a compliant model on the stdlib corpus,
+  below every compute threshold, and reports its true transcript.
+* Prover B (``lab-b``) runs a rule-breaking run, over the compute
+  thresholds and on banned data (templated exploit code), then hides that
+  transcript and reports a spoofed one: a benign run with the same name and
+  compute, into which it grafts its chips' real snapshot claims.
+
+The Verifier draws each Prover's sample by commit-reveal, inspects the
+sampled chips, and has the trusted cluster (sandboxed) verify the runs
+they name and evaluate the rules file. The report shows A compliant and B
+caught, with the evidence (failed checks, findings, violated rules).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from computewatch.chip import Chip, sign_firmware
+from computewatch.crypto import Digest, SigningKey
+from computewatch.datacenter import (
+    RunSpec,
+    TranscriptPaths,
+    batch_root,
+    compute_commitment,
+    data_root,
+    manifest_digest,
+    precommitment,
+    train,
+    train_distributed,
+)
+from computewatch.demo._registry import DemoRegistry
+from computewatch.inspection import (
+    AuditPlan,
+    ProverAudit,
+    ProverSubmission,
+    audit_prover,
+    write_report,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["DemoResult", "run_demo"]
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = ROOT / "examples"
+CHIPS_PER_PROVER = 6
+RUN_CHIPS = 4
+SAMPLE_SIZE = 3
+#: Firmware snapshot rate for the demo: one per chip every three seconds, so
+#: runs of seconds have snapshots (the paper's f = 0.1/day is for real runs).
+DEMO_RATE = 86_400.0 / 3
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo found.
+
+    Attributes:
+        audits: one per Prover.
+        report: the report's JSON path.
+        markdown: the readable report.
+        plot: the detection-probability plot.
+        seconds: wall time.
+    """
+
+    audits: tuple[ProverAudit, ...]
+    report: Path
+    markdown: Path
+    plot: Path
+    seconds: float
+
+    @property
+    def compliant(self) -> dict[str, bool]:
+        """Prover -> compliant."""
+        return {a.prover: a.compliant for a in self.audits}
+
+    def to_json(self) -> dict[str, Any]:
+        """The demo's JSON output."""
+        provers = {}
+        for a in self.audits:
+            failing = sorted({c.name for v in a.verdicts.values() for c in v.failures})
+            rules = sorted({r["id"] for v in a.verdicts.values() for r in v.violations})
+            provers[a.prover] = {
+                "compliant": a.compliant,
+                "sampled_chips": list(a.draw.chips),
+                "findings": [f.to_json() for f in a.findings],
+                "failing_checks": failing,
+                "violated_rules": rules,
+                "runs_verified": sorted(a.verdicts),
+            }
+        return {
+            "compliant": self.compliant,
+            "provers": provers,
+            "report": str(self.report),
+            "markdown": str(self.markdown),
+            "plot": str(self.plot),
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def _config(steps: int, corpus: str) -> dict[str, Any]:
+    config = dict(runpy.run_path(str(EXAMPLES / "tinygpt.py"))["DEFAULT_CONFIG"])
+    config.update(total_steps=steps, corpus=corpus, corpus_bytes=1 << 19)
+    return config
+
+
+def _spec(run_id: str, steps: int, corpus: str, world: int) -> RunSpec:
+    return RunSpec(
+        run_id=run_id,
+        program_path=EXAMPLES / "tinygpt.py",
+        config=_config(steps, corpus),
+        batch_size=32,
+        steps=steps,
+        data_seed=2303,
+        checkpoint_every=max(1, steps // 4),
+        world_size=world,
+    )
+
+
+def _graft(spoof: Path, real: Path) -> None:
+    """Make a spoofed transcript claim the real run's chip snapshots (a capable spoofer)."""
+    sp, rp = TranscriptPaths(spoof), TranscriptPaths(real)
+    real_manifest = json.loads(rp.manifest.read_text())
+    manifest = json.loads(sp.manifest.read_text())
+    manifest["sharding"] = real_manifest["sharding"]
+    sp.manifest.write_text(json.dumps(manifest, sort_keys=True, separators=(",", ":")))
+    for f in sp.chips.glob("*.json"):
+        f.unlink()
+    for f in rp.chips.glob("*.json"):
+        shutil.copy(f, sp.chips / f.name)
+    for f in rp.snapshots.glob("*.safetensors"):
+        shutil.copy(f, sp.snapshots / f.name)
+    roots = [
+        batch_root([Digest.parse("sha256:" + h) for h in json.loads(line)["points"]])
+        for line in sp.steps.read_text().splitlines()
+    ]
+    root, parts, claims = compute_commitment(spoof)
+    report = json.loads(sp.report.read_text())
+    report.update(
+        commitment=str(root),
+        manifest_digest=parts["manifest"],
+        snapshots=claims,
+        precommitment=str(precommitment(manifest_digest(manifest), data_root(roots))),
+        world_size=real_manifest["sharding"]["world_size"],
+    )
+    sp.report.write_text(json.dumps(report))
+    sp.commitment.write_text(json.dumps({"root": str(root), "parts": parts}))
+
+
+def run_demo(
+    out: Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+    strict: bool = True,
+    rules: Path | None = EXAMPLES / "rules.yaml",
+) -> DemoResult:
+    """Run the whole story into `out` (replacing what an earlier demo left there)."""
+    say = progress or (lambda _m: None)
+    start = time.perf_counter()
+    if out.exists() and any(out.iterdir()):
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say("supply chain: registering actors, fabricating chips, delivering them to lab-a and lab-b")
+    registry = DemoRegistry(out / "registry.sqlite")
+    registry.register_actor("fab-1", "fab")
+    for lab in ("lab-a", "lab-b"):
+        registry.register_actor(lab, "owner")
+    maker = SigningKey.generate()
+    firmware = sign_firmware(
+        name="computewatch-fw",
+        version=1,
+        code=b"demo firmware",
+        chipmaker=maker,
+        snapshot_rate_per_day=DEMO_RATE,
+    ).to_json()
+    folders: dict[str, dict[str, Path]] = {}
+    for lab, tag in (("lab-a", "A"), ("lab-b", "B")):
+        chips = {}
+        keys = {}
+        for i in range(CHIPS_PER_PROVER):
+            serial = f"CW-{tag}{i:03d}"
+            folder = out / lab / "chips" / serial
+            with Chip.provision(folder, serial, maker.verifying_key) as chip:
+                chip.boot(firmware)  # every chip runs signed, logging firmware
+                keys[serial] = chip.public_key
+            chips[serial] = folder
+        registry.fabricate("fab-1", keys)
+        registry.deliver("fab-1", lab, list(keys))
+        folders[lab] = chips
+
+    say("lab-a: training a compliant model on 4 chips (transcript recorded)")
+    run_a = out / "lab-a" / "runs" / "assistant-v1"
+    spec_a = _spec("assistant-v1", 60, "stdlib", RUN_CHIPS)
+    train_distributed(spec_a, run_a, list(folders["lab-a"].values())[:RUN_CHIPS], firmware)
+
+    say("lab-b: training over the compute threshold on banned data (4 chips)")
+    real_b = out / "lab-b" / "hidden" / "codegen-x"
+    spec_b = _spec("codegen-x", 240, "exploit", RUN_CHIPS)
+    train_distributed(spec_b, real_b, list(folders["lab-b"].values())[:RUN_CHIPS], firmware)
+    say("lab-b: fabricating a benign transcript and grafting its chips' snapshots into it")
+    spoof_b = out / "lab-b" / "runs" / "codegen-x"
+    train(_spec("codegen-x", 240, "stdlib", 1), spoof_b)
+    _graft(spoof_b, real_b)
+
+    cluster_key = SigningKey.generate()
+    period = "demo-period-1"
+    audits = []
+    for lab, run, run_dir in (("lab-a", "assistant-v1", run_a), ("lab-b", "codegen-x", spoof_b)):
+        say(f"verifier: auditing {lab}")
+        submission = ProverSubmission(
+            name=lab,
+            reports={run: (TranscriptPaths(run_dir).report, run_dir)},
+            chips=folders[lab],
+            nonce=secrets.token_bytes(32),
+            declared={run: {"reported": False, "approvals": []}},
+        )
+        audits.append(
+            audit_prover(
+                submission,
+                registry,
+                sample_size=SAMPLE_SIZE,
+                period=period,
+                cluster_key=cluster_key,
+                workdir=out / "verifier" / lab,
+                rules=rules,
+                strict=strict,
+                progress=say,
+            )
+        )
+    plan = AuditPlan(
+        period=period,
+        sample_size=SAMPLE_SIZE,
+        run_fraction=RUN_CHIPS / CHIPS_PER_PROVER,
+        snapshot_probability=0.95,
+        target=0.9,
+        basis=f"budget of {SAMPLE_SIZE} chips of {CHIPS_PER_PROVER} per Prover",
+    )
+    paths = write_report(audits, plan, out / "report")
+    return DemoResult(
+        audits=tuple(audits),
+        report=paths.json,
+        markdown=paths.markdown,
+        plot=paths.plot,
+        seconds=time.perf_counter() - start,
+    )
