@@ -117,12 +117,15 @@ class TrainSummary:
         steps_done: optimizer steps completed.
         losses: loss per step run in this call.
         seconds: wall time of the training loop.
+        recording_seconds: of which spent in the recorder's step hook (data
+            records, metrics, the firmware's snapshot chance, checkpoints).
         report: the Prover report (chip 0 of a finished run).
     """
 
     steps_done: int
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    recording_seconds: float = 0.0
     report: dict[str, Any] | None = None
 
 
@@ -474,7 +477,9 @@ def train(
         batch = torch.stack([program.data_point(trainer.config, i) for i in idx])
         t_step = time.perf_counter()
         result = trainer.step(step, batch)
-        rec.record_step(step, result, time.perf_counter() - t_step)
+        t_record = time.perf_counter()
+        rec.record_step(step, result, t_record - t_step)
+        summary.recording_seconds += time.perf_counter() - t_record
         summary.losses.append(result.loss)
         summary.steps_done = step + 1
         if progress is not None:
