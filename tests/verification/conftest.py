@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,14 +9,9 @@ import numpy as np
 import pytest
 
 from computewatch.chip import Chip, read_chip_log, sign_firmware
-from computewatch.crypto import Digest, SigningKey, canonical_json
+from computewatch.crypto import SigningKey
 from computewatch.datacenter import (
     TranscriptPaths,
-    batch_root,
-    compute_commitment,
-    data_root,
-    manifest_digest,
-    precommitment,
     train,
 )
 from computewatch.verification import ChipEvidence, Verdict, VerificationPolicy, verify_transcript
@@ -72,51 +65,3 @@ def run_on_chip(tmp_path: Path, name: str = "run", serial: str = "CW-V-0", **spe
 @pytest.fixture
 def honest(tmp_path: Path) -> Run:
     return run_on_chip(tmp_path)
-
-
-def recommit(run_dir: Path) -> None:
-    """Make a doctored transcript self-consistent again, as a capable spoofer would.
-
-    Recomputes batch roots, the precommitment, the commitment and the report
-    from whatever the files now say.
-    """
-    paths = TranscriptPaths(run_dir)
-    lines = []
-    roots = []
-    for line in paths.steps.read_text().splitlines():
-        rec = json.loads(line)
-        root = batch_root([Digest.parse("sha256:" + h) for h in rec["points"]])
-        rec["batch_root"] = str(root)
-        roots.append(root)
-        lines.append(canonical_json(rec) + b"\n")
-    paths.steps.write_bytes(b"".join(lines))
-    index = []
-    for ckpt in sorted(paths.checkpoints.glob("step-*.safetensors")):
-        step = int(ckpt.stem.split("-")[1])
-        from computewatch.datacenter import file_digest  # noqa: PLC0415
-
-        index.append(
-            {"step": step, "file": f"checkpoints/{ckpt.name}", "digest": str(file_digest(ckpt))}
-        )
-    paths.checkpoint_index.write_bytes(b"".join(canonical_json(i) + b"\n" for i in index))
-    manifest = json.loads(paths.manifest.read_text())
-    root, parts, claims = compute_commitment(run_dir)
-    report = json.loads(paths.report.read_text())
-    report.update(
-        commitment=str(root),
-        precommitment=str(precommitment(manifest_digest(manifest), data_root(roots))),
-        manifest_digest=parts["manifest"],
-        code_hash=parts["code"],
-        data_root=parts["data"],
-        batch_roots=[str(r) for r in roots],
-        checkpoints=[{"step": i["step"], "digest": i["digest"]} for i in index],
-        steps=manifest["data"]["steps"],
-        snapshots=claims,
-    )
-    paths.report.write_bytes(canonical_json(report))
-    paths.commitment.write_bytes(canonical_json({"root": str(root), "parts": parts}))
-
-
-def copy_run(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst

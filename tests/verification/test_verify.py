@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import torch
 
 import computewatch.datacenter._recorder as recorder_module
+from computewatch.attacks._harness import recommit
 from computewatch.datacenter import DataSchedule, TranscriptPaths, load_checkpoint, save_checkpoint
 from computewatch.verification import CheckStatus, Verdict, verify_transcript
-from tests.verification.conftest import Run, recommit, run_on_chip
+from tests.verification.conftest import Run, run_on_chip
 
 if TYPE_CHECKING:
     from pathlib import Path

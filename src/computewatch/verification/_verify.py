@@ -437,9 +437,7 @@ class _Session:
             )
         except ComputeWatchError as e:
             self.checks.append(CheckResult.fail("facts", " ".join(e.message.split())))
-            return tuple(
-                {"id": r.rule_id, "kind": r.kind.value, "status": "error"} for r in rules.rules
-            )
+            return tuple({"id": r.id, "kind": r.kind.value, "status": "error"} for r in rules.rules)
         report = evaluate(rules, facts)
         return tuple(
             {"id": r.rule_id, "kind": str(r.kind.value), "status": str(r.status.value)}
