@@ -1,0 +1,84 @@
+"""A runnable corpus of attacks on the whole framework, and its benchmark.
+
+Every attack builds itself on real components (`create`: real chips, real
+training of the tiny example program, a capable spoofer's recommitment) and
+is checked by the real defence (`detect`: `verify_chip_log`, `Chip.boot`,
+`inspect_chip` or `verify_transcript`). `run_benchmark` measures detection
+rates with exact intervals and the false-reject rate on honest runs. See
+``README.md`` beside this file for each attack and the measured results.
+
+Example::
+
+    >>> from computewatch.attacks import attack_names
+    >>> "omega-as-init" in attack_names()
+    True
+"""
+
+from computewatch.attacks._corpus import (
+    ATTACKS,
+    attack_names,
+    clopper_pearson,
+    plot_detection,
+    run_benchmark,
+)
+from computewatch.attacks._harness import (
+    TINY,
+    Attack,
+    Attempt,
+    Detection,
+    HonestRun,
+    make_spec,
+    recommit,
+    run_on_chip,
+)
+from computewatch.attacks._protocol import (
+    FirmwareRollback,
+    ForgedLogEntry,
+    HiddenSnapshot,
+    ReplayedLogEntry,
+    ResoldChip,
+    UnregisteredChip,
+)
+from computewatch.attacks._swap import FixedScheduler, SnapshotSwap
+from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
+from computewatch.attacks._training import DataSubstitution, RestartChain
+from computewatch.attacks._transcript import (
+    FewerStepsClaimed,
+    InterpolatedCheckpoints,
+    LearningRateLie,
+    OmegaAsInit,
+    ShardRelocation,
+)
+
+__all__ = [
+    "ATTACKS",
+    "TINY",
+    "Attack",
+    "Attempt",
+    "DataSubstitution",
+    "Detection",
+    "FewerStepsClaimed",
+    "FirmwareRollback",
+    "FixedScheduler",
+    "ForgedLogEntry",
+    "HiddenSnapshot",
+    "HonestRun",
+    "InterpolatedCheckpoints",
+    "LearningRateLie",
+    "NoiseUnderEpsilon",
+    "OmegaAsInit",
+    "ReplayedLogEntry",
+    "ResoldChip",
+    "RestartChain",
+    "ShardRelocation",
+    "SmallUpdateSpoof",
+    "SnapshotSwap",
+    "UnregisteredChip",
+    "attack_names",
+    "clopper_pearson",
+    "make_spec",
+    "plot_detection",
+    "recommit",
+    "run_benchmark",
+    "run_on_chip",
+]

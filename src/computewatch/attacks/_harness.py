@@ -1,0 +1,286 @@
+"""Shared machinery of the attack corpus: tiny honest runs, a spoofer's toolkit.
+
+Everything here runs the real components: a provisioned `Chip` with signed
+firmware, real training of ``examples/tinygpt.py`` with a tiny configuration,
+and the Verifier's real checks. Nothing imports from the test suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from computewatch.chip import Chip, read_chip_log, sign_firmware
+from computewatch.crypto import Digest, SigningKey, canonical_json
+from computewatch.datacenter import (
+    RunSpec,
+    TranscriptPaths,
+    batch_root,
+    compute_commitment,
+    data_root,
+    file_digest,
+    manifest_digest,
+    precommitment,
+    train,
+)
+from computewatch.verification import (
+    CheckStatus,
+    ChipEvidence,
+    Verdict,
+    VerificationPolicy,
+    verify_transcript,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    import numpy as np
+
+__all__ = [
+    "EXAMPLE",
+    "FAST_RATE",
+    "TINY",
+    "Attack",
+    "Attempt",
+    "Detection",
+    "HonestRun",
+    "failed_checks",
+    "make_spec",
+    "patched",
+    "recommit",
+    "run_on_chip",
+    "verify_attempt",
+]
+
+#: The tiny example program (the repository's ``examples/tinygpt.py``).
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "tinygpt.py"
+
+#: Snapshots every few steps in real time (steps take tens of milliseconds).
+FAST_RATE = 86_400.0 * 40
+
+#: A configuration small enough for unit tests (about 30k parameters).
+TINY: dict[str, Any] = {
+    "n_layer": 1,
+    "n_head": 2,
+    "n_embd": 32,
+    "block_size": 16,
+    "corpus_bytes": 1 << 16,
+    "lr": 3e-3,
+    "min_lr": 3e-4,
+    "warmup_steps": 3,
+    "total_steps": 24,
+    "weight_decay": 0.01,
+    "beta1": 0.9,
+    "beta2": 0.99,
+}
+
+_MAKER_SEED = b"computewatch-attacks-maker-seed!"
+
+
+def make_spec(run_id: str = "run-1", **kw: Any) -> RunSpec:
+    """A run of the tiny program: 24 steps of 8 points, a checkpoint every 6."""
+    base: dict[str, Any] = {
+        "run_id": run_id,
+        "program_path": EXAMPLE,
+        "config": dict(TINY),
+        "batch_size": 8,
+        "steps": 24,
+        "data_seed": 7,
+        "checkpoint_every": 6,
+        "threads": 1,
+    }
+    base.update(kw)
+    return RunSpec(**base)
+
+
+def maker_key() -> SigningKey:
+    """The chipmaker of every chip in the corpus."""
+    return SigningKey.from_seed(_MAKER_SEED)
+
+
+@dataclass
+class HonestRun:
+    """A run on one real chip: its transcript folder and the chip."""
+
+    run_dir: Path
+    chip: Chip
+
+    def evidence(self) -> list[ChipEvidence]:
+        """The Verifier's view of the chip: its verified log."""
+        return [
+            ChipEvidence.from_log(
+                str(self.chip.serial), self.chip.public_key, read_chip_log(self.chip.log_path)
+            )
+        ]
+
+    def copy(self, dst: Path) -> HonestRun:
+        """A copy of the transcript (the chip's log is only read, so it is shared)."""
+        shutil.copytree(self.run_dir, dst)
+        return HonestRun(dst, self.chip)
+
+
+def run_on_chip(workdir: Path, name: str = "run", serial: str = "CW-A-0", **spec: Any) -> HonestRun:
+    """Train the tiny program on a freshly provisioned chip (dense snapshots)."""
+    maker = maker_key()
+    chip = Chip.provision(workdir / f"chip-{serial}", serial, maker.verifying_key)
+    chip.boot(
+        sign_firmware(
+            name="fw", version=1, code=b"fw", chipmaker=maker, snapshot_rate_per_day=FAST_RATE
+        )
+    )
+    train(make_spec(**spec), workdir / name, chip=chip)
+    chip.flush()
+    chip.close()
+    return HonestRun(workdir / name, chip)
+
+
+def recommit(run_dir: Path) -> None:
+    """Make a doctored transcript self-consistent again, as a capable spoofer would.
+
+    Recomputes batch roots, the checkpoint index, the precommitment, the
+    commitment and the report from whatever the files now say.
+    """
+    paths = TranscriptPaths(run_dir)
+    lines = []
+    roots = []
+    for line in paths.steps.read_text().splitlines():
+        rec = json.loads(line)
+        root = batch_root([Digest.parse("sha256:" + h) for h in rec["points"]])
+        rec["batch_root"] = str(root)
+        roots.append(root)
+        lines.append(canonical_json(rec) + b"\n")
+    paths.steps.write_bytes(b"".join(lines))
+    index = []
+    for ckpt in sorted(paths.checkpoints.glob("step-*.safetensors")):
+        step = int(ckpt.stem.split("-")[1])
+        index.append(
+            {"step": step, "file": f"checkpoints/{ckpt.name}", "digest": str(file_digest(ckpt))}
+        )
+    index.sort(key=lambda i: int(str(i["step"])))
+    paths.checkpoint_index.write_bytes(b"".join(canonical_json(i) + b"\n" for i in index))
+    manifest = json.loads(paths.manifest.read_text())
+    root, parts, claims = compute_commitment(run_dir)
+    report = json.loads(paths.report.read_text())
+    report.update(
+        commitment=str(root),
+        precommitment=str(precommitment(manifest_digest(manifest), data_root(roots))),
+        manifest_digest=parts["manifest"],
+        code_hash=parts["code"],
+        data_root=parts["data"],
+        batch_roots=[str(r) for r in roots],
+        checkpoints=[{"step": i["step"], "digest": i["digest"]} for i in index],
+        steps=manifest["data"]["steps"],
+        snapshots=claims,
+    )
+    paths.report.write_bytes(canonical_json(report))
+    paths.commitment.write_bytes(canonical_json({"root": str(root), "parts": parts}))
+
+
+@contextlib.contextmanager
+def patched(owner: object, name: str, value: object) -> Iterator[None]:
+    """Replace ``owner.name`` by ``value`` for the duration, and restore it."""
+    old = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, old)
+
+
+def failed_checks(verdict: Verdict) -> tuple[str, ...]:
+    """The names (without their ``:detail`` suffix) of the checks that failed."""
+    names = {c.name.split(":")[0] for c in verdict.checks if c.status is CheckStatus.FAIL}
+    return tuple(sorted(names))
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Whether the defence caught an attempt, and how.
+
+    Attributes:
+        detected: the defence refused the attempt.
+        checks: the failing check names, or the error type that was raised.
+        compute_fraction: the fraction of training compute the Verifier
+            replayed (transcript checks only).
+        detail: one line on what happened.
+    """
+
+    detected: bool
+    checks: tuple[str, ...] = ()
+    compute_fraction: float | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-friendly form."""
+        return {
+            "detected": self.detected,
+            "checks": list(self.checks),
+            "compute_fraction": self.compute_fraction,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Attempt:
+    """One built attack, ready for the defence.
+
+    Attributes:
+        run: the (doctored) transcript and the chip whose log is evidence.
+        evidence: the chip evidence to verify against (defaults to the run's).
+        data: anything else the attack's `detect` needs.
+    """
+
+    run: HonestRun | None = None
+    evidence: list[ChipEvidence] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def verify_attempt(
+    attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
+) -> Detection:
+    """Run `verify_transcript` on the attempt's transcript and chip evidence."""
+    run = attempt.run
+    if run is None:  # pragma: no cover - transcript attacks always have a run
+        msg = "this attempt has no transcript"
+        raise ValueError(msg)
+    evidence = attempt.evidence if attempt.evidence is not None else run.evidence()
+    verdict = verify_transcript(
+        run.run_dir, TranscriptPaths(run.run_dir).report, evidence, policy, rng
+    )
+    failed = failed_checks(verdict)
+    return Detection(
+        detected=not verdict.passed,
+        checks=failed,
+        compute_fraction=verdict.compute_fraction,
+        detail="; ".join(c.detail for c in verdict.failures)[:300],
+    )
+
+
+class Attack(Protocol):
+    """One attack of the corpus.
+
+    Attributes:
+        name: a short id (``--only NAME``).
+        threat: the paper section and the threat in words.
+        expected: the check names (or error type) that must catch it.
+        needs_base: whether `create` doctors a copy of an honest base run.
+    """
+
+    name: str
+    threat: str
+    expected: tuple[str, ...]
+    needs_base: bool
+
+    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:
+        """Build the attack in `workdir` from honest `bases` (the trial seeds its choices)."""
+        ...
+
+    def detect(
+        self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
+    ) -> Detection:
+        """Run the real defence on the attempt."""
+        ...

@@ -1,0 +1,111 @@
+"""Spoofs built while training: restart chains and substituted data (paper §5).
+
+These attacks change what the training loop does (not only the files
+afterwards): the Prover trains on the real chip, so every snapshot the
+firmware logs is of the weights really trained.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+import computewatch.datacenter._recorder as recorder_module
+from computewatch.attacks._harness import (
+    Attempt,
+    Detection,
+    HonestRun,
+    patched,
+    run_on_chip,
+    verify_attempt,
+)
+from computewatch.datacenter import DataSchedule, TranscriptPaths, load_checkpoint
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from computewatch.verification import VerificationPolicy
+
+__all__ = ["DataSubstitution", "RestartChain"]
+
+_STEPS = 24
+
+
+class RestartChain:
+    """One long run reported as several short runs.
+
+    Part 2 secretly continues from part 1's final weights instead of the
+    seeded W_0 its precommitment implies (each part alone stays under a
+    reporting threshold).
+    """
+
+    name = "restart-chain"
+    threat = "§5: a long run split into short runs that continue each other"
+    expected = ("init",)
+    needs_base = True
+
+    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:
+        """Train part 2 on its own chip, starting from part 1's final weights."""
+        carried = load_checkpoint(TranscriptPaths(bases[0].run_dir).checkpoint(_STEPS)).weights
+        with patched(recorder_module, "init_flat", lambda *_a, **_k: carried.clone()):
+            second = run_on_chip(
+                workdir / f"{self.name}-{trial}",
+                name="part-2",
+                serial=f"CW-RC-{trial}",
+                data_seed=100 + trial,
+            )
+        return Attempt(run=second)
+
+    def detect(
+        self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
+    ) -> Detection:
+        """`verify_transcript` on part 2."""
+        return verify_attempt(attempt, policy, rng)
+
+
+class DataSubstitution:
+    """Precommit the scheduled data, train on other points in some steps.
+
+    A fraction of the steps (at least one) is drawn at random per trial; in
+    those steps every point is replaced by the next point of the data set.
+    """
+
+    threat = "§5: training data other than the precommitted data"
+    expected = ("snapshot", "segment", "heuristic")
+    needs_base = False
+
+    def __init__(self, fraction: float) -> None:
+        """Substitute the data of ``fraction`` of the steps."""
+        self.fraction = fraction
+        self.name = f"data-substitution-{fraction:.0%}"
+
+    def steps(self, trial: int) -> set[int]:
+        """The substituted steps of a trial."""
+        count = max(1, round(self.fraction * _STEPS))
+        rng = np.random.default_rng(10_000 + trial)
+        return {int(s) for s in rng.choice(_STEPS, size=count, replace=False)}
+
+    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:  # noqa: ARG002
+        """Train with the substituted batches on a fresh chip."""
+        chosen = self.steps(trial)
+        honest_local = DataSchedule.local_indices
+
+        def substituted(self_: DataSchedule, step: int, rank: int, world_size: int) -> list[int]:
+            idx = honest_local(self_, step, rank, world_size)
+            return [(i + 1) % self_.dataset_size for i in idx] if step in chosen else idx
+
+        with patched(DataSchedule, "local_indices", substituted):
+            run = run_on_chip(
+                workdir / f"{self.name}-{trial}",
+                serial=f"CW-DS-{trial}",
+                data_seed=200 + trial,
+            )
+        return Attempt(run=run, data={"substituted_steps": sorted(chosen)})
+
+    def detect(
+        self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
+    ) -> Detection:
+        """`verify_transcript` with the policy."""
+        return verify_attempt(attempt, policy, rng)

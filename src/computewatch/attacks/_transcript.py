@@ -1,0 +1,182 @@
+"""Transcript spoofs that doctor an honest run's files (paper §5, App. A).
+
+Each attack starts from a copy of an honest transcript, changes what the
+Prover claims, makes the transcript self-consistent again with `recommit`
+(as a capable spoofer would) and is then checked by `verify_transcript`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from computewatch.attacks._harness import Attempt, Detection, HonestRun, recommit, verify_attempt
+from computewatch.datacenter import TranscriptPaths, load_checkpoint, save_checkpoint
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from computewatch.verification import VerificationPolicy
+
+__all__ = [
+    "FewerStepsClaimed",
+    "InterpolatedCheckpoints",
+    "LearningRateLie",
+    "OmegaAsInit",
+    "ShardRelocation",
+    "replace_weights",
+]
+
+_FINAL = 24
+_INTERIOR = (6, 12, 18)
+_HALF = 12
+
+
+def replace_weights(paths: TranscriptPaths, step: int, weights: torch.Tensor) -> None:
+    """Rewrite checkpoint `step` with other weights (everything else kept)."""
+    ckpt = load_checkpoint(paths.checkpoint(step))
+    save_checkpoint(
+        paths.checkpoint(step),
+        step=step,
+        weights=weights.contiguous(),
+        optimizer_state=ckpt.optimizer_state,
+        param_groups=ckpt.param_groups,
+        rng_state=ckpt.rng_state,
+        layout_digest=ckpt.layout_digest,
+    )
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+class _EditAttack:
+    """Base: copy the first base run, doctor it in `edit`, recommit."""
+
+    name = ""
+    threat = ""
+    expected: tuple[str, ...] = ()
+    needs_base = True
+
+    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:
+        """Doctor a copy of ``bases[0]`` and recommit it."""
+        run = bases[0].copy(workdir / f"{self.name}-{trial}")
+        self.edit(run, trial, bases)
+        recommit(run.run_dir)
+        return Attempt(run=run)
+
+    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:
+        """Change the transcript (subclasses)."""
+        raise NotImplementedError
+
+    def detect(
+        self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
+    ) -> Detection:
+        """`verify_transcript` with the policy."""
+        return verify_attempt(attempt, policy, rng)
+
+
+class OmegaAsInit(_EditAttack):
+    """The weights the chip saw late in training are claimed as W_0."""
+
+    name = "omega-as-init"
+    threat = "§5 / App. A: ω claimed to be just the initialization"
+    expected = ("init",)
+
+    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:  # noqa: ARG002
+        """Write the final weights into checkpoint 0."""
+        paths = TranscriptPaths(run.run_dir)
+        replace_weights(paths, 0, load_checkpoint(paths.checkpoint(_FINAL)).weights)
+
+
+class InterpolatedCheckpoints(_EditAttack):
+    """Checkpoints fabricated on the straight line from W_0 to W_T."""
+
+    name = "interpolation"
+    threat = "§5 / App. A: intermediate checkpoints fabricated by interpolation"
+    expected = ("segment", "snapshot")
+
+    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:  # noqa: ARG002
+        """Replace every interior checkpoint by an interpolation."""
+        paths = TranscriptPaths(run.run_dir)
+        w0 = load_checkpoint(paths.checkpoint(0)).weights
+        wt = load_checkpoint(paths.checkpoint(_FINAL)).weights
+        for step in _INTERIOR:
+            t = step / _FINAL
+            replace_weights(paths, step, (1 - t) * w0 + t * wt)
+
+
+class LearningRateLie(_EditAttack):
+    """Another learning rate is claimed than the one trained with."""
+
+    name = "hyper-lr-lie"
+    threat = "§5: hyperparameters misreported (learning rate)"
+    expected = ("precommit-logged", "init")
+
+    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:  # noqa: ARG002
+        """Claim lr = 0.001 instead of 0.003."""
+        paths = TranscriptPaths(run.run_dir)
+        text = paths.manifest.read_bytes()
+        paths.manifest.write_bytes(text.replace(b'"lr":0.003', b'"lr":0.001'))
+
+
+class FewerStepsClaimed(_EditAttack):
+    """Only the first half of the run is reported (less compute claimed)."""
+
+    name = "hyper-fewer-steps"
+    threat = "§5: training compute under-reported (fewer steps claimed)"
+    expected = ("snapshot", "precommit-logged")
+
+    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:  # noqa: ARG002
+        """Cut steps, metrics, checkpoints and snapshot claims at step 12."""
+        paths = TranscriptPaths(run.run_dir)
+        for path in (paths.steps, paths.metrics):
+            path.write_text("".join(path.read_text().splitlines(keepends=True)[:12]))
+        for step in (18, 24):
+            paths.checkpoint(step).unlink()
+        manifest = json.loads(paths.manifest.read_text())
+        manifest["data"]["steps"] = 12
+        paths.manifest.write_bytes(_dump(manifest))
+        chip_file = paths.chips / f"{run.chip.serial}.json"
+        claims = json.loads(chip_file.read_text())
+        claims["snapshots"] = [s for s in claims["snapshots"] if s["step"] <= _HALF]
+        chip_file.write_text(json.dumps(claims))
+
+
+class ShardRelocation(_EditAttack):
+    """Another chip's snapshots (a different model) claimed as this run's slice.
+
+    The chip of ``bases[1]`` (trained on other data: the "secret" model) is
+    claimed to hold this run's slice; its ω copies are moved in.
+    """
+
+    name = "shard-relocation"
+    threat = "§4-5: a snapshot claimed to belong to another chip's slice / model"
+    expected = ("snapshot", "precommit-logged")
+
+    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:
+        """Graft the other chip's claims into the benign transcript."""
+        if len(bases) < 2:  # noqa: PLR2004
+            msg = "shard relocation needs two honest base runs on two chips"
+            raise ValueError(msg)
+        attempt = super().create(workdir, trial, bases)
+        attempt.evidence = bases[1].evidence()
+        return attempt
+
+    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:  # noqa: ARG002
+        """Move the secret chip's claim and ω files into the benign transcript."""
+        secret = bases[1]
+        bpaths, spaths = TranscriptPaths(run.run_dir), TranscriptPaths(secret.run_dir)
+        doc = json.loads((spaths.chips / f"{secret.chip.serial}.json").read_text())
+        (bpaths.chips / f"{run.chip.serial}.json").unlink()
+        manifest = json.loads(bpaths.manifest.read_text())
+        manifest["sharding"]["chips"][0]["serial"] = str(secret.chip.serial)
+        doc["slice"] = manifest["sharding"]["chips"][0]["slice"]
+        bpaths.manifest.write_bytes(_dump(manifest))
+        (bpaths.chips / f"{secret.chip.serial}.json").write_text(json.dumps(doc))
+        for f in spaths.snapshots.iterdir():
+            (bpaths.snapshots / f.name).write_bytes(f.read_bytes())
