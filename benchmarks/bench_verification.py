@@ -25,8 +25,7 @@ from scipy import stats
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tests.datacenter.conftest import make_spec  # noqa: E402
-
+from computewatch.attacks._harness import make_spec  # noqa: E402
 from computewatch.chip import Chip, read_chip_log, sign_firmware  # noqa: E402
 from computewatch.crypto import SigningKey  # noqa: E402
 from computewatch.datacenter import RunSpec, TranscriptPaths, train, train_distributed  # noqa: E402

@@ -2,50 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+from computewatch.attacks._harness import EXAMPLE, TINY, make_spec
 from computewatch.chip import Chip, ManualClock, sign_firmware
 from computewatch.crypto import Envelope, SigningKey
-from computewatch.datacenter import RunSpec
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tinygpt.py"
-
-#: A configuration small enough for unit tests (about 30k parameters).
-TINY: dict[str, Any] = {
-    "n_layer": 1,
-    "n_head": 2,
-    "n_embd": 32,
-    "block_size": 16,
-    "corpus_bytes": 1 << 16,
-    "lr": 3e-3,
-    "min_lr": 3e-4,
-    "warmup_steps": 3,
-    "total_steps": 24,
-    "weight_decay": 0.01,
-    "beta1": 0.9,
-    "beta2": 0.99,
-}
-
-
-def make_spec(run_id: str = "run-1", **kw: Any) -> RunSpec:
-    base: dict[str, Any] = {
-        "run_id": run_id,
-        "program_path": EXAMPLE,
-        "config": dict(TINY),
-        "batch_size": 8,
-        "steps": 24,
-        "data_seed": 7,
-        "checkpoint_every": 6,
-        "threads": 1,
-    }
-    base.update(kw)
-    return RunSpec(**base)
+# The tiny example run is defined once, in the attack corpus's harness.
+__all__ = ["EXAMPLE", "TINY", "SteppingClock", "make_spec"]
 
 
 @pytest.fixture
