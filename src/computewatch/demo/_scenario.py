@@ -28,19 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from computewatch.attacks._harness import recommit
 from computewatch.chip import Chip, sign_firmware
-from computewatch.crypto import Digest, SigningKey
-from computewatch.datacenter import (
-    RunSpec,
-    TranscriptPaths,
-    batch_root,
-    compute_commitment,
-    data_root,
-    manifest_digest,
-    precommitment,
-    train,
-    train_distributed,
-)
+from computewatch.crypto import SigningKey
+from computewatch.datacenter import RunSpec, TranscriptPaths, train, train_distributed
 from computewatch.demo._registry import DemoRegistry
 from computewatch.inspection import (
     AuditPlan,
@@ -144,21 +135,10 @@ def _graft(spoof: Path, real: Path) -> None:
         shutil.copy(f, sp.chips / f.name)
     for f in rp.snapshots.glob("*.safetensors"):
         shutil.copy(f, sp.snapshots / f.name)
-    roots = [
-        batch_root([Digest.parse("sha256:" + h) for h in json.loads(line)["points"]])
-        for line in sp.steps.read_text().splitlines()
-    ]
-    root, parts, claims = compute_commitment(spoof)
+    recommit(spoof)  # make the doctored folder self-consistent again
     report = json.loads(sp.report.read_text())
-    report.update(
-        commitment=str(root),
-        manifest_digest=parts["manifest"],
-        snapshots=claims,
-        precommitment=str(precommitment(manifest_digest(manifest), data_root(roots))),
-        world_size=real_manifest["sharding"]["world_size"],
-    )
+    report["world_size"] = real_manifest["sharding"]["world_size"]
     sp.report.write_text(json.dumps(report))
-    sp.commitment.write_text(json.dumps({"root": str(root), "parts": parts}))
 
 
 def run_demo(
