@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from computewatch._validate import int_in_range, text
-from computewatch.crypto import Digest, json_digest
+from computewatch.crypto import Digest, canonical_json, json_digest
 from computewatch.datacenter._checkpoint import load_checkpoint, save_checkpoint
 from computewatch.datacenter._commitment import compute_commitment
 from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
@@ -38,6 +38,7 @@ from computewatch.datacenter._trainer import StepResult, Trainer
 from computewatch.datacenter._transcript import (
     MANIFEST_FORMAT,
     REPORT_FORMAT,
+    LineWriter,
     StorageError,
     TranscriptPaths,
     append_line,
@@ -174,8 +175,10 @@ class Recorder:
         )
         self._points: list[list[Digest]] = []
         self._roots: list[Digest] = []
+        self._step_lines: list[bytes] = []
         self.precommitment: Digest | None = None
         self.manifest: dict[str, Any] = {}
+        self._writers: dict[str, LineWriter] = {}
 
     @property
     def writer(self) -> bool:
@@ -197,6 +200,14 @@ class Recorder:
                 hashes.append(cache[i])
             self._points.append(hashes)
             self._roots.append(batch_root(hashes))
+        # D's records are fixed by the plan: encode them now, off the step path
+        self._step_lines = [
+            canonical_json(
+                {"step": step, "points": [p.hex for p in points], "batch_root": str(root)}
+            )
+            + b"\n"
+            for step, (points, root) in enumerate(zip(self._points, self._roots, strict=True))
+        ]
 
     def _manifest(self) -> dict[str, Any]:
         layout = self.trainer.layout
@@ -305,20 +316,24 @@ class Recorder:
 
     # -- every step --------------------------------------------------------
 
+    def _line(self, name: str) -> LineWriter:
+        writer = self._writers.get(name)
+        if writer is None:
+            writer = self._writers[name] = LineWriter(getattr(self.paths, name))
+        return writer
+
+    def close(self) -> None:
+        """Close the line files (the records are already on disk)."""
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
     def record_step(self, step: int, result: StepResult, seconds: float) -> None:
         """After optimizer step `step` (0-based): data, metrics, snapshot, checkpoint."""
         done = step + 1
         if self.writer:
-            append_line(
-                self.paths.steps,
-                {
-                    "step": step,
-                    "points": [p.hex for p in self._points[step]],
-                    "batch_root": str(self._roots[step]),
-                },
-            )
-            append_line(
-                self.paths.metrics,
+            self._line("steps").write_line(self._step_lines[step])
+            self._line("metrics").write(
                 {
                     "step": step,
                     "loss": result.loss,
@@ -469,21 +484,24 @@ def train(
     import torch  # noqa: PLC0415
 
     t0 = time.perf_counter()
-    for step in range(start, spec.steps):
-        if stop_after is not None and step >= stop_after:
-            summary.seconds = time.perf_counter() - t0
-            return summary
-        idx = rec.schedule.local_indices(step, rank, spec.world_size)
-        batch = torch.stack([program.data_point(trainer.config, i) for i in idx])
-        t_step = time.perf_counter()
-        result = trainer.step(step, batch)
-        t_record = time.perf_counter()
-        rec.record_step(step, result, t_record - t_step)
-        summary.recording_seconds += time.perf_counter() - t_record
-        summary.losses.append(result.loss)
-        summary.steps_done = step + 1
-        if progress is not None:
-            progress(step + 1, spec.steps)
+    try:
+        for step in range(start, spec.steps):
+            if stop_after is not None and step >= stop_after:
+                summary.seconds = time.perf_counter() - t0
+                return summary
+            idx = rec.schedule.local_indices(step, rank, spec.world_size)
+            batch = torch.stack([program.data_point(trainer.config, i) for i in idx])
+            t_step = time.perf_counter()
+            result = trainer.step(step, batch)
+            t_record = time.perf_counter()
+            rec.record_step(step, result, t_record - t_step)
+            summary.recording_seconds += time.perf_counter() - t_record
+            summary.losses.append(result.loss)
+            summary.steps_done = step + 1
+            if progress is not None:
+                progress(step + 1, spec.steps)
+    finally:
+        rec.close()
     summary.seconds = time.perf_counter() - t0
     rec.write_chip_claims()
     if barrier is not None:

@@ -41,6 +41,7 @@ from computewatch.errors import ComputeWatchError, FormatError
 __all__ = [
     "MANIFEST_FORMAT",
     "REPORT_FORMAT",
+    "LineWriter",
     "StorageError",
     "TranscriptPaths",
     "append_line",
@@ -160,6 +161,52 @@ def append_line(path: Path, doc: Any, *, sync: bool = False) -> None:
     except OSError as e:
         msg = f"transcript file {path}: cannot append ({e.strerror})"
         raise StorageError(msg) from e
+
+
+class LineWriter:
+    """An open, unbuffered append handle for one line file (the per-step hot path).
+
+    Each `write` is one ``write(2)`` of one whole canonical-JSON line, so a
+    killed process leaves whole lines. Records are the recorder's own
+    (string keys, numbers, hex strings), so they are encoded without
+    `canonical_json`'s per-value validation; the bytes are the same.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Open `path` for appending."""
+        self.path = path
+        try:
+            self._file = path.open("ab", buffering=0)
+        except OSError as e:
+            msg = f"transcript file {path}: cannot open ({e.strerror})"
+            raise StorageError(msg) from e
+
+    def write(self, doc: dict[str, Any]) -> None:
+        """Append one record."""
+        try:
+            line = json.dumps(
+                doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
+        except ValueError as e:
+            msg = f"transcript file {self.path.name}: record not representable ({e})"
+            raise FormatError(msg) from e
+        try:
+            self._file.write(line + b"\n")
+        except OSError as e:
+            msg = f"transcript file {self.path}: cannot append ({e.strerror})"
+            raise StorageError(msg) from e
+
+    def write_line(self, line: bytes) -> None:
+        """Append one pre-encoded line (ending in a newline)."""
+        try:
+            self._file.write(line)
+        except OSError as e:
+            msg = f"transcript file {self.path}: cannot append ({e.strerror})"
+            raise StorageError(msg) from e
+
+    def close(self) -> None:
+        """Close the handle."""
+        self._file.close()
 
 
 def read_lines(path: Path, *, drop_torn: bool = False) -> list[dict[str, Any]]:
