@@ -102,7 +102,18 @@ class _ChipAttack:
         return workdir / f"{self.name}-{trial}" / "chip"
 
 
-class HiddenSnapshot(_ChipAttack):
+class _InspectionAttack(_ChipAttack):
+    """An attack that the Verifier's chip inspection (`inspect_chip`) must catch."""
+
+    def detect(
+        self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
+    ) -> Detection:
+        """`inspect_chip`."""
+        del policy, rng  # the chip-level checks take no verification policy
+        return _inspection(attempt)
+
+
+class HiddenSnapshot(_InspectionAttack):
     """A logged snapshot is left out of every report (a hidden run)."""
 
     name = "hidden-snapshot"
@@ -120,15 +131,8 @@ class HiddenSnapshot(_ChipAttack):
             data={"folder": folder, "record": record, "owner": _OWNER, "reports": [report]}
         )
 
-    def detect(
-        self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
-    ) -> Detection:
-        """`inspect_chip`."""
-        del policy, rng  # the chip-level checks take no verification policy
-        return _inspection(attempt)
 
-
-class ResoldChip(_ChipAttack):
+class ResoldChip(_InspectionAttack):
     """A chip sold on to another lab without a registered resale."""
 
     name = "resold-chip"
@@ -146,15 +150,8 @@ class ResoldChip(_ChipAttack):
             data={"folder": folder, "record": record, "owner": "lab-b", "reports": [report]}
         )
 
-    def detect(
-        self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
-    ) -> Detection:
-        """`inspect_chip`."""
-        del policy, rng  # the chip-level checks take no verification policy
-        return _inspection(attempt)
 
-
-class UnregisteredChip(_ChipAttack):
+class UnregisteredChip(_InspectionAttack):
     """A chip passed off under a registered serial (its key is not the registered one)."""
 
     name = "unregistered-chip"
@@ -172,13 +169,6 @@ class UnregisteredChip(_ChipAttack):
         return Attempt(
             data={"folder": folder, "record": record, "owner": _OWNER, "reports": [report]}
         )
-
-    def detect(
-        self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
-    ) -> Detection:
-        """`inspect_chip`."""
-        del policy, rng  # the chip-level checks take no verification policy
-        return _inspection(attempt)
 
 
 class ForgedLogEntry(_ChipAttack):

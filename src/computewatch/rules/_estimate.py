@@ -203,7 +203,7 @@ class ExploitCodeClassifier:
       `check_call(`: spawn a process.
     * `/bin/sh`, `/bin/bash`: a shell path.
     * `pty.spawn(`: an interactive shell, as in reverse shells.
-    * `exec(`, `eval(`, `__import__(` as bare calls: run code built at run
+    * bare calls of the builtins exec, eval and __import__: run code built at run
       time (`model.eval()` and `x.exec(` are not matched: the name must not
       follow a letter, digit, `_` or `.`).
     * `socket.socket(` together with `.connect(` in the same point: an
