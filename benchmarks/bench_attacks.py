@@ -1,32 +1,43 @@
 """Attacks: detection rates of the attack corpus (issue: attacks).
 
-For each attack of `computewatch.attacks`: the detection rate over N trials
-with a 95% Clopper-Pearson interval, the fraction of training compute the
-Verifier replayed, and the false-reject rate of the same policy on the
-honest base runs. Quick mode runs one trial of a representative subset
-(< 60 s); the full run runs every attack for 3 trials.
+For each attack of `computewatch.attacks`, at two scales of run: the
+detection rate over N trials with a 95% Clopper-Pearson interval, the
+fraction of training compute the Verifier replayed, and the false-reject
+rate of the same policy on the honest base runs (two per trial).
+
+- ``tiny``: 24-step runs, dense snapshots, the default policy (no total
+  cap): many trials, for the rates.
+- ``long``: 480-step runs, a few snapshots per run, everything replayed
+  (twins included) capped at 5 % of training: the issue's budget.
+
+The two scales run in two processes at once (one per core). Quick mode runs
+one trial of a representative subset at each scale (< 60 s).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from computewatch.attacks import run_benchmark
+#: Trials per attack in the full run (299 clean trials give a 95 % lower bound of 0.99).
+TRIALS = {"tiny": 300, "long": 30}
 
-QUICK = (
-    "omega-as-init",
-    "data-substitution-100%",
-    "hyper-lr-lie",
-    "forged-log-entry",
-    "hidden-snapshot",
-    "firmware-rollback",
-    "swap-fixed-schedule",
-    "swap-poisson-schedule",
-)
+QUICK = {
+    "tiny": (
+        "omega-as-init",
+        "data-substitution-100%",
+        "hyper-lr-lie",
+        "forged-log-entry",
+        "hidden-snapshot",
+        "firmware-rollback",
+        "swap-fixed-schedule",
+        "swap-poisson-schedule",
+    ),
+    "long": ("omega-as-init", "interpolation"),
+}
 
 
 def run(quick: bool) -> dict[str, Any]:  # noqa: FBT001
-    """Run the attack benchmark (a subset, one trial, when `quick`)."""
-    if quick:
-        return run_benchmark(trials=1, only=QUICK)
-    return run_benchmark(trials=3)
+    """Run the attack benchmark at both scales (a subset, one trial, when `quick`)."""
+    from computewatch.attacks import run_scales  # noqa: PLC0415
+
+    return run_scales({name: (1, QUICK[name]) if quick else (TRIALS[name], ()) for name in TRIALS})

@@ -14,19 +14,26 @@ Example::
     True
 """
 
+from computewatch.attacks._adversarial import AdversarialExamples
 from computewatch.attacks._corpus import (
     ATTACKS,
+    SCALES,
     attack_names,
     clopper_pearson,
+    default_policy,
     plot_detection,
     run_benchmark,
+    run_scales,
 )
 from computewatch.attacks._harness import (
+    LONG,
+    SCALE,
     TINY,
     Attack,
     Attempt,
     Detection,
     HonestRun,
+    Scale,
     make_spec,
     recommit,
     run_on_chip,
@@ -52,7 +59,11 @@ from computewatch.attacks._transcript import (
 
 __all__ = [
     "ATTACKS",
+    "LONG",
+    "SCALE",
+    "SCALES",
     "TINY",
+    "AdversarialExamples",
     "Attack",
     "Attempt",
     "DataSubstitution",
@@ -70,15 +81,18 @@ __all__ = [
     "ReplayedLogEntry",
     "ResoldChip",
     "RestartChain",
+    "Scale",
     "ShardRelocation",
     "SmallUpdateSpoof",
     "SnapshotSwap",
     "UnregisteredChip",
     "attack_names",
     "clopper_pearson",
+    "default_policy",
     "make_spec",
     "plot_detection",
     "recommit",
     "run_benchmark",
     "run_on_chip",
+    "run_scales",
 ]

@@ -8,6 +8,7 @@ false-reject rate of the same policy on honest runs.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -17,7 +18,17 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from scipy.stats import beta
 
-from computewatch.attacks._harness import Attack, HonestRun, failed_checks, run_on_chip
+from computewatch.attacks._adversarial import AdversarialExamples
+from computewatch.attacks._harness import (
+    LONG,
+    SCALE,
+    Attack,
+    Detection,
+    HonestRun,
+    Scale,
+    failed_checks,
+    run_on_chip,
+)
 from computewatch.attacks._protocol import (
     FirmwareRollback,
     ForgedLogEntry,
@@ -42,7 +53,16 @@ from computewatch.verification import VerificationPolicy, verify_transcript
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["ATTACKS", "attack_names", "clopper_pearson", "plot_detection", "run_benchmark"]
+__all__ = [
+    "ATTACKS",
+    "SCALES",
+    "attack_names",
+    "clopper_pearson",
+    "default_policy",
+    "plot_detection",
+    "run_benchmark",
+    "run_scales",
+]
 
 
 def _all() -> tuple[Attack, ...]:
@@ -59,6 +79,7 @@ def _all() -> tuple[Attack, ...]:
         ShardRelocation(),
         NoiseUnderEpsilon(),
         SmallUpdateSpoof(),
+        AdversarialExamples(),
         HiddenSnapshot(),
         ForgedLogEntry(),
         ReplayedLogEntry(),
@@ -73,6 +94,24 @@ def _all() -> tuple[Attack, ...]:
 
 #: Every attack of the corpus, in the order the benchmark runs them.
 ATTACKS: tuple[Attack, ...] = _all()
+
+
+#: The scales the benchmark runs at, by name (``--scale``).
+SCALES: dict[str, Scale] = {SCALE.name: SCALE, LONG.name: LONG}
+
+
+def default_policy(scale: Scale) -> VerificationPolicy:
+    """The Verifier's policy the benchmark uses at `scale`.
+
+    At the default scale the runs are too short for 5 % of their compute to
+    replay even one segment, so the policy is the default (no total cap: every
+    drawn snapshot and the PoL segment are replayed). At the long scale the
+    policy caps everything replayed, twins included, at 5 % of training:
+    at most two snapshot replays, then segments while they fit.
+    """
+    if scale == SCALE:
+        return VerificationPolicy()
+    return VerificationPolicy(max_compute=0.05, max_replayed_snapshots=2)
 
 
 def attack_names() -> list[str]:
@@ -95,10 +134,18 @@ def _rate(k: int, n: int) -> dict[str, Any]:
     return {"count": k, "trials": n, "rate": k / n if n else None, "ci95": [lo, hi]}
 
 
-def _bases(workdir: Path, trial: int) -> list[HonestRun]:
+def _bases(workdir: Path, trial: int, scale: Scale = SCALE) -> list[HonestRun]:
     return [
-        run_on_chip(workdir, name=f"base-{trial}", serial=f"CW-B-{trial}", data_seed=7 + trial),
-        run_on_chip(workdir, name=f"other-{trial}", serial=f"CW-C-{trial}", data_seed=50 + trial),
+        run_on_chip(
+            workdir, name=f"base-{trial}", serial=f"CW-B-{trial}", scale=scale, data_seed=7 + trial
+        ),
+        run_on_chip(
+            workdir,
+            name=f"other-{trial}",
+            serial=f"CW-C-{trial}",
+            scale=scale,
+            data_seed=50 + trial,
+        ),
     ]
 
 
@@ -106,11 +153,12 @@ def run_benchmark(
     trials: int = 3,
     only: Sequence[str] = (),
     *,
+    scale: Scale = SCALE,
     policy: VerificationPolicy | None = None,
     workdir: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the selected attacks for `trials` trials each; return the results.
+    """Run the selected attacks for `trials` trials each at `scale`; return the results.
 
     Raises:
         ValueError: a name in `only` is not an attack of the corpus.
@@ -120,73 +168,121 @@ def run_benchmark(
         msg = f"unknown attack(s) {unknown}; known: {attack_names()}"
         raise ValueError(msg)
     chosen = [a for a in ATTACKS if not only or a.name in only]
-    policy = policy or VerificationPolicy()
+    policy = policy or default_policy(scale)
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
+    outcomes: dict[str, list[tuple[Detection, dict[str, float]]]] = {a.name: [] for a in chosen}
+    honest: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="cw-attacks-", dir=workdir) as tmp:
-        root = Path(tmp)
-        bases: list[list[HonestRun]] = []
-        honest: list[dict[str, Any]] = []
-        if any(a.needs_base for a in chosen):
-            for t in range(trials):
+        # trial-major, each trial's files removed after it: long runs are big
+        for t in range(trials):
+            trial_root = Path(tmp) / f"trial-{t}"
+            bases: list[HonestRun] = []
+            if any(a.needs_base for a in chosen):
                 say(f"honest base runs, trial {t + 1}/{trials}")
-                pair = _bases(root / "bases", t)
-                bases.append(pair)
-                for run in pair:
-                    verdict = verify_transcript(
-                        run.run_dir,
-                        TranscriptPaths(run.run_dir).report,
-                        run.evidence(),
-                        policy,
-                        np.random.default_rng(t),
-                    )
-                    honest.append(
-                        {
-                            "rejected": not verdict.passed,
-                            "checks": list(failed_checks(verdict)),
-                            "compute_fraction": verdict.compute_fraction,
-                        }
-                    )
-        rows = []
-        for attack in chosen:
-            results = []
-            extra: list[dict[str, Any]] = []
-            for t in range(trials):
+                bases = _bases(trial_root / "bases", t, scale)
+                honest.extend(_verify_honest(run, policy, t) for run in bases)
+            for attack in chosen:
                 say(f"{attack.name}, trial {t + 1}/{trials}")
-                attempt = attack.create(root / attack.name, t, bases[t] if bases else [])
-                results.append(attack.detect(attempt, policy, np.random.default_rng(t)))
-                extra.append({k: v for k, v in attempt.data.items() if isinstance(v, int | float)})
-            k = sum(r.detected for r in results)
-            fractions = [r.compute_fraction for r in results if r.compute_fraction is not None]
-            checks = Counter(c for r in results for c in r.checks)
-            by_expected = sum(bool(set(r.checks) & set(attack.expected)) for r in results)
-            rows.append(
-                {
-                    "name": attack.name,
-                    "threat": attack.threat,
-                    "expected": list(attack.expected),
-                    "detection": _rate(k, trials),
-                    "caught_by_expected": by_expected,
-                    "compute_fraction_mean": float(np.mean(fractions)) if fractions else None,
-                    "compute_fraction_max": float(np.max(fractions)) if fractions else None,
-                    "checks": dict(sorted(checks.items())),
-                    "trials": [
-                        r.to_json() | {"data": e} for r, e in zip(results, extra, strict=True)
-                    ],
+                attempt = attack.create(trial_root / attack.name, t, bases, scale)
+                detection = attack.detect(attempt, policy, np.random.default_rng(t))
+                numbers = {
+                    k: float(v) for k, v in attempt.data.items() if isinstance(v, int | float)
                 }
-            )
+                outcomes[attack.name].append((detection, numbers))
+            shutil.rmtree(trial_root, ignore_errors=True)
+    rows = [_row(attack, outcomes[attack.name]) for attack in chosen]
     rejected = sum(h["rejected"] for h in honest)
     fr = [h["compute_fraction"] for h in honest]
     return {
         "trials": trials,
+        "scale": {
+            "name": scale.name,
+            "steps": scale.steps,
+            "checkpoint_every": scale.checkpoint_every,
+            "snapshot_rate_per_day": scale.snapshot_rate_per_day,
+        },
         "policy": policy.to_json(),
         "false_reject": _rate(rejected, len(honest))
         | {
             "compute_fraction_mean": float(np.mean(fr)) if fr else None,
-            "runs": honest,
+            "compute_fraction_max": float(np.max(fr)) if fr else None,
+            "rejected_runs": [h for h in honest if h["rejected"]],
         },
         "attacks": rows,
         "seconds": time.perf_counter() - t0,
+    }
+
+
+def _scale_job(name: str, trials: int, only: tuple[str, ...]) -> dict[str, Any]:
+    return run_benchmark(trials, only, scale=SCALES[name])
+
+
+def run_scales(plan: dict[str, tuple[int, tuple[str, ...]]]) -> dict[str, Any]:
+    """Run the benchmark at several scales at once, one process each.
+
+    `plan` maps a scale's name (`SCALES`) to its trials and ``only`` list.
+    """
+    import multiprocessing as mp  # noqa: PLC0415
+
+    unknown = sorted(set(plan) - set(SCALES))
+    if unknown:
+        msg = f"unknown scale(s) {unknown}; known: {sorted(SCALES)}"
+        raise ValueError(msg)
+    with mp.get_context("spawn").Pool(len(plan)) as pool:
+        pending = {
+            name: pool.apply_async(_scale_job, (name, trials, only))
+            for name, (trials, only) in plan.items()
+        }
+        return {name: job.get() for name, job in pending.items()}
+
+
+def _verify_honest(run: HonestRun, policy: VerificationPolicy, trial: int) -> dict[str, Any]:
+    verdict = verify_transcript(
+        run.run_dir,
+        TranscriptPaths(run.run_dir).report,
+        run.evidence(),
+        policy,
+        np.random.default_rng(trial),
+    )
+    return {
+        "trial": trial,
+        "rejected": not verdict.passed,
+        "checks": list(failed_checks(verdict)),
+        "compute_fraction": verdict.compute_fraction,
+    }
+
+
+def _row(attack: Attack, results: list[tuple[Detection, dict[str, float]]]) -> dict[str, Any]:
+    """One attack's summary: rate, interval, compute, checks; the misses in full."""
+    n = len(results)
+    k = sum(d.detected for d, _ in results)
+    fractions = [d.compute_fraction for d, _ in results if d.compute_fraction is not None]
+    checks = Counter(c for d, _ in results for c in d.checks)
+    keys = sorted({key for _, numbers in results for key in numbers})
+    summary = {}
+    for key in keys:
+        values = [numbers[key] for _, numbers in results if key in numbers]
+        summary[key] = {
+            "min": float(np.min(values)),
+            "mean": float(np.mean(values)),
+            "max": float(np.max(values)),
+        }
+    return {
+        "name": attack.name,
+        "threat": attack.threat,
+        "expected": list(attack.expected),
+        "detection": _rate(k, n),
+        "caught_by_expected": sum(bool(set(d.checks) & set(attack.expected)) for d, _ in results),
+        "compute_fraction_mean": float(np.mean(fractions)) if fractions else None,
+        "compute_fraction_max": float(np.max(fractions)) if fractions else None,
+        "checks": dict(sorted(checks.items())),
+        "data": summary,
+        "missed": [
+            {"trial": i} | d.to_json() | {"data": numbers}
+            for i, (d, numbers) in enumerate(results)
+            if not d.detected
+        ],
     }
 
 

@@ -43,11 +43,14 @@ if TYPE_CHECKING:
 __all__ = [
     "EXAMPLE",
     "FAST_RATE",
+    "LONG",
+    "SCALE",
     "TINY",
     "Attack",
     "Attempt",
     "Detection",
     "HonestRun",
+    "Scale",
     "failed_checks",
     "make_spec",
     "patched",
@@ -79,6 +82,55 @@ TINY: dict[str, Any] = {
 }
 
 _MAKER_SEED = b"computewatch-attacks-maker-seed!"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How long the corpus's runs are, how often they checkpoint and chips snapshot.
+
+    Attributes:
+        name: a short id.
+        steps: optimizer steps of every run.
+        checkpoint_every: steps between checkpoints.
+        snapshot_rate_per_day: the firmware's snapshot rate (per chip-day of
+            real time; the tiny runs take seconds, so these rates are high).
+    """
+
+    name: str = "tiny"
+    steps: int = 24
+    checkpoint_every: int = 6
+    snapshot_rate_per_day: float = FAST_RATE
+
+    @property
+    def checkpoints(self) -> list[int]:
+        """Every checkpointed step count, 0 and the final one included."""
+        return sorted({*range(0, self.steps, self.checkpoint_every), self.steps})
+
+    @property
+    def interior(self) -> list[int]:
+        """The checkpoints strictly between W_0 and the final weights."""
+        return self.checkpoints[1:-1]
+
+    @property
+    def half(self) -> int:
+        """The checkpoint closest to half-way."""
+        return min(self.checkpoints[1:], key=lambda c: abs(2 * c - self.steps))
+
+    def spec(self, **kw: Any) -> RunSpec:
+        """`make_spec` at this scale (the lr schedule spans the run)."""
+        config = {**TINY, "total_steps": self.steps, **kw.pop("config", {})}
+        return make_spec(
+            **{"steps": self.steps, "checkpoint_every": self.checkpoint_every, **kw},
+            config=config,
+        )
+
+
+#: The default scale: 24 steps, a checkpoint every 6, chips snapshot every few steps.
+SCALE = Scale()
+
+#: Longer runs with sparse snapshots, where replaying 5 % of training means something:
+#: 480 steps, a checkpoint every 4, about two snapshots per chip-second.
+LONG = Scale("long", steps=480, checkpoint_every=4, snapshot_rate_per_day=86_400.0 * 2)
 
 
 def make_spec(run_id: str = "run-1", **kw: Any) -> RunSpec:
@@ -123,16 +175,26 @@ class HonestRun:
         return HonestRun(dst, self.chip)
 
 
-def run_on_chip(workdir: Path, name: str = "run", serial: str = "CW-A-0", **spec: Any) -> HonestRun:
-    """Train the tiny program on a freshly provisioned chip (dense snapshots)."""
+def run_on_chip(
+    workdir: Path,
+    name: str = "run",
+    serial: str = "CW-A-0",
+    scale: Scale = SCALE,
+    **spec: Any,
+) -> HonestRun:
+    """Train the tiny program at `scale` on a freshly provisioned chip."""
     maker = maker_key()
     chip = Chip.provision(workdir / f"chip-{serial}", serial, maker.verifying_key)
     chip.boot(
         sign_firmware(
-            name="fw", version=1, code=b"fw", chipmaker=maker, snapshot_rate_per_day=FAST_RATE
+            name="fw",
+            version=1,
+            code=b"fw",
+            chipmaker=maker,
+            snapshot_rate_per_day=scale.snapshot_rate_per_day,
         )
     )
-    train(make_spec(**spec), workdir / name, chip=chip)
+    train(scale.spec(**spec), workdir / name, chip=chip)
     chip.flush()
     chip.close()
     return HonestRun(workdir / name, chip)
@@ -275,8 +337,10 @@ class Attack(Protocol):
     expected: tuple[str, ...]
     needs_base: bool
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:
-        """Build the attack in `workdir` from honest `bases` (the trial seeds its choices)."""
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale
+    ) -> Attempt:
+        """Build the attack in `workdir` from honest `bases` at `scale` (`trial` seeds it)."""
         ...
 
     def detect(

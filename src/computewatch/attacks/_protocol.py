@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from computewatch.attacks._harness import Attempt, Detection, maker_key
+from computewatch.attacks._harness import SCALE, Attempt, Detection, Scale, maker_key
 from computewatch.chip import Chip, ManualClock, read_chip_log, sign_firmware, verify_chip_log
 from computewatch.crypto import SigningKey, canonical_json, json_digest
 from computewatch.errors import ComputeWatchError
@@ -120,8 +120,11 @@ class HiddenSnapshot(_InspectionAttack):
     threat = "§4: chip logs of a secret run not reported"
     expected = ("hidden-snapshot",)
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:  # noqa: ARG002
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """Log three snapshots, report two."""
+        del bases, scale  # chip-level attacks train no run
         folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-HS-{trial}")
         report = _report(chip, keep=2)
@@ -139,8 +142,11 @@ class ResoldChip(_InspectionAttack):
     threat = "§6: chips resold outside the chip-owner directory"
     expected = ("owner-mismatch",)
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:  # noqa: ARG002
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """The directory names lab-a; the chip is found at lab-b."""
+        del bases, scale  # chip-level attacks train no run
         folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-RS-{trial}")
         report = _report(chip)
@@ -158,8 +164,11 @@ class UnregisteredChip(_InspectionAttack):
     threat = "§6: an unregistered chip substituted for a registered one"
     expected = ("key-substituted", "attestation")
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:  # noqa: ARG002
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """The directory holds another key for the serial the rogue chip claims."""
+        del bases, scale  # chip-level attacks train no run
         folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-UR-{trial}")
         report = _report(chip)
@@ -178,8 +187,11 @@ class ForgedLogEntry(_ChipAttack):
     threat = "§4: chip log entries forged by the Prover"
     expected = ("IntegrityError",)
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:  # noqa: ARG002
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """Rewrite the last snapshot's h in the NVRAM log."""
+        del bases, scale  # chip-level attacks train no run
         folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-FL-{trial}")
         serial, key = str(chip.serial), chip.public_key
@@ -209,8 +221,11 @@ class ReplayedLogEntry(ForgedLogEntry):
     threat = "§4: genuine log entries replayed to cover other weights"
     expected = ("IntegrityError",)
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:  # noqa: ARG002
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """Append a copy of an earlier snapshot entry."""
+        del bases, scale  # chip-level attacks train no run
         folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-RL-{trial}")
         serial, key = str(chip.serial), chip.public_key
@@ -228,8 +243,11 @@ class FirmwareRollback(_ChipAttack):
     threat = "§4: firmware rolled back to an older image"
     expected = ("IntegrityError",)
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:  # noqa: ARG002
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """A chip on firmware v2, and a genuine signed v1 image."""
+        del bases, scale  # chip-level attacks train no run
         folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-FR-{trial}", snapshots=0)
         chip.close()

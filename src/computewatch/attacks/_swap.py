@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from computewatch.attacks._harness import Attempt, Detection, maker_key
+from computewatch.attacks._harness import SCALE, Attempt, Detection, Scale, maker_key
 from computewatch.chip import (
     SECONDS_PER_DAY,
     Chip,
@@ -88,8 +88,11 @@ class SnapshotSwap:
         self.steps = steps
         self.name = "swap-fixed-schedule" if fixed else "swap-poisson-schedule"
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:  # noqa: ARG002
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """Train (secret weights), swapping benign ones in where a snapshot is predicted."""
+        del bases, scale  # chip-level attacks train no run
         maker = maker_key()
         clock = ManualClock()
         folder = workdir / f"{self.name}-{trial}"

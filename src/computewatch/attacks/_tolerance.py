@@ -9,32 +9,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from computewatch.attacks._harness import (
+    SCALE,
     Attempt,
     Detection,
     HonestRun,
+    Scale,
     recommit,
     verify_attempt,
 )
 from computewatch.attacks._transcript import replace_weights
 from computewatch.datacenter import TranscriptPaths, load_checkpoint
 from computewatch.verification import (
-    CheckStatus,
+    Tolerance,
+    TranscriptReader,
     VerificationPolicy,
-    verify_transcript,
+    replay_pair,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-__all__ = ["NoiseUnderEpsilon", "SmallUpdateSpoof"]
+    import numpy as np
 
-_FINAL = 24
-_LAST_SEGMENT = "segment:18-24"
+__all__ = ["NoiseUnderEpsilon", "SmallUpdateSpoof"]
 
 
 class NoiseUnderEpsilon:
@@ -55,27 +56,26 @@ class NoiseUnderEpsilon:
         """Perturb by ``fraction`` times the measured ε."""
         self.fraction = fraction
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """Measure ε of the last segment, perturb checkpoint 24 below it."""
         run = bases[0].copy(workdir / f"{self.name}-{trial}")
         paths = TranscriptPaths(run.run_dir)
-        probe = verify_transcript(
-            run.run_dir,
-            paths.report,
-            run.evidence(),
-            VerificationPolicy(budget=1.0),
-            np.random.default_rng(trial),
+        # the Verifier's ε for the last segment, measured as the Verifier would
+        last = scale.checkpoints[-2]
+        reader = TranscriptReader.open(run.run_dir, paths.report)
+        main, twin, _ = replay_pair(reader, last, scale.steps, {scale.steps})
+        replayed = main[scale.steps]
+        eps = Tolerance(safety=VerificationPolicy().safety).epsilon(
+            float((replayed - twin[scale.steps]).norm()),
+            float((replayed - reader.checkpoint(last).weights).norm()),
         )
-        eps = next(
-            float(c.metrics["epsilon"])
-            for c in probe.checks
-            if c.name == _LAST_SEGMENT and c.status is CheckStatus.PASS
-        )
-        final = load_checkpoint(paths.checkpoint(_FINAL)).weights
+        final = load_checkpoint(paths.checkpoint(scale.steps)).weights
         gen = torch.Generator().manual_seed(1000 + trial)
         direction = torch.randn(final.shape, generator=gen, dtype=final.dtype)
         noise = direction * (self.fraction * eps / float(direction.norm()))
-        replace_weights(paths, _FINAL, final + noise)
+        replace_weights(paths, scale.steps, final + noise)
         recommit(run.run_dir)
         return Attempt(run=run, data={"epsilon": eps, "noise_norm": float(noise.norm())})
 
@@ -106,13 +106,15 @@ class SmallUpdateSpoof:
         """Move ``step_fraction`` of the way at each interior segment."""
         self.step_fraction = step_fraction
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """Rewrite checkpoints 6, 12, 18 as tiny steps from W_0 toward W_T."""
         run = bases[0].copy(workdir / f"{self.name}-{trial}")
         paths = TranscriptPaths(run.run_dir)
         w0 = load_checkpoint(paths.checkpoint(0)).weights
-        wt = load_checkpoint(paths.checkpoint(_FINAL)).weights
-        for i, step in enumerate((6, 12, 18), start=1):
+        wt = load_checkpoint(paths.checkpoint(scale.steps)).weights
+        for i, step in enumerate(scale.interior, start=1):
             replace_weights(paths, step, w0 + (i * self.step_fraction) * (wt - w0))
         recommit(run.run_dir)
         return Attempt(run=run)

@@ -13,9 +13,11 @@ import numpy as np
 
 import computewatch.datacenter._recorder as recorder_module
 from computewatch.attacks._harness import (
+    SCALE,
     Attempt,
     Detection,
     HonestRun,
+    Scale,
     patched,
     run_on_chip,
     verify_attempt,
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
     from computewatch.verification import VerificationPolicy
 
 __all__ = ["DataSubstitution", "RestartChain"]
-
-_STEPS = 24
 
 
 class RestartChain:
@@ -46,14 +46,17 @@ class RestartChain:
     expected = ("init",)
     needs_base = True
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """Train part 2 on its own chip, starting from part 1's final weights."""
-        carried = load_checkpoint(TranscriptPaths(bases[0].run_dir).checkpoint(_STEPS)).weights
+        carried = load_checkpoint(TranscriptPaths(bases[0].run_dir).checkpoint(scale.steps)).weights
         with patched(recorder_module, "init_flat", lambda *_a, **_k: carried.clone()):
             second = run_on_chip(
                 workdir / f"{self.name}-{trial}",
                 name="part-2",
                 serial=f"CW-RC-{trial}",
+                scale=scale,
                 data_seed=100 + trial,
             )
         return Attempt(run=second)
@@ -81,15 +84,18 @@ class DataSubstitution:
         self.fraction = fraction
         self.name = f"data-substitution-{fraction:.0%}"
 
-    def steps(self, trial: int) -> set[int]:
+    def steps(self, trial: int, scale: Scale = SCALE) -> set[int]:
         """The substituted steps of a trial."""
-        count = max(1, round(self.fraction * _STEPS))
+        count = max(1, round(self.fraction * scale.steps))
         rng = np.random.default_rng(10_000 + trial)
-        return {int(s) for s in rng.choice(_STEPS, size=count, replace=False)}
+        return {int(s) for s in rng.choice(scale.steps, size=count, replace=False)}
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:  # noqa: ARG002
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """Train with the substituted batches on a fresh chip."""
-        chosen = self.steps(trial)
+        del bases  # trained from scratch
+        chosen = self.steps(trial, scale)
         honest_local = DataSchedule.local_indices
 
         def substituted(self_: DataSchedule, step: int, rank: int, world_size: int) -> list[int]:
@@ -100,6 +106,7 @@ class DataSubstitution:
             run = run_on_chip(
                 workdir / f"{self.name}-{trial}",
                 serial=f"CW-DS-{trial}",
+                scale=scale,
                 data_seed=200 + trial,
             )
         return Attempt(run=run, data={"substituted_steps": sorted(chosen)})

@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from computewatch.attacks._harness import Attempt, Detection, HonestRun, recommit, verify_attempt
+from computewatch.attacks._harness import (
+    SCALE,
+    Attempt,
+    Detection,
+    HonestRun,
+    Scale,
+    recommit,
+    verify_attempt,
+)
 from computewatch.datacenter import TranscriptPaths, load_checkpoint, save_checkpoint
 
 if TYPE_CHECKING:
@@ -30,10 +38,6 @@ __all__ = [
     "ShardRelocation",
     "replace_weights",
 ]
-
-_FINAL = 24
-_INTERIOR = (6, 12, 18)
-_HALF = 12
 
 
 def replace_weights(paths: TranscriptPaths, step: int, weights: torch.Tensor) -> None:
@@ -62,14 +66,16 @@ class _EditAttack:
     expected: tuple[str, ...] = ()
     needs_base = True
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """Doctor a copy of ``bases[0]`` and recommit it."""
         run = bases[0].copy(workdir / f"{self.name}-{trial}")
-        self.edit(run, trial, bases)
+        self.edit(run, trial, bases, scale)
         recommit(run.run_dir)
         return Attempt(run=run)
 
-    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:
+    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun], scale: Scale) -> None:
         """Change the transcript (subclasses)."""
         raise NotImplementedError
 
@@ -87,10 +93,16 @@ class OmegaAsInit(_EditAttack):
     threat = "§5 / App. A: ω claimed to be just the initialization"
     expected = ("init",)
 
-    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:  # noqa: ARG002
+    def edit(
+        self,
+        run: HonestRun,
+        trial: int,  # noqa: ARG002
+        bases: Sequence[HonestRun],  # noqa: ARG002
+        scale: Scale,
+    ) -> None:
         """Write the final weights into checkpoint 0."""
         paths = TranscriptPaths(run.run_dir)
-        replace_weights(paths, 0, load_checkpoint(paths.checkpoint(_FINAL)).weights)
+        replace_weights(paths, 0, load_checkpoint(paths.checkpoint(scale.steps)).weights)
 
 
 class InterpolatedCheckpoints(_EditAttack):
@@ -100,13 +112,19 @@ class InterpolatedCheckpoints(_EditAttack):
     threat = "§5 / App. A: intermediate checkpoints fabricated by interpolation"
     expected = ("segment", "snapshot")
 
-    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:  # noqa: ARG002
+    def edit(
+        self,
+        run: HonestRun,
+        trial: int,  # noqa: ARG002
+        bases: Sequence[HonestRun],  # noqa: ARG002
+        scale: Scale,
+    ) -> None:
         """Replace every interior checkpoint by an interpolation."""
         paths = TranscriptPaths(run.run_dir)
         w0 = load_checkpoint(paths.checkpoint(0)).weights
-        wt = load_checkpoint(paths.checkpoint(_FINAL)).weights
-        for step in _INTERIOR:
-            t = step / _FINAL
+        wt = load_checkpoint(paths.checkpoint(scale.steps)).weights
+        for step in scale.interior:
+            t = step / scale.steps
             replace_weights(paths, step, (1 - t) * w0 + t * wt)
 
 
@@ -117,7 +135,13 @@ class LearningRateLie(_EditAttack):
     threat = "§5: hyperparameters misreported (learning rate)"
     expected = ("precommit-logged", "init")
 
-    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:  # noqa: ARG002
+    def edit(
+        self,
+        run: HonestRun,
+        trial: int,  # noqa: ARG002
+        bases: Sequence[HonestRun],  # noqa: ARG002
+        scale: Scale,  # noqa: ARG002
+    ) -> None:
         """Claim lr = 0.001 instead of 0.003."""
         paths = TranscriptPaths(run.run_dir)
         text = paths.manifest.read_bytes()
@@ -131,19 +155,27 @@ class FewerStepsClaimed(_EditAttack):
     threat = "§5: training compute under-reported (fewer steps claimed)"
     expected = ("snapshot", "precommit-logged")
 
-    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:  # noqa: ARG002
-        """Cut steps, metrics, checkpoints and snapshot claims at step 12."""
+    def edit(
+        self,
+        run: HonestRun,
+        trial: int,  # noqa: ARG002
+        bases: Sequence[HonestRun],  # noqa: ARG002
+        scale: Scale,
+    ) -> None:
+        """Cut steps, metrics, checkpoints and snapshot claims at the half-way checkpoint."""
+        half = scale.half
         paths = TranscriptPaths(run.run_dir)
         for path in (paths.steps, paths.metrics):
-            path.write_text("".join(path.read_text().splitlines(keepends=True)[:12]))
-        for step in (18, 24):
-            paths.checkpoint(step).unlink()
+            path.write_text("".join(path.read_text().splitlines(keepends=True)[:half]))
+        for step in scale.checkpoints:
+            if step > half:
+                paths.checkpoint(step).unlink()
         manifest = json.loads(paths.manifest.read_text())
-        manifest["data"]["steps"] = 12
+        manifest["data"]["steps"] = half
         paths.manifest.write_bytes(_dump(manifest))
         chip_file = paths.chips / f"{run.chip.serial}.json"
         claims = json.loads(chip_file.read_text())
-        claims["snapshots"] = [s for s in claims["snapshots"] if s["step"] <= _HALF]
+        claims["snapshots"] = [s for s in claims["snapshots"] if s["step"] <= half]
         chip_file.write_text(json.dumps(claims))
 
 
@@ -158,16 +190,24 @@ class ShardRelocation(_EditAttack):
     threat = "§4-5: a snapshot claimed to belong to another chip's slice / model"
     expected = ("snapshot", "precommit-logged")
 
-    def create(self, workdir: Path, trial: int, bases: Sequence[HonestRun]) -> Attempt:
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
         """Graft the other chip's claims into the benign transcript."""
         if len(bases) < 2:  # noqa: PLR2004
             msg = "shard relocation needs two honest base runs on two chips"
             raise ValueError(msg)
-        attempt = super().create(workdir, trial, bases)
+        attempt = super().create(workdir, trial, bases, scale)
         attempt.evidence = bases[1].evidence()
         return attempt
 
-    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun]) -> None:  # noqa: ARG002
+    def edit(
+        self,
+        run: HonestRun,
+        trial: int,  # noqa: ARG002
+        bases: Sequence[HonestRun],
+        scale: Scale,  # noqa: ARG002
+    ) -> None:
         """Move the secret chip's claim and ω files into the benign transcript."""
         secret = bases[1]
         bpaths, spaths = TranscriptPaths(run.run_dir), TranscriptPaths(secret.run_dir)

@@ -19,26 +19,53 @@ def attacks_cmd(
     only: Annotated[
         list[str] | None, typer.Option("--only", help="Run only this attack (repeatable).")
     ] = None,
+    scale: Annotated[
+        str, typer.Option("--scale", help="Run length: tiny (24 steps) or long (480 steps).")
+    ] = "tiny",
     budget: Annotated[
-        float, typer.Option("--budget", help="Verifier's extra segment-replay budget.")
-    ] = 0.05,
+        float | None,
+        typer.Option("--budget", help="Verifier's segment-replay budget (fraction of steps)."),
+    ] = None,
+    max_compute: Annotated[
+        float | None,
+        typer.Option(
+            "--max-compute", help="Cap on all replayed compute, twins included (fraction)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write a bar plot of detection rates (PNG).")
     ] = None,
 ) -> None:
     """Run every attack of the corpus N times against the real defences."""
-    from computewatch.attacks import plot_detection, run_benchmark  # noqa: PLC0415
-    from computewatch.verification import VerificationPolicy  # noqa: PLC0415
+    import dataclasses  # noqa: PLC0415
 
+    from computewatch.attacks import (  # noqa: PLC0415
+        SCALES,
+        default_policy,
+        plot_detection,
+        run_benchmark,
+    )
+    from computewatch.errors import ParameterError  # noqa: PLC0415
+
+    if scale not in SCALES:
+        err_console.print(f"error: --scale {scale!r}: expected one of {', '.join(SCALES)}")
+        raise typer.Exit(2)
+    chosen = SCALES[scale]
+    policy = default_policy(chosen)
     try:
+        if budget is not None:
+            policy = dataclasses.replace(policy, budget=budget)
+        if max_compute is not None:
+            policy = dataclasses.replace(policy, max_compute=max_compute)
         results = run_benchmark(
             trials,
             only or (),
-            policy=VerificationPolicy(budget=budget),
+            scale=chosen,
+            policy=policy,
             progress=None if as_json else err_console.print,
         )
-    except ValueError as e:
+    except (ValueError, ParameterError) as e:
         err_console.print(f"error: {e}")
         raise typer.Exit(2) from e
     if out is not None:
@@ -46,7 +73,7 @@ def attacks_cmd(
     if as_json:
         emit_json(results)
         return
-    table = Table(title=f"attack detection ({trials} trials each)")
+    table = Table(title=f"attack detection ({trials} trials each, {scale} runs)")
     for col in ("attack", "detected", "95% CI", "by expected check", "compute replayed"):
         table.add_column(col)
     for row in results["attacks"]:
@@ -62,3 +89,5 @@ def attacks_cmd(
     console.print(table)
     fr = results["false_reject"]
     console.print(f"false rejects on honest runs: {fr['count']}/{fr['trials']}")
+    if fr["compute_fraction_mean"] is not None:
+        console.print(f"compute replayed on honest runs: {fr['compute_fraction_mean']:.1%}")

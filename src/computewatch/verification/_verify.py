@@ -38,7 +38,7 @@ from computewatch.datacenter import (
     manifest_digest,
     precommitment,
 )
-from computewatch.errors import ComputeWatchError, FormatError, IntegrityError
+from computewatch.errors import ComputeWatchError, FormatError, IntegrityError, ParameterError
 from computewatch.verification._heuristics import DEFAULT_HEURISTICS, HeuristicContext
 from computewatch.verification._reader import TranscriptReader
 from computewatch.verification._replay import Replayer, Tolerance, replay_pair
@@ -93,6 +93,11 @@ class VerificationPolicy:
         max_replayed_snapshots: chip-logged snapshots replayed (a secret
             random subset when there are more; all are hash-checked).
         heuristics: the spoof heuristics to run (extend in secret).
+        max_compute: a cap on everything replayed (snapshot linkage,
+            segments and their noise twins) as a fraction of the run's
+            training steps; snapshot replays are drawn (secretly, at random)
+            and segments chosen only while they fit. None: no cap beyond
+            `budget` and `max_replayed_snapshots`.
     """
 
     budget: float = 0.05
@@ -106,6 +111,16 @@ class VerificationPolicy:
     heuristics: tuple[Callable[[HeuristicContext], CheckResult], ...] = field(
         default=DEFAULT_HEURISTICS
     )
+    max_compute: float | None = None
+
+    def __post_init__(self) -> None:
+        """Validate the fractions."""
+        if not 0.0 <= self.budget <= 1.0:
+            msg = f"budget must be a fraction of the run's steps in [0, 1], got {self.budget}"
+            raise ParameterError(msg)
+        if self.max_compute is not None and not 0.0 <= self.max_compute <= 2.0:  # noqa: PLR2004
+            msg = f"max_compute must be in [0, 2] (twins double a replay), got {self.max_compute}"
+            raise ParameterError(msg)
 
     def to_json(self) -> dict[str, Any]:
         """The policy's numbers (heuristics are named, not shown)."""
@@ -115,6 +130,7 @@ class VerificationPolicy:
             "safety": self.safety,
             "exact": self.exact,
             "max_replayed_snapshots": self.max_replayed_snapshots,
+            "max_compute": self.max_compute,
             "heuristics": len(self.heuristics),
         }
 
@@ -292,6 +308,42 @@ class _Session:
             return False
         return True
 
+    def _cost(self, steps: int) -> int:
+        """Replayed steps for a replay of `steps` steps (twice unless exact)."""
+        return steps if self._tolerance().exact else 2 * steps
+
+    def _left(self) -> float:
+        """Replay steps left under `max_compute` (infinite without a cap)."""
+        cap = self.policy.max_compute
+        return math.inf if cap is None else cap * self.reader.steps - self.replayed
+
+    def _draw_snapshots(self, steps: list[int]) -> set[int]:
+        """A secret random subset of the logged snapshots to replay.
+
+        At most `max_replayed_snapshots`, and only while the replays (from
+        each snapshot's checkpoint, shared by snapshots after the same
+        checkpoint) fit under `max_compute`.
+        """
+        limit = self.policy.max_replayed_snapshots
+        if self.policy.max_compute is None:
+            if len(steps) <= limit:
+                return set(range(len(steps)))
+            return {int(i) for i in self.rng.choice(len(steps), size=limit, replace=False)}
+        left = self._left()
+        reach: dict[int, int] = {}
+        chosen: set[int] = set()
+        for i in self.rng.permutation(len(steps)):
+            if len(chosen) >= limit:
+                break
+            base = self._base(steps[int(i)])
+            extra = self._cost(max(0, steps[int(i)] - reach.get(base, base)))
+            if extra > left:
+                continue
+            left -= extra
+            reach[base] = max(reach.get(base, base), steps[int(i)])
+            chosen.add(int(i))
+        return chosen
+
     def snapshots(self) -> None:
         reader = self.reader
         claims = {(c.serial, c.seq): c for c in reader.claims}
@@ -309,10 +361,7 @@ class _Session:
         linked = [(serial, entry) for serial, entry in logged if self._link(serial, entry, claims)]
         # every logged snapshot is claimed and hash-checked above; a secret
         # random subset of them is also replayed (replay is the costly part)
-        limit = self.policy.max_replayed_snapshots
-        chosen = set(range(len(linked)))
-        if len(linked) > limit:
-            chosen = {int(i) for i in self.rng.choice(len(linked), size=limit, replace=False)}
+        chosen = self._draw_snapshots([int(e.body["step"]) for _, e in linked])
         pending: dict[int, list[tuple[str, LogEntry]]] = {}
         for i, (serial, entry) in enumerate(linked):
             if i not in chosen:
@@ -365,6 +414,8 @@ class _Session:
             self.checks.append(CheckResult.skipped("segments", "fewer than two checkpoints"))
             return
         allowance = math.floor(policy.budget * reader.steps)
+        if policy.max_compute is not None:
+            allowance = min(allowance, math.floor(self._left() / self._cost(1)))
         # PoL: the intervals with the largest updates first
         distances = {
             (a, b): float((reader.checkpoint(b).weights - reader.checkpoint(a).weights).norm())
