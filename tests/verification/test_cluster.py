@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 
 def _job(honest: Run, tmp_path: Path, **kw: object) -> ClusterJob:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     pub = tmp_path / "chip.pub"
     honest.chip.public_key.save(pub)
     return ClusterJob(
@@ -49,6 +50,17 @@ def test_cluster_verdict_is_signed_and_isolated(honest: Run, tmp_path: Path) -> 
         read_verdict(forged, key.verifying_key)
     with pytest.raises(IntegrityError):
         read_verdict(envelope, SigningKey.generate().verifying_key)
+
+
+@pytest.mark.slow
+def test_cluster_honours_the_replay_cap(honest: Run, tmp_path: Path) -> None:
+    key = SigningKey.generate()
+    _, capped = cluster_verify(_job(honest, tmp_path / "a", max_compute=0.25), key=key)
+    _, free = cluster_verify(_job(honest, tmp_path / "b"), key=key)
+    assert capped.passed
+    assert free.passed
+    assert capped.compute_fraction <= 0.25  # noqa: PLR2004
+    assert free.compute_fraction > capped.compute_fraction
 
 
 @pytest.mark.slow

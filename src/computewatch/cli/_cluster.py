@@ -46,6 +46,12 @@ def verify_cmd(
         float, typer.Option("--budget", help="Segment replay budget, fraction of training.")
     ] = 0.05,
     exact: Annotated[bool, typer.Option("--exact", help="Require bitwise replays.")] = False,
+    max_compute: Annotated[
+        float | None,
+        typer.Option(
+            "--max-compute", help="Cap on all replayed compute, twins included (fraction)."
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict/--no-strict", help="Refuse to run without full isolation.")
     ] = True,
@@ -62,6 +68,7 @@ def verify_cmd(
         chips=tuple(_chip(c) for c in chip or ()),
         budget=budget,
         exact=exact,
+        max_compute=max_compute,
         seed=seed,
     )
     envelope, verdict = cluster_verify(job, key=SigningKey.load(key), strict=strict)

@@ -119,6 +119,7 @@ def audit_prover(
     workdir: Path,
     rules: Path | None = None,
     budget: float = 0.05,
+    max_compute: float | None = None,
     strict: bool = True,
     verifier_nonce: bytes | None = None,
     progress: Callable[[str], None] | None = None,
@@ -191,6 +192,7 @@ def audit_prover(
             report=report_path,
             chips=tuple(chips),
             budget=budget,
+            max_compute=max_compute,
             rules=rules,
             declared=dict(submission.declared.get(run, {})),
         )

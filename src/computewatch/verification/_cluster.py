@@ -54,6 +54,8 @@ class ClusterJob:
         chips: the inspected chips.
         budget: segment replay budget (fraction of training steps).
         exact: require bitwise replays where possible.
+        max_compute: cap on everything replayed, noise twins included
+            (fraction of training steps); None for no cap.
         seed: the Verifier's secret seed for segment selection (drawn if None).
         rules: a rule file to evaluate on the verified facts.
         declared: what the Prover declared for the run (``reported``,
@@ -65,6 +67,7 @@ class ClusterJob:
     chips: tuple[ChipInput, ...] = ()
     budget: float = 0.05
     exact: bool = False
+    max_compute: float | None = None
     seed: int | None = field(default=None, repr=False)
     rules: Path | None = None
     declared: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +87,7 @@ class ClusterJob:
             ],
             "budget": self.budget,
             "exact": self.exact,
+            "max_compute": self.max_compute,
             "seed": self.seed if self.seed is not None else secrets.randbits(63),
             "rules": str(self.rules.resolve()) if self.rules is not None else None,
             "declared": self.declared,

@@ -34,11 +34,16 @@ def main(argv: list[str]) -> int:
             from computewatch.rules import load_rules  # noqa: PLC0415
 
             rules = load_rules(job["rules"])
+        cap = job.get("max_compute")
         verdict = verify_transcript(
             job["transcript"],
             job["report"],
             chips,
-            VerificationPolicy(budget=float(job["budget"]), exact=bool(job["exact"])),
+            VerificationPolicy(
+                budget=float(job["budget"]),
+                exact=bool(job["exact"]),
+                max_compute=None if cap is None else float(cap),
+            ),
             np.random.default_rng(int(job["seed"])),
             rules=rules,
             declared=dict(job.get("declared") or {}),
