@@ -123,6 +123,18 @@ def test_noise_under_epsilon_gets_through(tmp_path: Path, bases: list[HonestRun]
     assert "segment" in result.checks
 
 
+@pytest.mark.slow
+def test_exact_mode_catches_noise_under_epsilon(tmp_path: Path, bases: list[HonestRun]) -> None:
+    # the README's mitigation: single-chip runs replay bitwise, so ε is 0 and
+    # the final segment's replay sees the perturbation
+    attack = NoiseUnderEpsilon()
+    attempt = attack.create(tmp_path, 0, bases)
+    policy = VerificationPolicy(budget=1.0, exact=True)
+    result = attack.detect(attempt, policy, np.random.default_rng(0))
+    assert result.detected
+    assert "segment" in result.checks
+
+
 @pytest.mark.parametrize(
     ("attack", "must"),
     [
