@@ -28,6 +28,7 @@ from computewatch.attacks import (
     UnregisteredChip,
     attack_names,
     clopper_pearson,
+    markdown_table,
     run_benchmark,
     run_on_chip,
 )
@@ -182,3 +183,7 @@ def test_benchmark_runs_protocol_attacks(tmp_path: Path) -> None:
     assert rows["forged-log-entry"]["detection"]["count"] == 1
     assert rows["swap-fixed-schedule"]["detection"]["count"] == 0
     assert results["false_reject"]["trials"] == 0
+    table = markdown_table(results)
+    assert "| forged-log-entry | 1/1 |" in table
+    assert "| swap-fixed-schedule | 0/1 |" in table
+    assert len(rows["swap-fixed-schedule"]["missed"]) == 1

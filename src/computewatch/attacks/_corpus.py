@@ -59,6 +59,7 @@ __all__ = [
     "attack_names",
     "clopper_pearson",
     "default_policy",
+    "markdown_table",
     "plot_detection",
     "run_benchmark",
     "run_scales",
@@ -284,6 +285,35 @@ def _row(attack: Attack, results: list[tuple[Detection, dict[str, float]]]) -> d
             if not d.detected
         ],
     }
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The results of one scale as a Markdown table (for the README)."""
+    header = "attack | detected | 95% CI | by expected check | replayed (mean / max) | checks"
+    lines = [f"| {header} that failed |", "|---|---|---|---|---|---|"]
+    for row in results["attacks"]:
+        d = row["detection"]
+        lo, hi = d["ci95"]
+        mean, top = row["compute_fraction_mean"], row["compute_fraction_max"]
+        replayed = "-" if mean is None else f"{mean:.1%} / {top:.1%}"
+        checks = ", ".join(f"{k} {v}" for k, v in row["checks"].items()) or "-"
+        lines.append(
+            f"| {row['name']} | {d['count']}/{d['trials']} | [{lo:.3f}, {hi:.3f}] "
+            f"| {row['caught_by_expected']}/{d['trials']} | {replayed} | {checks} |"
+        )
+    fr = results["false_reject"]
+    lo, hi = fr["ci95"]
+    mean = fr["compute_fraction_mean"]
+    lines.append("")
+    if not fr["trials"]:
+        lines.append("No honest runs (none of these attacks needed one).")
+        return "\n".join(lines)
+    lines.append(
+        f"Honest runs: {fr['count']}/{fr['trials']} falsely rejected (95% CI [{lo:.3f}, {hi:.3f}])"
+        + ("" if mean is None else f", {mean:.1%} of training replayed on average")
+        + "."
+    )
+    return "\n".join(lines)
 
 
 def plot_detection(results: dict[str, Any], out: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -33,6 +33,9 @@ def attacks_cmd(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print a Markdown table instead.")
+    ] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write a bar plot of detection rates (PNG).")
     ] = None,
@@ -43,6 +46,7 @@ def attacks_cmd(
     from computewatch.attacks import (  # noqa: PLC0415
         SCALES,
         default_policy,
+        markdown_table,
         plot_detection,
         run_benchmark,
     )
@@ -73,7 +77,14 @@ def attacks_cmd(
     if as_json:
         emit_json(results)
         return
-    table = Table(title=f"attack detection ({trials} trials each, {scale} runs)")
+    if markdown:
+        console.print(markdown_table(results), markup=False, soft_wrap=True)
+        return
+    _print_table(results, f"attack detection ({trials} trials each, {scale} runs)")
+
+
+def _print_table(results: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
     for col in ("attack", "detected", "95% CI", "by expected check", "compute replayed"):
         table.add_column(col)
     for row in results["attacks"]:
