@@ -29,6 +29,7 @@ from computewatch.attacks import (
     attack_names,
     clopper_pearson,
     markdown_table,
+    one_sided_bounds,
     run_benchmark,
     run_on_chip,
 )
@@ -173,6 +174,10 @@ def test_corpus_names_and_intervals() -> None:
     lo, hi = clopper_pearson(0, 3)
     assert lo == 0.0
     assert hi == pytest.approx(0.7076, abs=1e-3)
+    # 299 clean trials show >= 99 % at one-sided 95 %; 298 do not
+    assert one_sided_bounds(299, 299)[0] >= 0.99
+    assert one_sided_bounds(298, 298)[0] < 0.99
+    assert one_sided_bounds(0, 299)[1] <= 0.01
     with pytest.raises(ValueError, match="unknown attack"):
         run_benchmark(1, ["no-such-attack"])
 

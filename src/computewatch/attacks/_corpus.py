@@ -60,6 +60,7 @@ __all__ = [
     "clopper_pearson",
     "default_policy",
     "markdown_table",
+    "one_sided_bounds",
     "plot_detection",
     "run_benchmark",
     "run_scales",
@@ -130,9 +131,29 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return (lo, hi)
 
 
+def one_sided_bounds(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact one-sided bounds: (lower bound, upper bound), each at `confidence`.
+
+    "Detected at >= 99 %" is shown when the lower bound reaches 0.99 (with no
+    miss that takes 299 trials); "<= 1 % false rejects" when the upper bound
+    of the reject rate is at most 0.01.
+    """
+    lo, _ = clopper_pearson(k, n, 1 - 2 * (1 - confidence))
+    _, hi = clopper_pearson(k, n, 1 - 2 * (1 - confidence))
+    return (lo, hi)
+
+
 def _rate(k: int, n: int) -> dict[str, Any]:
     lo, hi = clopper_pearson(k, n)
-    return {"count": k, "trials": n, "rate": k / n if n else None, "ci95": [lo, hi]}
+    lower, upper = one_sided_bounds(k, n)
+    return {
+        "count": k,
+        "trials": n,
+        "rate": k / n if n else None,
+        "ci95": [lo, hi],
+        "lower95": lower,
+        "upper95": upper,
+    }
 
 
 def _bases(workdir: Path, trial: int, scale: Scale = SCALE) -> list[HonestRun]:
@@ -289,16 +310,17 @@ def _row(attack: Attack, results: list[tuple[Detection, dict[str, float]]]) -> d
 
 def markdown_table(results: dict[str, Any]) -> str:
     """The results of one scale as a Markdown table (for the README)."""
-    header = "attack | detected | 95% CI | by expected check | replayed (mean / max) | checks"
-    lines = [f"| {header} that failed |", "|---|---|---|---|---|---|"]
+    header = "attack | detected | 95% CI | 95% lower bound | by expected check | replayed"
+    lines = [f"| {header} (mean / max) | checks that failed |", "|---|---|---|---|---|---|---|"]
     for row in results["attacks"]:
         d = row["detection"]
         lo, hi = d["ci95"]
         mean, top = row["compute_fraction_mean"], row["compute_fraction_max"]
         replayed = "-" if mean is None else f"{mean:.1%} / {top:.1%}"
         checks = ", ".join(f"{k} {v}" for k, v in row["checks"].items()) or "-"
+        lower, _ = one_sided_bounds(d["count"], d["trials"])
         lines.append(
-            f"| {row['name']} | {d['count']}/{d['trials']} | [{lo:.3f}, {hi:.3f}] "
+            f"| {row['name']} | {d['count']}/{d['trials']} | [{lo:.3f}, {hi:.3f}] | {lower:.4f} "
             f"| {row['caught_by_expected']}/{d['trials']} | {replayed} | {checks} |"
         )
     fr = results["false_reject"]
@@ -308,8 +330,10 @@ def markdown_table(results: dict[str, Any]) -> str:
     if not fr["trials"]:
         lines.append("No honest runs (none of these attacks needed one).")
         return "\n".join(lines)
+    _, upper = one_sided_bounds(fr["count"], fr["trials"])
     lines.append(
-        f"Honest runs: {fr['count']}/{fr['trials']} falsely rejected (95% CI [{lo:.3f}, {hi:.3f}])"
+        f"Honest runs: {fr['count']}/{fr['trials']} falsely rejected (95% CI [{lo:.3f}, {hi:.3f}],"
+        f" one-sided 95% upper bound {upper:.4f})"
         + ("" if mean is None else f", {mean:.1%} of training replayed on average")
         + "."
     )
