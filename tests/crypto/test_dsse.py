@@ -195,6 +195,7 @@ def _doc(**overrides: Any) -> str:
         (_doc(payload="aGVsbG8gd29ybGQ"), None),  # unpadded is accepted
         (_doc(payload="aGVsbG8gd29ybGR="), "non-canonical"),  # stray padding bits
         (_doc(payload="a+b_"), "non-canonical"),  # mixed alphabets
+        (_doc(payload="aGVsbG8gd29ybA="), "partial padding"),  # one of two "=" cut
         (_doc(payload="aGVsbG8=gd29y"), "expected base64"),
         (_doc(payload="aGVsbG8gd29ybGQ=="), "expected base64"),
         (_doc(payload="é"), "expected base64"),

@@ -334,6 +334,10 @@ def _b64decode(text: str, field: str) -> bytes:
         msg = f"envelope field {field!r}: expected base64, got invalid text ({e})"
         raise FormatError(msg) from e
     canonical = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw).decode("ascii")
+    if "=" in text and len(text) % 4:
+        # padded and unpadded are both canonical; padding cut short is not
+        msg = f"envelope field {field!r}: expected canonical base64, got a partial padding"
+        raise FormatError(msg)
     if padded != canonical:
         msg = (
             f"envelope field {field!r}: expected canonical base64, got a non-canonical "
