@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from computewatch.crypto import (
@@ -295,5 +295,6 @@ def test_random_corruption_is_caught(data: st.DataObject) -> None:
         wire[position] = (wire[position] + data.draw(st.integers(1, 255))) % 256
     if data.draw(st.booleans()):
         del wire[data.draw(st.integers(0, len(wire) - 1))]
+    assume(bytes(wire) != WIRE)  # two changes of one byte can cancel out
     outcome = _outcome(bytes(wire))
     assert outcome in {IntegrityError, FormatError}
