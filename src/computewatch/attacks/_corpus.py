@@ -359,8 +359,13 @@ def plot_detection(results: dict[str, Any], out: Path) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("detection rate (95 % CI)")
     fr = results["false_reject"]
+    scale = results.get("scale", {}).get("name", "")
+    replay = fr.get("compute_fraction_mean")
     ax.set_title(
-        f"{results['trials']} trials each; false rejects {fr['count']}/{fr['trials']} honest runs"
+        f"{scale} runs, {results['trials']} trials each; false rejects "
+        f"{fr['count']}/{fr['trials']} honest runs"
+        + ("" if replay is None else f"; {replay:.1%} of training replayed (honest, mean)"),
+        fontsize=10,
     )
     ax.legend(loc="lower left")
     fig.tight_layout()
