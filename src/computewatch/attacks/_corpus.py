@@ -59,6 +59,7 @@ __all__ = [
     "attack_names",
     "clopper_pearson",
     "default_policy",
+    "false_reject_rate",
     "markdown_table",
     "one_sided_bounds",
     "plot_detection",
@@ -257,6 +258,49 @@ def run_scales(plan: dict[str, tuple[int, tuple[str, ...]]]) -> dict[str, Any]:
             for name, (trials, only) in plan.items()
         }
         return {name: job.get() for name, job in pending.items()}
+
+
+def _honest_job(scale_name: str, first: int, count: int) -> list[dict[str, Any]]:
+    scale = SCALES[scale_name]
+    policy = default_policy(scale)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="cw-honest-") as tmp:
+        for i in range(first, first + count):
+            run = run_on_chip(
+                Path(tmp), name=f"h-{i}", serial=f"CW-H-{i}", scale=scale, data_seed=10_000 + i
+            )
+            out.append(_verify_honest(run, policy, i))
+            shutil.rmtree(Path(tmp) / f"h-{i}", ignore_errors=True)
+    return out
+
+
+def false_reject_rate(runs: int, scale: Scale = SCALE, processes: int = 2) -> dict[str, Any]:
+    """Verify `runs` honest runs (each its own data order and chip) at `scale`.
+
+    Uses `default_policy(scale)`; runs are split over `processes` processes.
+    """
+    import multiprocessing as mp  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    share = [runs // processes + (p < runs % processes) for p in range(processes)]
+    firsts = [sum(share[:p]) for p in range(processes)]
+    with mp.get_context("spawn").Pool(processes) as pool:
+        parts = pool.starmap(
+            _honest_job, [(scale.name, f, n) for f, n in zip(firsts, share, strict=True) if n]
+        )
+    honest = [h for part in parts for h in part]
+    fr = [h["compute_fraction"] for h in honest]
+    return {
+        "scale": scale.name,
+        "policy": default_policy(scale).to_json(),
+        "false_reject": _rate(sum(h["rejected"] for h in honest), len(honest))
+        | {
+            "compute_fraction_mean": float(np.mean(fr)) if fr else None,
+            "compute_fraction_max": float(np.max(fr)) if fr else None,
+            "rejected_runs": [h for h in honest if h["rejected"]],
+        },
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _verify_honest(run: HonestRun, policy: VerificationPolicy, trial: int) -> dict[str, Any]:
