@@ -16,6 +16,7 @@ from computewatch.attacks import (
     InterpolatedCheckpoints,
     Scale,
     default_policy,
+    false_reject_rate,
     run_on_chip,
 )
 from computewatch.cli import main
@@ -117,3 +118,13 @@ def test_bench_cli_long_scale_protocol_attack_json(capsys: pytest.CaptureFixture
     assert doc["scale"]["name"] == "long"
     assert doc["policy"]["max_compute"] == 0.05
     assert doc["attacks"][0]["detection"]["count"] == 1
+
+
+@pytest.mark.slow
+def test_false_reject_rate_verifies_distinct_honest_runs() -> None:
+    result = false_reject_rate(2, LONG, processes=2)
+    fr = result["false_reject"]
+    assert fr["trials"] == 2
+    assert fr["count"] == 0
+    assert 0 < fr["compute_fraction_max"] <= 0.05
+    assert result["policy"]["max_compute"] == 0.05
