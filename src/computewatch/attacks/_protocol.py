@@ -98,8 +98,16 @@ class _ChipAttack:
     expected: tuple[str, ...] = ()
     needs_base = False
 
-    def folder(self, workdir: Path, trial: int) -> Path:
-        return workdir / f"{self.name}-{trial}" / "chip"
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
+        """Build the attack on a fresh chip in its own folder (no run, no scale)."""
+        del bases, scale  # chip-level attacks train no run
+        return self.build(workdir / f"{self.name}-{trial}" / "chip", trial)
+
+    def build(self, folder: Path, trial: int) -> Attempt:
+        """Build the attack on a chip in `folder` (subclasses)."""
+        raise NotImplementedError
 
 
 class _InspectionAttack(_ChipAttack):
@@ -120,12 +128,8 @@ class HiddenSnapshot(_InspectionAttack):
     threat = "§4: chip logs of a secret run not reported"
     expected = ("hidden-snapshot",)
 
-    def create(
-        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
-    ) -> Attempt:
+    def build(self, folder: Path, trial: int) -> Attempt:
         """Log three snapshots, report two."""
-        del bases, scale  # chip-level attacks train no run
-        folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-HS-{trial}")
         report = _report(chip, keep=2)
         record = DirectoryRecord(str(chip.serial), _OWNER, chip.public_key)
@@ -142,12 +146,8 @@ class ResoldChip(_InspectionAttack):
     threat = "§6: chips resold outside the chip-owner directory"
     expected = ("owner-mismatch",)
 
-    def create(
-        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
-    ) -> Attempt:
+    def build(self, folder: Path, trial: int) -> Attempt:
         """The directory names lab-a; the chip is found at lab-b."""
-        del bases, scale  # chip-level attacks train no run
-        folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-RS-{trial}")
         report = _report(chip)
         record = DirectoryRecord(str(chip.serial), _OWNER, chip.public_key)
@@ -164,12 +164,8 @@ class UnregisteredChip(_InspectionAttack):
     threat = "§6: an unregistered chip substituted for a registered one"
     expected = ("key-substituted", "attestation")
 
-    def create(
-        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
-    ) -> Attempt:
+    def build(self, folder: Path, trial: int) -> Attempt:
         """The directory holds another key for the serial the rogue chip claims."""
-        del bases, scale  # chip-level attacks train no run
-        folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-UR-{trial}")
         report = _report(chip)
         registered = SigningKey.from_seed(f"registered-chip-{trial:022d}".encode()[:32])
@@ -187,12 +183,8 @@ class ForgedLogEntry(_ChipAttack):
     threat = "§4: chip log entries forged by the Prover"
     expected = ("IntegrityError",)
 
-    def create(
-        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
-    ) -> Attempt:
+    def build(self, folder: Path, trial: int) -> Attempt:
         """Rewrite the last snapshot's h in the NVRAM log."""
-        del bases, scale  # chip-level attacks train no run
-        folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-FL-{trial}")
         serial, key = str(chip.serial), chip.public_key
         chip.close()
@@ -221,12 +213,8 @@ class ReplayedLogEntry(ForgedLogEntry):
     threat = "§4: genuine log entries replayed to cover other weights"
     expected = ("IntegrityError",)
 
-    def create(
-        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
-    ) -> Attempt:
+    def build(self, folder: Path, trial: int) -> Attempt:
         """Append a copy of an earlier snapshot entry."""
-        del bases, scale  # chip-level attacks train no run
-        folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-RL-{trial}")
         serial, key = str(chip.serial), chip.public_key
         chip.close()
@@ -243,12 +231,8 @@ class FirmwareRollback(_ChipAttack):
     threat = "§4: firmware rolled back to an older image"
     expected = ("IntegrityError",)
 
-    def create(
-        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
-    ) -> Attempt:
+    def build(self, folder: Path, trial: int) -> Attempt:
         """A chip on firmware v2, and a genuine signed v1 image."""
-        del bases, scale  # chip-level attacks train no run
-        folder = self.folder(workdir, trial)
         chip = _logged_chip(folder, f"CW-FR-{trial}", snapshots=0)
         chip.close()
         old = sign_firmware(name="fw", version=1, code=b"fw1", chipmaker=maker_key())
