@@ -15,7 +15,7 @@ import torch
 
 from computewatch.attacks._harness import SCALE, Attempt, Detection, Scale, maker_key
 from computewatch.chip import Chip, ManualClock, read_chip_log, sign_firmware, verify_chip_log
-from computewatch.crypto import SigningKey, canonical_json, json_digest
+from computewatch.crypto import SigningKey, VerifyingKey, canonical_json, json_digest
 from computewatch.errors import ComputeWatchError
 from computewatch.inspection import DirectoryRecord, inspect_chip
 
@@ -64,6 +64,26 @@ def _report(chip: Chip, keep: int | None = None) -> dict[str, object]:
     return {
         "snapshots": [{"serial": str(chip.serial), "seq": e.seq, "h": e.body["h"]} for e in snaps]
     }
+
+
+def _found(
+    folder: Path,
+    chip: Chip,
+    *,
+    owner: str = _OWNER,
+    keep: int | None = None,
+    registered_key: VerifyingKey | None = None,
+) -> Attempt:
+    """What an inspector finds: the chip at `owner`, its directory record, the reports.
+
+    The directory registers the chip to lab-a with `registered_key` (its own
+    key by default); the Prover reports the first `keep` snapshots (all by
+    default). Closes the chip.
+    """
+    report = _report(chip, keep)
+    record = DirectoryRecord(str(chip.serial), _OWNER, registered_key or chip.public_key)
+    chip.close()
+    return Attempt(data={"folder": folder, "record": record, "owner": owner, "reports": [report]})
 
 
 def _log_check(chip_folder: Path, serial: str, key: object) -> Detection:
@@ -130,13 +150,7 @@ class HiddenSnapshot(_InspectionAttack):
 
     def build(self, folder: Path, trial: int) -> Attempt:
         """Log three snapshots, report two."""
-        chip = _logged_chip(folder, f"CW-HS-{trial}")
-        report = _report(chip, keep=2)
-        record = DirectoryRecord(str(chip.serial), _OWNER, chip.public_key)
-        chip.close()
-        return Attempt(
-            data={"folder": folder, "record": record, "owner": _OWNER, "reports": [report]}
-        )
+        return _found(folder, _logged_chip(folder, f"CW-HS-{trial}"), keep=2)
 
 
 class ResoldChip(_InspectionAttack):
@@ -148,13 +162,7 @@ class ResoldChip(_InspectionAttack):
 
     def build(self, folder: Path, trial: int) -> Attempt:
         """The directory names lab-a; the chip is found at lab-b."""
-        chip = _logged_chip(folder, f"CW-RS-{trial}")
-        report = _report(chip)
-        record = DirectoryRecord(str(chip.serial), _OWNER, chip.public_key)
-        chip.close()
-        return Attempt(
-            data={"folder": folder, "record": record, "owner": "lab-b", "reports": [report]}
-        )
+        return _found(folder, _logged_chip(folder, f"CW-RS-{trial}"), owner="lab-b")
 
 
 class UnregisteredChip(_InspectionAttack):
@@ -166,14 +174,9 @@ class UnregisteredChip(_InspectionAttack):
 
     def build(self, folder: Path, trial: int) -> Attempt:
         """The directory holds another key for the serial the rogue chip claims."""
-        chip = _logged_chip(folder, f"CW-UR-{trial}")
-        report = _report(chip)
         registered = SigningKey.from_seed(f"registered-chip-{trial:022d}".encode()[:32])
-        record = DirectoryRecord(str(chip.serial), _OWNER, registered.verifying_key)
-        chip.close()
-        return Attempt(
-            data={"folder": folder, "record": record, "owner": _OWNER, "reports": [report]}
-        )
+        chip = _logged_chip(folder, f"CW-UR-{trial}")
+        return _found(folder, chip, registered_key=registered.verifying_key)
 
 
 class ForgedLogEntry(_ChipAttack):

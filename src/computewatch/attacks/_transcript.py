@@ -71,11 +71,11 @@ class _EditAttack:
     ) -> Attempt:
         """Doctor a copy of ``bases[0]`` and recommit it."""
         run = bases[0].copy(workdir / f"{self.name}-{trial}")
-        self.edit(run, trial, bases, scale)
+        self.edit(run, scale)
         recommit(run.run_dir)
         return Attempt(run=run)
 
-    def edit(self, run: HonestRun, trial: int, bases: Sequence[HonestRun], scale: Scale) -> None:
+    def edit(self, run: HonestRun, scale: Scale) -> None:
         """Change the transcript (subclasses)."""
         raise NotImplementedError
 
@@ -93,13 +93,7 @@ class OmegaAsInit(_EditAttack):
     threat = "§5 / App. A: ω claimed to be just the initialization"
     expected = ("init",)
 
-    def edit(
-        self,
-        run: HonestRun,
-        trial: int,  # noqa: ARG002
-        bases: Sequence[HonestRun],  # noqa: ARG002
-        scale: Scale,
-    ) -> None:
+    def edit(self, run: HonestRun, scale: Scale) -> None:
         """Write the final weights into checkpoint 0."""
         paths = TranscriptPaths(run.run_dir)
         replace_weights(paths, 0, load_checkpoint(paths.checkpoint(scale.steps)).weights)
@@ -112,13 +106,7 @@ class InterpolatedCheckpoints(_EditAttack):
     threat = "§5 / App. A: intermediate checkpoints fabricated by interpolation"
     expected = ("segment", "snapshot")
 
-    def edit(
-        self,
-        run: HonestRun,
-        trial: int,  # noqa: ARG002
-        bases: Sequence[HonestRun],  # noqa: ARG002
-        scale: Scale,
-    ) -> None:
+    def edit(self, run: HonestRun, scale: Scale) -> None:
         """Replace every interior checkpoint by an interpolation."""
         paths = TranscriptPaths(run.run_dir)
         w0 = load_checkpoint(paths.checkpoint(0)).weights
@@ -135,13 +123,7 @@ class LearningRateLie(_EditAttack):
     threat = "§5: hyperparameters misreported (learning rate)"
     expected = ("precommit-logged", "init")
 
-    def edit(
-        self,
-        run: HonestRun,
-        trial: int,  # noqa: ARG002
-        bases: Sequence[HonestRun],  # noqa: ARG002
-        scale: Scale,  # noqa: ARG002
-    ) -> None:
+    def edit(self, run: HonestRun, scale: Scale) -> None:  # noqa: ARG002
         """Claim lr = 0.001 instead of 0.003."""
         paths = TranscriptPaths(run.run_dir)
         text = paths.manifest.read_bytes()
@@ -155,13 +137,7 @@ class FewerStepsClaimed(_EditAttack):
     threat = "§5: training compute under-reported (fewer steps claimed)"
     expected = ("snapshot", "precommit-logged")
 
-    def edit(
-        self,
-        run: HonestRun,
-        trial: int,  # noqa: ARG002
-        bases: Sequence[HonestRun],  # noqa: ARG002
-        scale: Scale,
-    ) -> None:
+    def edit(self, run: HonestRun, scale: Scale) -> None:
         """Cut steps, metrics, checkpoints and snapshot claims at the half-way checkpoint."""
         half = scale.half
         paths = TranscriptPaths(run.run_dir)
@@ -197,26 +173,22 @@ class ShardRelocation(_EditAttack):
         if len(bases) < 2:  # noqa: PLR2004
             msg = "shard relocation needs two honest base runs on two chips"
             raise ValueError(msg)
-        attempt = super().create(workdir, trial, bases, scale)
-        attempt.evidence = bases[1].evidence()
-        return attempt
+        del scale  # the relocation is the same at every scale
+        run = bases[0].copy(workdir / f"{self.name}-{trial}")
+        _relocate(run, bases[1])
+        recommit(run.run_dir)
+        return Attempt(run=run, evidence=bases[1].evidence())
 
-    def edit(
-        self,
-        run: HonestRun,
-        trial: int,  # noqa: ARG002
-        bases: Sequence[HonestRun],
-        scale: Scale,  # noqa: ARG002
-    ) -> None:
-        """Move the secret chip's claim and ω files into the benign transcript."""
-        secret = bases[1]
-        bpaths, spaths = TranscriptPaths(run.run_dir), TranscriptPaths(secret.run_dir)
-        doc = json.loads((spaths.chips / f"{secret.chip.serial}.json").read_text())
-        (bpaths.chips / f"{run.chip.serial}.json").unlink()
-        manifest = json.loads(bpaths.manifest.read_text())
-        manifest["sharding"]["chips"][0]["serial"] = str(secret.chip.serial)
-        doc["slice"] = manifest["sharding"]["chips"][0]["slice"]
-        bpaths.manifest.write_bytes(_dump(manifest))
-        (bpaths.chips / f"{secret.chip.serial}.json").write_text(json.dumps(doc))
-        for f in spaths.snapshots.iterdir():
-            (bpaths.snapshots / f.name).write_bytes(f.read_bytes())
+
+def _relocate(run: HonestRun, secret: HonestRun) -> None:
+    """Move the secret chip's claim and ω files into the benign transcript."""
+    bpaths, spaths = TranscriptPaths(run.run_dir), TranscriptPaths(secret.run_dir)
+    doc = json.loads((spaths.chips / f"{secret.chip.serial}.json").read_text())
+    (bpaths.chips / f"{run.chip.serial}.json").unlink()
+    manifest = json.loads(bpaths.manifest.read_text())
+    manifest["sharding"]["chips"][0]["serial"] = str(secret.chip.serial)
+    doc["slice"] = manifest["sharding"]["chips"][0]["slice"]
+    bpaths.manifest.write_bytes(_dump(manifest))
+    (bpaths.chips / f"{secret.chip.serial}.json").write_text(json.dumps(doc))
+    for f in spaths.snapshots.iterdir():
+        (bpaths.snapshots / f.name).write_bytes(f.read_bytes())
