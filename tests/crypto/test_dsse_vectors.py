@@ -23,20 +23,16 @@ from computewatch.crypto.hazmat import pae
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 GOLDEN: dict[str, Any] = json.loads((VECTORS / "dsse_envelope.json").read_text(encoding="utf-8"))
 
-# The example of DSSE protocol.md, "Test Vectors".
-SPEC_TYPE = "http://example.com/HelloWorld"
-SPEC_BODY = b"hello world"
-SPEC_PAE = b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
-SPEC_ENVELOPE = (
-    '{"payload": "aGVsbG8gd29ybGQ=",\n'
-    ' "payloadType": "http://example.com/HelloWorld",\n'
-    ' "signatures": [{"sig": "A3JqsQGtVsJ2O2xqrI5IcnXip5GToJ3F+FnZ+O88SjtR6rDAajabZKciJTfUiHqJPc'
-    'IAriEGAHTVeCUjW2JIZA=="}]}'
-)
+# The example of DSSE protocol.md, "Test Vectors" (restated by tests/vectors/restate_published.py).
+SPEC: dict[str, Any] = json.loads((VECTORS / "dsse_example.json").read_text(encoding="utf-8"))
+SPEC_TYPE: str = SPEC["payload_type"]
+SPEC_BODY: bytes = SPEC["serialized_body"].encode()
+SPEC_PAE: bytes = SPEC["pae"].encode()
+SPEC_ENVELOPE: str = SPEC["envelope_json"]
 # ECDSA P-256 / SHA-256, deterministic (RFC 6979); signature is raw r || s.
-SPEC_X = 46950820868899156662930047687818585632848591499744589407958293238635476079160
-SPEC_Y = 5640078356564379163099075877009565129882514886557779369047442380624545832820
-SPEC_D = 97358161215184420915383655311931858321456579547487070936769975997791359926199
+SPEC_X: int = SPEC["x"]
+SPEC_Y: int = SPEC["y"]
+SPEC_D: int = SPEC["d"]
 
 
 def test_pae_of_the_spec_example() -> None:

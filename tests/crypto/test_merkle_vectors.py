@@ -1,6 +1,7 @@
 """transparency-dev/merkle conformance probes for inclusion and consistency proofs.
 
-Every JSON probe under ``shared/vectors/merkle/testdata/{inclusion,consistency}``
+Every probe of ``testdata/{inclusion,consistency}``, restated in
+``tests/vectors/merkle_probes.json`` (see ``tests/vectors/restate_published.py``),
 must be accepted when ``wantErr`` is false and refused with `FormatError` or
 `IntegrityError` (never another exception) when it is true.
 """
@@ -22,8 +23,9 @@ from computewatch.crypto._merkle import (
 )
 from computewatch.errors import FormatError, IntegrityError
 
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"
-TESTDATA = VECTORS / "merkle" / "testdata"
+PROBES: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parents[1] / "vectors" / "merkle_probes.json").read_text("utf-8")
+)
 
 # Probes whose expectation we deliberately do not share, with the reason.
 # transparency-dev compares the roots of equal-size trees as opaque bytes, so
@@ -35,8 +37,8 @@ STRICTER = {
 }
 
 
-def _probes(kind: str) -> list[Path]:
-    return sorted((TESTDATA / kind).rglob("*.json"))
+def _probes(kind: str) -> list[dict[str, Any]]:
+    return list(PROBES[kind])
 
 
 def _b64(value: str) -> bytes:
@@ -47,12 +49,12 @@ def _proof(doc: dict[str, Any]) -> list[bytes]:
     return [_b64(p) for p in doc["proof"] or []]
 
 
-def _id(path: Path) -> str:
-    return path.relative_to(TESTDATA).as_posix()
+def _id(doc: dict[str, Any]) -> str:
+    return str(doc["id"])
 
 
-def _expect(path: Path, doc: dict[str, Any], check: Any) -> None:
-    stricter = STRICTER.get(_id(path))
+def _expect(doc: dict[str, Any], check: Any) -> None:
+    stricter = STRICTER.get(_id(doc))
     if stricter is not None:
         with pytest.raises(stricter):
             check()
@@ -68,10 +70,8 @@ def test_vectors_present() -> None:
     assert len(_probes("consistency")) >= 90
 
 
-@pytest.mark.parametrize("path", _probes("inclusion"), ids=_id)
-def test_inclusion_probe(path: Path) -> None:
-    doc = json.loads(path.read_text())
-
+@pytest.mark.parametrize("doc", _probes("inclusion"), ids=_id)
+def test_inclusion_probe(doc: dict[str, Any]) -> None:
     def check() -> None:
         verify_leaf_inclusion(
             _b64(doc["leafHash"]),
@@ -81,13 +81,11 @@ def test_inclusion_probe(path: Path) -> None:
             root=_b64(doc["root"]),
         )
 
-    _expect(path, doc, check)
+    _expect(doc, check)
 
 
-@pytest.mark.parametrize("path", _probes("consistency"), ids=_id)
-def test_consistency_probe(path: Path) -> None:
-    doc = json.loads(path.read_text())
-
+@pytest.mark.parametrize("doc", _probes("consistency"), ids=_id)
+def test_consistency_probe(doc: dict[str, Any]) -> None:
     def check() -> None:
         verify_consistency(
             old_size=doc["size1"],
@@ -97,7 +95,7 @@ def test_consistency_probe(path: Path) -> None:
             new_root=_b64(doc["root2"]),
         )
 
-    _expect(path, doc, check)
+    _expect(doc, check)
 
 
 def test_reference_tree_roots() -> None:
