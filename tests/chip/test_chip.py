@@ -171,7 +171,8 @@ def test_log_full_halts_training_never_drops(
         c.on_step(999)  # stays halted
     with pytest.raises(LogFullError):
         c.precommit("r2", COMMIT)
-    c._worker.shutdown()
+    with pytest.raises(SnapshotStalledError, match="halted"):
+        c.close()  # releases the chip, and still reports the stall
 
 
 def test_receipts_block_until_acknowledged(
@@ -214,7 +215,8 @@ def test_missing_receipt_stalls_training(
     with pytest.raises(SnapshotStalledError, match="halted"):
         c.on_step(2)
     release.set()
-    c._worker.shutdown()
+    with pytest.raises(SnapshotStalledError, match="halted"):
+        c.close()  # releases the chip, and still reports the stall
 
     def refuse(_: Envelope) -> str:
         msg = "receipt server: signature refused"
@@ -225,7 +227,8 @@ def test_missing_receipt_stalls_training(
     c.register("r", {"w": torch.zeros(4)}, CODE, tmp_path / "o")
     with pytest.raises(SnapshotStalledError, match="signature refused"):
         c.snapshot_now(1)
-    c._worker.shutdown()
+    with pytest.raises(SnapshotStalledError, match="halted"):
+        c.close()  # releases the chip, and still reports the stall
 
 
 def test_attestation(chip: Chip, firmware: dict[int, Envelope]) -> None:

@@ -41,13 +41,12 @@ from computewatch.chip import (  # noqa: E402
     open_secure_element,
     provision_secure_element,
 )
-from computewatch.chip._tpm import (  # noqa: E402
+from computewatch.chip._tpm import TpmError, TpmSecureElement  # noqa: E402
+from computewatch.chip._tpm_layout import (  # noqa: E402
     COUNTER_NV_INDICES,
     KEY_HANDLE,
     SERIAL_NV_INDEX,
     STATE_NV_INDEX,
-    TpmError,
-    TpmSecureElement,
 )
 from computewatch.crypto import VerifyingKey  # noqa: E402
 from computewatch.errors import (  # noqa: E402

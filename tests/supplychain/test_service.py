@@ -208,14 +208,15 @@ def test_chip_whose_key_is_not_the_directory_s_stalls(live: Live, tmp_path: Path
 
     chip = Chip.provision(tmp_path / "chip", serial, maker.verifying_key, clock=ManualClock(1.7e9))
     chip.close()
-    with Chip.open(tmp_path / "chip", clock=ManualClock(1.7e9), receipts=client) as chip:
-        chip.boot(image)
-        chip.register("run-1", {"w": torch.zeros(4)}, chip.firmware.code_hash, tmp_path / "s")  # type: ignore[union-attr]
-        with pytest.raises(SnapshotStalledError, match="directory's key"):
-            chip.snapshot_now(0)
-        with pytest.raises(SnapshotStalledError):
-            chip.on_step(1)  # training stays halted
-        chip._failure = None  # let close() finish: the stall itself was the point
+    chip = Chip.open(tmp_path / "chip", clock=ManualClock(1.7e9), receipts=client)
+    chip.boot(image)
+    chip.register("run-1", {"w": torch.zeros(4)}, chip.firmware.code_hash, tmp_path / "s")  # type: ignore[union-attr]
+    with pytest.raises(SnapshotStalledError, match="directory's key"):
+        chip.snapshot_now(0)
+    with pytest.raises(SnapshotStalledError):
+        chip.on_step(1)  # training stays halted
+    with pytest.raises(SnapshotStalledError, match="halted"):
+        chip.close()  # the chip is released and still reports the stall
     client.close()
 
 

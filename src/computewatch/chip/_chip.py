@@ -16,7 +16,8 @@ it, writing the copy to Prover storage (safetensors) and signing the log
 entry run on a firmware worker thread, off the training's critical path.
 The next `on_step` waits for that work (and, if receipts are required, for
 the receipt server's acknowledgement) before training may go on: a chip that
-cannot log stalls training with an error, it never trains on unlogged.
+cannot log stalls training with an error, it never trains on unlogged. That
+pipeline is `computewatch.chip._snapshot.SnapshotPipeline`.
 
 Inspectors use `Chip.attest` (a signed statement with their nonce) and
 `Chip.log_entries` (the verified log).
@@ -34,9 +35,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -46,16 +44,23 @@ from computewatch.chip._chiplog import ChipLog, LogEntry
 from computewatch.chip._clock import Clock, SystemClock
 from computewatch.chip._firmware import FirmwareImage, verify_firmware
 from computewatch.chip._scheduler import PoissonScheduler
+from computewatch.chip._snapshot import (
+    ChipError,
+    Registration,
+    SnapshotPipeline,
+    SnapshotRecord,
+    SnapshotStalledError,
+    describe_regions,
+)
 from computewatch.crypto import (
     Digest,
     Envelope,
     VerifyingKey,
     canonical_json,
     json_digest,
-    shard_hash,
     sign_envelope,
 )
-from computewatch.errors import ComputeWatchError, FormatError, IntegrityError, ParameterError
+from computewatch.errors import FormatError, IntegrityError, ParameterError
 
 if TYPE_CHECKING:
     import os
@@ -83,57 +88,6 @@ _MAX_NONCE = 256
 _MAX_RUN_ID = 128
 
 
-class ChipError(ComputeWatchError):
-    """The chip refuses an operation (not booted, nothing registered, ...)."""
-
-    exit_code = 1
-    kind = "chip refused"
-
-
-class SnapshotStalledError(ChipError):
-    """A snapshot could not be logged (or acknowledged); training must stop."""
-
-    kind = "snapshot stalled"
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotRecord:
-    """What the Prover learns of a snapshot (ω itself is in its storage).
-
-    Attributes:
-        serial: the chip.
-        seq: the log entry's position.
-        run_id: the registered run.
-        step: the optimizer step the snapshot froze.
-        time_us: firmware time of the snapshot.
-        shard_hash: ``h = Hash(ω)``.
-        path: where the firmware wrote the copy of ω (safetensors).
-        receipt: the receipt server's acknowledgement, if one was required.
-    """
-
-    serial: str
-    seq: int
-    run_id: str
-    step: int
-    time_us: int
-    shard_hash: Digest
-    path: Path
-    receipt: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Registration:
-    run_id: str
-    tensors: tuple[tuple[str, Any], ...]
-    descriptor: list[dict[str, Any]]
-    descriptor_hash: Digest
-    code_hash: Digest
-    numel: int
-    dtype: Any
-    snapshot_dir: Path
-    seq: int
-
-
 class Chip:
     """One emulated chip: its firmware, log and secure element."""
 
@@ -156,20 +110,18 @@ class Chip:
         self._folder = folder
         self._se = se
         self._clock = clock or SystemClock()
-        self._receipts = receipts
-        self._receipt_timeout = receipt_timeout
         state = self._state()
         self._log = ChipLog(folder / _LOG_FILE, se, int(state["cap"]))
         self._log.recover()
         self._firmware: FirmwareImage | None = None
         self._scheduler: PoissonScheduler | None = None
-        self._registration: _Registration | None = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fw-{se.serial}")
-        self._pending: Future[SnapshotRecord] | None = None
-        self._failure: BaseException | None = None
-        self._records: list[SnapshotRecord] = []
-        self._buffer: torch.Tensor | None = None
-        self._lock = threading.Lock()
+        self._pipeline = SnapshotPipeline(
+            str(se.serial),
+            self._log,
+            self._now_us,
+            receipts=receipts,
+            receipt_timeout=receipt_timeout,
+        )
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -235,7 +187,7 @@ class Chip:
         try:
             self.flush()
         finally:
-            self._worker.shutdown(wait=True)
+            self._pipeline.shutdown()
             self._se.close()
 
     def __enter__(self) -> Self:
@@ -358,31 +310,8 @@ class Chip:
         self._require_booted()
         _check_run_id(run_id)
         self.flush()
-        import torch  # noqa: PLC0415 - heavy; only chips that train need it
-
-        if not regions:
-            msg = "register: expected at least one tensor region, got none"
-            raise ParameterError(msg)
-        dtypes = {t.dtype for t in regions.values()}
-        if len(dtypes) != 1:
-            got = sorted(map(str, dtypes))
-            msg = f"register: all regions of a shard must share one dtype, got {got}"
-            raise ParameterError(msg)
-        descriptor: list[dict[str, Any]] = []
-        offset = 0
-        for name, tensor in regions.items():
-            _check_tensor(name, tensor, torch.Tensor)
-            descriptor.append(
-                {
-                    "name": name,
-                    "dtype": str(tensor.dtype).removeprefix("torch."),
-                    "shape": list(tensor.shape),
-                    "offset": offset,
-                    "numel": tensor.numel(),
-                }
-            )
-            offset += tensor.numel()
-        (dtype,) = dtypes
+        descriptor, dtype = describe_regions(regions)
+        numel = sum(spec["numel"] for spec in descriptor)
         out_dir = Path(snapshot_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         descriptor_hash = json_digest(descriptor, domain=_REGIONS_DOMAIN)
@@ -392,28 +321,25 @@ class Chip:
                 "run_id": run_id,
                 "regions": descriptor_hash.__str__(),
                 "region_count": len(descriptor),
-                "numel": offset,
+                "numel": numel,
                 "dtype": str(dtype).removeprefix("torch."),
                 "code_hash": str(code_hash),
             },
             self._now_us(),
         )
-        self._registration = _Registration(
-            run_id=run_id,
-            tensors=tuple(regions.items()),
-            descriptor=descriptor,
-            descriptor_hash=descriptor_hash,
-            code_hash=code_hash,
-            numel=offset,
-            dtype=dtype,
-            snapshot_dir=out_dir,
-            seq=entry.seq,
+        self._pipeline.arm(
+            Registration(
+                run_id=run_id,
+                tensors=tuple(regions.items()),
+                descriptor=descriptor,
+                descriptor_hash=descriptor_hash,
+                code_hash=code_hash,
+                numel=numel,
+                dtype=dtype,
+                snapshot_dir=out_dir,
+                seq=entry.seq,
+            )
         )
-        buffer = torch.empty(offset, dtype=dtype, device="cpu")
-        if torch.cuda.is_available() and any(t.is_cuda for _, t in regions.items()):
-            buffer = buffer.pin_memory()  # fast device-to-host copies
-        buffer.zero_()  # fault the pages in now, not during the first freeze
-        self._buffer = buffer
         return entry
 
     def on_step(self, step: int) -> bool:
@@ -424,125 +350,36 @@ class Chip:
         `LogFullError` when the log is full: training must not go on.
         """
         self._require_booted()
-        reg = self._registration
+        reg = self._pipeline.registration
         if reg is None:
             msg = f"chip S/N {self.serial}: on_step before register(); nothing to monitor"
             raise ChipError(msg)
         self.flush()
         if self._scheduler is None or not self._scheduler.poll():
             return False
-        self._freeze_and_submit(reg, int(step))
+        self._pipeline.freeze_and_submit(reg, int(step))
         return True
 
     def snapshot_now(self, step: int) -> SnapshotRecord:
         """Take a snapshot at once, as an inspector-triggered or test snapshot would."""
         self._require_booted()
-        reg = self._registration
+        reg = self._pipeline.registration
         if reg is None:
             msg = f"chip S/N {self.serial}: snapshot before register()"
             raise ChipError(msg)
         self.flush()
-        self._freeze_and_submit(reg, int(step))
+        self._pipeline.freeze_and_submit(reg, int(step))
         self.flush()
-        return self._records[-1]
-
-    def _freeze_and_submit(self, reg: _Registration, step: int) -> None:
-        import torch  # noqa: PLC0415
-
-        buf = self._buffer
-        if buf is None:  # pragma: no cover - set by register
-            msg = "snapshot buffer missing"
-            raise ChipError(msg)
-        # The freeze: copy ω out of device memory; the step waits only for this.
-        with torch.no_grad():
-            for spec, (_, tensor) in zip(reg.descriptor, reg.tensors, strict=True):
-                buf[spec["offset"] : spec["offset"] + spec["numel"]].copy_(
-                    tensor.detach().reshape(-1), non_blocking=False
-                )
-        time_us = self._now_us()
-        # `buf` is reused only after `flush` has waited for this job.
-        self._pending = self._worker.submit(self._log_snapshot, reg, step, time_us, buf)
-
-    def _log_snapshot(
-        self, reg: _Registration, step: int, time_us: int, omega: torch.Tensor
-    ) -> SnapshotRecord:
-        from safetensors.torch import save_file  # noqa: PLC0415
-
-        h = shard_hash(omega)
-        seq = self._log.size
-        path = reg.snapshot_dir / f"{self.serial}-{seq:08d}.safetensors"
-        tmp = path.with_suffix(".tmp")
-        save_file(
-            {"omega": omega},
-            str(tmp),
-            metadata={
-                "serial": str(self.serial),
-                "seq": str(seq),
-                "run_id": reg.run_id,
-                "step": str(step),
-                "shard_hash": str(h),
-                "regions": str(reg.descriptor_hash),
-            },
-        )
-        tmp.replace(path)
-        entry = self._log.append(
-            "snapshot",
-            {
-                "run_id": reg.run_id,
-                "step": step,
-                "h": str(h),
-                "regions": str(reg.descriptor_hash),
-                "register_seq": reg.seq,
-                "code_hash": str(reg.code_hash),
-            },
-            time_us,
-        )
-        receipt = None
-        if self._receipts is not None:
-            receipt = self._receipts(entry.envelope)
-        record = SnapshotRecord(
-            serial=str(self.serial),
-            seq=entry.seq,
-            run_id=reg.run_id,
-            step=step,
-            time_us=time_us,
-            shard_hash=h,
-            path=path,
-            receipt=receipt,
-        )
-        with self._lock:
-            self._records.append(record)
-        return record
+        return self._pipeline.records[-1]
 
     def flush(self) -> None:
         """Wait for the firmware's pending snapshot work; raise if it failed."""
-        if self._failure is not None:
-            msg = f"chip S/N {self.serial}: an earlier snapshot was not logged; training is halted"
-            raise SnapshotStalledError(msg) from self._failure
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        try:
-            pending.result(timeout=self._receipt_timeout)
-        except TimeoutError as e:
-            self._failure = e
-            msg = (
-                f"chip S/N {self.serial}: no receipt within {self._receipt_timeout:g} s; "
-                "training stays stalled rather than continue unlogged"
-            )
-            raise SnapshotStalledError(msg) from e
-        except ComputeWatchError as e:
-            self._failure = e
-            if isinstance(e, SnapshotStalledError):
-                raise
-            msg = f"chip S/N {self.serial}: snapshot could not be logged ({e.diagnostics()})"
-            raise SnapshotStalledError(msg) from e
+        self._pipeline.flush()
 
     @property
     def snapshots(self) -> list[SnapshotRecord]:
         """Records of the snapshots taken so far (after `flush`)."""
-        with self._lock:
-            return list(self._records)
+        return self._pipeline.records
 
     # -- inspection --------------------------------------------------------
 
@@ -573,12 +410,6 @@ class Chip:
             "seal": {"id": state["seal"], "intact": bool(state["intact"])},
         }
         return sign_envelope(ATTESTATION_PAYLOAD_TYPE, canonical_json(doc), [self._se])
-
-
-def _check_tensor(name: str, tensor: object, kind: type) -> None:
-    if not isinstance(tensor, kind):
-        msg = f"register: region {name!r} is not a torch.Tensor"
-        raise ParameterError(msg)
 
 
 def _check_run_id(run_id: object) -> None:

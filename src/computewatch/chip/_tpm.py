@@ -1,45 +1,11 @@
-r"""The TPM 2.0 secure element (URI ``tpm:HOST:PORT``).
+"""The TPM 2.0 secure element (URI ``tpm:HOST:PORT``).
 
 The chip's secrets live in a TPM 2.0 reached over TCP through the ``swtpm``
 TCTI of tpm2-tss (``swtpm`` in tests; the paper's §4 suggests the host CPU's
 TPM mated to the accelerator). The identity key is generated inside the TPM
-and never leaves it. Everything sits at fixed handles in the owner
-hierarchy, so ``tpm2-tools`` can inspect it (``tpm2_nvreadpublic``,
-``tpm2_readpublic -c 0x81004357``):
-
-==========================  ====================================================
-handle                      what
-==========================  ====================================================
-``0x81004357`` persistent   identity key: ECC NIST P-256, ECDSA/SHA-256;
-                            fixedTPM, fixedParent, sensitiveDataOrigin,
-                            userWithAuth, sign (a primary key of the owner
-                            hierarchy made persistent with EvictControl)
-``0x01004300`` NV ordinary  burned-in serial (UTF-8): WRITEDEFINE + WRITEALL,
-                            written once and NV_WriteLock-ed, so it stays
-                            read-only until the index is deleted
-``0x01004301`` NV ordinary  sealed state: magic ``CWS1`` ‖ u32 length ‖
-                            SHA-256(data) ‖ data, written in one NV_Write
-``0x01004310`` NV counter   counter ``boot``
-``0x01004311`` NV counter   counter ``firmware``
-``0x01004312`` NV counter   counter ``log``
-``0x01100000``-             any other counter name: slot
-``0x011FFFFF`` NV counter   ``SHA-256("computewatch/tpm/counter\0" ‖ name)``
-                            mod 2**20, defined on its first increment
-==========================  ====================================================
-
-NV indices are owner-read/owner-write (``NO_DA``; the serial and counters are
-also readable with their empty index auth). Counters are TPM NV counters
-(``TPMA_NV_COUNTER``): the TPM only ever adds one, and has no command that
-lowers them. A counter index reads as 0 before its first increment (the TPM
-reports it *uninitialized*). The TPM initialises a counter on its first
-increment to one more than the highest value any *deleted* counter ever
-held (TPM 2.0 Part 1, "NV Counters"), so deleting and redefining a counter
-cannot roll it back. On a fresh TPM counters therefore count 1, 2, 3, ...;
-on a TPM where counter indices were deleted before, a counter's first
-increment may jump higher. The three named counters are defined at
-provisioning and their absence is reported as tampering; the hashed slots of
-other names are created on demand, so two names may (with probability about
-k²/2²¹ for k names) share a counter, which can only make it larger.
+and never leaves it. Which objects sit at which handles, and their
+attributes, is documented in `computewatch.chip._tpm_layout`; the
+connection (URI, bounded probe, startup) in `computewatch.chip._tpm_link`.
 
 What it promises: code without the owner authorization cannot change the
 serial, the key, the state or the counters except through these methods;
@@ -52,9 +18,7 @@ Prover controls would add.
 
 Authorization: by default the owner hierarchy has an empty authorization
 (as swtpm starts); pass ``owner_auth`` to `TpmSecureElement.provision` and
-`TpmSecureElement.open` where it has one. libtss2 logs its own errors to
-stderr; this module sets ``TSS2_LOG=all+NONE`` unless ``TSS2_LOG`` is set,
-because every failure is reported once, as a `TpmError`.
+`TpmSecureElement.open` where it has one.
 
 Example::
 
@@ -72,248 +36,52 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import re
-import socket
-import struct
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from tpm2_pytss import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    ESAPI,
     ESYS_TR,
     TPM2_ALG,
-    TPM2_CAP,
     TPM2_ECC,
-    TPM2_NT,
-    TPM2_PT_NV,
-    TPM2_SU,
-    TPM2B_NV_PUBLIC,
-    TPM2B_PUBLIC,
     TPMA_NV,
     TPMA_OBJECT,
-    TPMS_NV_PUBLIC,
-    TPMT_PUBLIC,
     TPMT_SIG_SCHEME,
-)
-from tpm2_pytss.TSS2_Exception import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    TSS2_Exception,
 )
 
 from computewatch.chip._interface import ChipSerial, SecureElement
+from computewatch.chip._tpm_layout import (
+    COUNTER_ATTRS,
+    COUNTER_BYTES,
+    COUNTER_NV_INDICES,
+    KEY_ATTRS,
+    KEY_HANDLE,
+    SERIAL_ATTRS,
+    SERIAL_NV_INDEX,
+    STATE_ATTRS,
+    STATE_HEADER,
+    STATE_INDEX_SIZE,
+    STATE_MAGIC,
+    STATE_NV_INDEX,
+    check_serial,
+    counter_index,
+    handle_exists,
+    nv_template,
+    provision_layout,
+)
+from computewatch.chip._tpm_link import CONNECT_TIMEOUT_S, Endpoint, TpmError, connect, tpm_call
 from computewatch.crypto import VerifyingKey
-from computewatch.errors import ComputeWatchError, FormatError, IntegrityError, ParameterError
+from computewatch.errors import FormatError, IntegrityError, ParameterError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator
     from types import TracebackType
 
 __all__ = ["TpmError", "TpmSecureElement"]
 
-#: Persistent handle of the identity key (owner range; "CW" = 0x43 0x57).
-KEY_HANDLE: Final = 0x8100_4357
-#: NV index of the burned-in serial.
-SERIAL_NV_INDEX: Final = 0x0100_4300
-#: NV index of the sealed state blob.
-STATE_NV_INDEX: Final = 0x0100_4301
-#: NV counter indices of the counters defined at provisioning.
-COUNTER_NV_INDICES: Final[Mapping[str, int]] = MappingProxyType(
-    {"boot": 0x0100_4310, "firmware": 0x0100_4311, "log": 0x0100_4312}
-)
-#: First NV index of the hashed counter slots (other counter names).
-HASHED_COUNTER_BASE: Final = 0x0110_0000
-_HASHED_COUNTER_SLOTS = 1 << 20
-_COUNTER_DOMAIN = b"computewatch/tpm/counter\x00"
-_MAX_COUNTER_NAME = 32  # as the file backend
-
-_MAX_SERIAL_CHARS = 64
-_STATE_MAGIC = b"CWS1"
-_STATE_HEADER = struct.Struct(">4sI32s")
-_STATE_INDEX_SIZE = _STATE_HEADER.size + SecureElement.MAX_STATE_BYTES
-_COUNTER_BYTES = 8
 _MAX_RANDOM_BYTES = 1 << 20
 _RANDOM_CHUNK = 64  # a TPM returns at most its largest digest size per call; the loop takes less
-
-_URI_RE = re.compile(
-    r"tpm:(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):(?P<port>\d{1,5})"
-)
-_MAX_PORT = 65534  # the swtpm TCTI also uses PORT + 1 (the control channel)
-#: Default for how long `open` and `provision` wait for the TPM to connect and answer.
-CONNECT_TIMEOUT_S: Final = 5.0
-# TPM2_GetRandom(8) without sessions: tag ST_NO_SESSIONS, size 12, CC 0x17B.
-_PROBE_COMMAND = struct.pack(">HIIH", 0x8001, 12, 0x0000_017B, 8)
-_RESPONSE_HEADER = struct.Struct(">HII")
-_MAX_RESPONSE_BYTES = 4096
-_RC_SUCCESS = 0x000
-_RC_INITIALIZE = 0x100  # TPM_RC_INITIALIZE: TPM2_Startup has not run
-_TPM_TAGS = (0x8001, 0x8002)
-
-_NV_BASE_ATTRS = TPMA_NV.OWNERWRITE | TPMA_NV.OWNERREAD | TPMA_NV.NO_DA
-_NT_SHIFT = int(TPMA_NV.TPM2_NT_SHIFT)
-_COUNTER_ATTRS = _NV_BASE_ATTRS | TPMA_NV.AUTHREAD | (TPM2_NT.COUNTER << _NT_SHIFT)
-_STATE_ATTRS = _NV_BASE_ATTRS | (TPM2_NT.ORDINARY << _NT_SHIFT)
-_SERIAL_ATTRS = (
-    _NV_BASE_ATTRS
-    | TPMA_NV.AUTHREAD
-    | TPMA_NV.WRITEDEFINE
-    | TPMA_NV.WRITEALL
-    | (TPM2_NT.ORDINARY << _NT_SHIFT)
-)
-_KEY_ATTRS = (
-    TPMA_OBJECT.FIXEDTPM
-    | TPMA_OBJECT.FIXEDPARENT
-    | TPMA_OBJECT.SENSITIVEDATAORIGIN
-    | TPMA_OBJECT.USERWITHAUTH
-    | TPMA_OBJECT.SIGN_ENCRYPT
-)
-
-
-class TpmError(ComputeWatchError):
-    """The TPM could not be reached, or refused or failed a command."""
-
-    kind = "TPM error"
-
-
-@dataclass(frozen=True, slots=True)
-class _Endpoint:
-    """Where the TPM listens: ``host:port`` (commands) and ``port + 1`` (control)."""
-
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, uri: object) -> _Endpoint:
-        """Parse ``tpm:HOST:PORT``.
-
-        Raises:
-            FormatError: Anything else.
-        """
-        match = _URI_RE.fullmatch(uri) if isinstance(uri, str) else None
-        if match is None:
-            msg = f"TPM URI {uri!r}: expected tpm:HOST:PORT (e.g. tpm:127.0.0.1:2321)"
-            raise FormatError(msg)
-        port = int(match["port"])
-        if not 1 <= port <= _MAX_PORT:
-            msg = f"TPM URI {uri!r}: expected a port in 1..{_MAX_PORT}, got {port}"
-            raise FormatError(msg)
-        return cls(match["host"], port)
-
-    @property
-    def uri(self) -> str:
-        """The canonical URI."""
-        return f"tpm:{self.host}:{self.port}"
-
-    @property
-    def tcti(self) -> str:
-        """The tpm2-tss TCTI configuration string."""
-        return f"swtpm:host={self.host},port={self.port}"
-
-    def __str__(self) -> str:
-        """``host:port``, for messages."""
-        return f"{self.host}:{self.port}"
-
-
-def _recv_exact(sock: socket.socket, n: int, where: str) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            msg = f"{where}: connection closed after {len(data)} of {n} bytes (not a TPM?)"
-            raise TpmError(msg)
-        data += chunk
-    return data
-
-
-def _probe(endpoint: _Endpoint, timeout: float) -> int:
-    """Send one raw TPM2_GetRandom and return the response code, within a bounded time.
-
-    tpm2-tss waits forever for an answer; this check makes `open` fail fast
-    on a port where nothing listens or something other than a TPM does.
-
-    Raises:
-        TpmError: No connection, no answer in time, or not a TPM 2.0 answer.
-    """
-    where = f"TPM at {endpoint}"
-    try:
-        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as sock:
-            sock.sendall(_PROBE_COMMAND)
-            tag, size, rc = _RESPONSE_HEADER.unpack(_recv_exact(sock, _RESPONSE_HEADER.size, where))
-            if tag not in _TPM_TAGS or not _RESPONSE_HEADER.size <= size <= _MAX_RESPONSE_BYTES:
-                msg = f"{where}: not a TPM 2.0 (got response tag {tag:#06x}, size {size})"
-                raise TpmError(msg)
-            _recv_exact(sock, size - _RESPONSE_HEADER.size, where)
-    except TimeoutError as e:
-        msg = f"{where}: no answer within {timeout:g} s (is a TPM listening there?)"
-        raise TpmError(msg) from e
-    except OSError as e:
-        msg = f"{where}: cannot connect ({e.strerror or e})"
-        raise TpmError(msg) from e
-    return int(rc)
-
-
-@contextlib.contextmanager
-def _tpm_call(endpoint: _Endpoint, what: str) -> Iterator[None]:
-    """Turn a tpm2-tss failure inside the block into a one-line `TpmError`."""
-    try:
-        yield
-    except TSS2_Exception as e:
-        msg = f"TPM at {endpoint}: {what} failed ({e})"
-        raise TpmError(msg) from e
-
-
-def _connect(endpoint: _Endpoint, owner_auth: bytes, timeout: float) -> Any:
-    """Return an ESAPI context on ``endpoint``, started and with ``owner_auth`` set."""
-    os.environ.setdefault("TSS2_LOG", "all+NONE")  # errors surface as TpmError instead
-    rc = _probe(endpoint, timeout)
-    if rc not in {_RC_SUCCESS, _RC_INITIALIZE}:
-        msg = f"TPM at {endpoint}: TPM2_GetRandom answered with error {rc:#x}"
-        raise TpmError(msg)
-    with _tpm_call(endpoint, f"connecting through TCTI {endpoint.tcti!r}"):
-        esapi = ESAPI(endpoint.tcti)
-    try:
-        with _tpm_call(endpoint, "TPM2_Startup"):
-            if rc == _RC_INITIALIZE:
-                esapi.startup(TPM2_SU.CLEAR)
-            if owner_auth:
-                esapi.tr_set_auth(ESYS_TR.OWNER, bytes(owner_auth))
-    except BaseException:
-        esapi.close()
-        raise
-    return esapi
-
-
-def _check_serial(serial: object) -> bytes:
-    if not (
-        isinstance(serial, str)
-        and 0 < len(serial) <= _MAX_SERIAL_CHARS
-        and serial.isprintable()
-        and serial.strip() == serial
-    ):
-        msg = f"chip serial: expected 1-{_MAX_SERIAL_CHARS} printable characters, got {serial!r}"
-        raise FormatError(msg)
-    return serial.encode()
-
-
-def _counter_index(name: object) -> int:
-    """The NV index of counter ``name`` (see the module docs).
-
-    Raises:
-        ParameterError: ``name`` is not an identifier of at most 32 characters.
-    """
-    if not (isinstance(name, str) and 0 < len(name) <= _MAX_COUNTER_NAME and name.isidentifier()):
-        msg = (
-            f"counter name: expected an identifier of at most {_MAX_COUNTER_NAME} chars, "
-            f"got {name!r}"
-        )
-        raise ParameterError(msg)
-    if name in COUNTER_NV_INDICES:
-        return COUNTER_NV_INDICES[name]
-    digest = hashlib.sha256(_COUNTER_DOMAIN + name.encode()).digest()
-    return HASHED_COUNTER_BASE + int.from_bytes(digest[:4], "big") % _HASHED_COUNTER_SLOTS
 
 
 def _as_bytes(value: object, what: str) -> bytes:
@@ -330,28 +98,6 @@ def _check_count(n: object) -> int:
     return n
 
 
-def _key_template() -> Any:
-    """The TPM2B_PUBLIC template of the identity key."""
-    public = TPM2B_PUBLIC(
-        TPMT_PUBLIC(type=TPM2_ALG.ECC, nameAlg=TPM2_ALG.SHA256, objectAttributes=_KEY_ATTRS)
-    )
-    ecc = public.publicArea.parameters.eccDetail
-    ecc.symmetric.algorithm = TPM2_ALG.NULL
-    ecc.scheme.scheme = TPM2_ALG.ECDSA
-    ecc.scheme.details.ecdsa.hashAlg = TPM2_ALG.SHA256
-    ecc.curveID = TPM2_ECC.NIST_P256
-    ecc.kdf.scheme = TPM2_ALG.NULL
-    return public
-
-
-def _nv_template(index: int, attributes: int, size: int) -> Any:
-    return TPM2B_NV_PUBLIC(
-        nvPublic=TPMS_NV_PUBLIC(
-            nvIndex=index, nameAlg=TPM2_ALG.SHA256, attributes=attributes, dataSize=size
-        )
-    )
-
-
 class TpmSecureElement(SecureElement):
     """A secure element in a TPM 2.0 (see the module docs for the layout).
 
@@ -364,7 +110,7 @@ class TpmSecureElement(SecureElement):
     STATE_NV_INDEX = STATE_NV_INDEX
     COUNTER_NV_INDICES = COUNTER_NV_INDICES
 
-    def __init__(self, esapi: Any, endpoint: _Endpoint) -> None:
+    def __init__(self, esapi: Any, endpoint: Endpoint) -> None:
         """Use `provision` or `open`; this adopts an open ESAPI context and verifies the TPM.
 
         Raises:
@@ -385,9 +131,9 @@ class TpmSecureElement(SecureElement):
                 raise FormatError(msg)
             self._serial = self._read_serial()
             self._public_pem = self._read_public_key()
-            self._nv_public(STATE_NV_INDEX, _STATE_ATTRS, _STATE_INDEX_SIZE, required=True)
+            self._nv_public(STATE_NV_INDEX, STATE_ATTRS, STATE_INDEX_SIZE, required=True)
             for index in COUNTER_NV_INDICES.values():
-                self._nv_public(index, _COUNTER_ATTRS, _COUNTER_BYTES, required=True)
+                self._nv_public(index, COUNTER_ATTRS, COUNTER_BYTES, required=True)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -418,12 +164,12 @@ class TpmSecureElement(SecureElement):
             TpmError: The TPM is unreachable, its NV buffer is too small, or
                 a command failed.
         """
-        endpoint = _Endpoint.parse(uri)
-        serial_bytes = _check_serial(serial)
-        esapi = _connect(endpoint, owner_auth, connect_timeout)
+        endpoint = Endpoint.parse(uri)
+        serial_bytes = check_serial(serial)
+        esapi = connect(endpoint, owner_auth, connect_timeout)
         try:
-            with _tpm_call(endpoint, "provisioning"):
-                _provision(esapi, endpoint, serial_bytes)
+            with tpm_call(endpoint, "provisioning"):
+                provision_layout(esapi, endpoint, serial_bytes)
             return cls(esapi, endpoint)
         except BaseException:
             esapi.close()
@@ -450,8 +196,8 @@ class TpmSecureElement(SecureElement):
             TpmError: The TPM is unreachable or silent (reported after at
                 most ``connect_timeout``), or a command failed.
         """
-        endpoint = _Endpoint.parse(uri)
-        esapi = _connect(endpoint, owner_auth, connect_timeout)
+        endpoint = Endpoint.parse(uri)
+        esapi = connect(endpoint, owner_auth, connect_timeout)
         try:
             return cls(esapi, endpoint)
         except BaseException:
@@ -547,14 +293,14 @@ class TpmSecureElement(SecureElement):
             IntegrityError: The counter's NV index is missing (for a named
                 counter) or is not an NV counter.
         """
-        index = _counter_index(name)
+        index = counter_index(name)
         with self._call(f"reading counter {name!r}"):
             public = self._nv_public(
-                index, _COUNTER_ATTRS, _COUNTER_BYTES, required=name in COUNTER_NV_INDICES
+                index, COUNTER_ATTRS, COUNTER_BYTES, required=name in COUNTER_NV_INDICES
             )
             if public is None or not public.attributes & TPMA_NV.WRITTEN:
                 return 0
-            data = self._esapi.nv_read(self._handle(index), _COUNTER_BYTES, 0, ESYS_TR.OWNER)
+            data = self._esapi.nv_read(self._handle(index), COUNTER_BYTES, 0, ESYS_TR.OWNER)
         return int.from_bytes(bytes(data), "big")
 
     def increment_counter(self, name: str) -> int:
@@ -564,14 +310,14 @@ class TpmSecureElement(SecureElement):
             ParameterError: A bad counter name.
             IntegrityError: As for `read_counter`.
         """
-        index = _counter_index(name)
+        index = counter_index(name)
         with self._call(f"incrementing counter {name!r}"):
             public = self._nv_public(
-                index, _COUNTER_ATTRS, _COUNTER_BYTES, required=name in COUNTER_NV_INDICES
+                index, COUNTER_ATTRS, COUNTER_BYTES, required=name in COUNTER_NV_INDICES
             )
             if public is None:
                 self._handles[index] = self._esapi.nv_define_space(
-                    None, _nv_template(index, _COUNTER_ATTRS, _COUNTER_BYTES)
+                    None, nv_template(index, COUNTER_ATTRS, COUNTER_BYTES)
                 )
             self._esapi.nv_increment(self._handle(index), ESYS_TR.OWNER)
         return self.read_counter(name)
@@ -585,19 +331,19 @@ class TpmSecureElement(SecureElement):
         """
         where = f"TPM at {self._endpoint}: sealed state (NV index {STATE_NV_INDEX:#010x})"
         with self._call("reading the sealed state"):
-            public = self._nv_public(STATE_NV_INDEX, _STATE_ATTRS, _STATE_INDEX_SIZE, required=True)
+            public = self._nv_public(STATE_NV_INDEX, STATE_ATTRS, STATE_INDEX_SIZE, required=True)
             if not public.attributes & TPMA_NV.WRITTEN:
                 return b""
             blob = bytes(
                 self._esapi.nv_read(
-                    self._handle(STATE_NV_INDEX), _STATE_INDEX_SIZE, 0, ESYS_TR.OWNER
+                    self._handle(STATE_NV_INDEX), STATE_INDEX_SIZE, 0, ESYS_TR.OWNER
                 )
             )
-        magic, length, digest = _STATE_HEADER.unpack_from(blob)
-        if magic != _STATE_MAGIC or length > self.MAX_STATE_BYTES:
+        magic, length, digest = STATE_HEADER.unpack_from(blob)
+        if magic != STATE_MAGIC or length > self.MAX_STATE_BYTES:
             msg = f"{where}: malformed header (magic {magic!r}, length {length})"
             raise IntegrityError(msg)
-        data = blob[_STATE_HEADER.size : _STATE_HEADER.size + length]
+        data = blob[STATE_HEADER.size : STATE_HEADER.size + length]
         actual = hashlib.sha256(data).digest()
         if actual != digest:
             msg = (
@@ -617,9 +363,9 @@ class TpmSecureElement(SecureElement):
         if len(data) > self.MAX_STATE_BYTES:
             msg = f"sealed state: expected at most {self.MAX_STATE_BYTES} bytes, got {len(data)}"
             raise ParameterError(msg)
-        blob = _STATE_HEADER.pack(_STATE_MAGIC, len(data), hashlib.sha256(data).digest()) + data
+        blob = STATE_HEADER.pack(STATE_MAGIC, len(data), hashlib.sha256(data).digest()) + data
         with self._call("writing the sealed state"):
-            self._nv_public(STATE_NV_INDEX, _STATE_ATTRS, _STATE_INDEX_SIZE, required=True)
+            self._nv_public(STATE_NV_INDEX, STATE_ATTRS, STATE_INDEX_SIZE, required=True)
             self._esapi.nv_write(self._handle(STATE_NV_INDEX), blob, 0, ESYS_TR.OWNER)
 
     # -- helpers -------------------------------------------------------------
@@ -629,11 +375,11 @@ class TpmSecureElement(SecureElement):
         if self._esapi is None:
             msg = f"TPM at {self._endpoint}: {what}: the element is closed"
             raise TpmError(msg)
-        with _tpm_call(self._endpoint, what):
+        with tpm_call(self._endpoint, what):
             yield
 
     def _exists(self, handle: int) -> bool:
-        return _handle_exists(self._esapi, handle)
+        return handle_exists(self._esapi, handle)
 
     def _handle(self, handle: int) -> Any:
         """The ESYS_TR of a persistent object or NV index, cached."""
@@ -673,7 +419,7 @@ class TpmSecureElement(SecureElement):
         tr = self._handle(SERIAL_NV_INDEX)
         public = self._esapi.nv_read_public(tr)[0].nvPublic
         size = int(public.dataSize)
-        self._nv_public(SERIAL_NV_INDEX, _SERIAL_ATTRS, size, required=True)
+        self._nv_public(SERIAL_NV_INDEX, SERIAL_ATTRS, size, required=True)
         locked = TPMA_NV.WRITTEN | TPMA_NV.WRITELOCKED
         if public.attributes & locked != locked:
             msg = f"{where}: not written and write-locked (provisioning incomplete?)"
@@ -697,11 +443,11 @@ class TpmSecureElement(SecureElement):
             or ecc.curveID != TPM2_ECC.NIST_P256
             or ecc.scheme.scheme != TPM2_ALG.ECDSA
             or ecc.scheme.details.ecdsa.hashAlg != TPM2_ALG.SHA256
-            or int(area.objectAttributes) != int(_KEY_ATTRS)
+            or int(area.objectAttributes) != int(KEY_ATTRS)
         ):
             msg = (
                 f"{where}: expected an ECDSA-SHA256 P-256 key with attributes "
-                f"{TPMA_OBJECT(_KEY_ATTRS)}, got {area.type} key with {area.objectAttributes}"
+                f"{TPMA_OBJECT(KEY_ATTRS)}, got {area.type} key with {area.objectAttributes}"
             )
             raise IntegrityError(msg)
         x = int.from_bytes(bytes(area.unique.ecc.x), "big")
@@ -714,43 +460,3 @@ class TpmSecureElement(SecureElement):
         return key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-
-
-def _handle_exists(esapi: Any, handle: int) -> bool:
-    """Whether the TPM has a persistent object or NV index at ``handle``."""
-    _, data = esapi.get_capability(TPM2_CAP.HANDLES, handle, 1)
-    return handle in {int(h) for h in data.data.handles}
-
-
-def _provision(esapi: Any, endpoint: _Endpoint, serial: bytes) -> None:
-    """Create every object of the layout; the serial last, as "provisioning done"."""
-    handles = [KEY_HANDLE, SERIAL_NV_INDEX, STATE_NV_INDEX, *COUNTER_NV_INDICES.values()]
-    taken = [h for h in handles if _handle_exists(esapi, h)]
-    if taken:
-        msg = (
-            f"TPM at {endpoint}: already provisioned (handles "
-            f"{', '.join(f'{h:#010x}' for h in taken)} exist); refusing to overwrite it"
-        )
-        raise FormatError(msg)
-    _, data = esapi.get_capability(TPM2_CAP.TPM_PROPERTIES, TPM2_PT_NV.BUFFER_MAX, 1)
-    buffer_max = {int(p.property): int(p.value) for p in data.data.tpmProperties}.get(
-        int(TPM2_PT_NV.BUFFER_MAX), 0
-    )
-    if buffer_max < _STATE_INDEX_SIZE:
-        msg = (
-            f"TPM at {endpoint}: NV buffer holds {buffer_max} bytes; the sealed state "
-            f"needs {_STATE_INDEX_SIZE} in one NV_Write"
-        )
-        raise TpmError(msg)
-
-    transient = esapi.create_primary(None, _key_template(), ESYS_TR.OWNER)[0]
-    try:
-        esapi.evict_control(ESYS_TR.OWNER, transient, KEY_HANDLE)
-    finally:
-        esapi.flush_context(transient)
-    esapi.nv_define_space(None, _nv_template(STATE_NV_INDEX, _STATE_ATTRS, _STATE_INDEX_SIZE))
-    for index in COUNTER_NV_INDICES.values():
-        esapi.nv_define_space(None, _nv_template(index, _COUNTER_ATTRS, _COUNTER_BYTES))
-    tr = esapi.nv_define_space(None, _nv_template(SERIAL_NV_INDEX, _SERIAL_ATTRS, len(serial)))
-    esapi.nv_write(tr, serial, 0, ESYS_TR.OWNER)
-    esapi.nv_write_lock(tr, ESYS_TR.OWNER)

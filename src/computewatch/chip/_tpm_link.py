@@ -1,0 +1,166 @@
+"""The connection to a TPM 2.0 over TCP (the ``swtpm`` TCTI of tpm2-tss).
+
+`Endpoint` parses ``tpm:HOST:PORT``; `connect` probes the port with one raw
+TPM2_GetRandom within a bounded time (tpm2-tss itself waits forever), runs
+TPM2_Startup if the TPM needs it and returns an ESAPI context; `tpm_call`
+turns a tpm2-tss failure into a one-line `TpmError`. libtss2 logs its own
+errors to stderr: `connect` sets ``TSS2_LOG=all+NONE`` unless ``TSS2_LOG``
+is set, because every failure is reported once, as a `TpmError`.
+
+What a TPM holds and how it is checked is in `computewatch.chip._tpm_layout`;
+the secure element over both is `computewatch.chip._tpm.TpmSecureElement`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from tpm2_pytss import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    ESAPI,
+    ESYS_TR,
+    TPM2_SU,
+)
+from tpm2_pytss.TSS2_Exception import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    TSS2_Exception,
+)
+
+from computewatch.errors import ComputeWatchError, FormatError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["CONNECT_TIMEOUT_S", "Endpoint", "TpmError", "connect", "tpm_call"]
+
+_URI_RE = re.compile(
+    r"tpm:(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):(?P<port>\d{1,5})"
+)
+_MAX_PORT = 65534  # the swtpm TCTI also uses PORT + 1 (the control channel)
+#: Default for how long `open` and `provision` wait for the TPM to connect and answer.
+CONNECT_TIMEOUT_S: Final = 5.0
+# TPM2_GetRandom(8) without sessions: tag ST_NO_SESSIONS, size 12, CC 0x17B.
+_PROBE_COMMAND = struct.pack(">HIIH", 0x8001, 12, 0x0000_017B, 8)
+_RESPONSE_HEADER = struct.Struct(">HII")
+_MAX_RESPONSE_BYTES = 4096
+_RC_SUCCESS = 0x000
+_RC_INITIALIZE = 0x100  # TPM_RC_INITIALIZE: TPM2_Startup has not run
+_TPM_TAGS = (0x8001, 0x8002)
+
+
+class TpmError(ComputeWatchError):
+    """The TPM could not be reached, or refused or failed a command."""
+
+    kind = "TPM error"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where the TPM listens: ``host:port`` (commands) and ``port + 1`` (control)."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, uri: object) -> Endpoint:
+        """Parse ``tpm:HOST:PORT``.
+
+        Raises:
+            FormatError: Anything else.
+        """
+        match = _URI_RE.fullmatch(uri) if isinstance(uri, str) else None
+        if match is None:
+            msg = f"TPM URI {uri!r}: expected tpm:HOST:PORT (e.g. tpm:127.0.0.1:2321)"
+            raise FormatError(msg)
+        port = int(match["port"])
+        if not 1 <= port <= _MAX_PORT:
+            msg = f"TPM URI {uri!r}: expected a port in 1..{_MAX_PORT}, got {port}"
+            raise FormatError(msg)
+        return cls(match["host"], port)
+
+    @property
+    def uri(self) -> str:
+        """The canonical URI."""
+        return f"tpm:{self.host}:{self.port}"
+
+    @property
+    def tcti(self) -> str:
+        """The tpm2-tss TCTI configuration string."""
+        return f"swtpm:host={self.host},port={self.port}"
+
+    def __str__(self) -> str:
+        """``host:port``, for messages."""
+        return f"{self.host}:{self.port}"
+
+
+def _recv_exact(sock: socket.socket, n: int, where: str) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            msg = f"{where}: connection closed after {len(data)} of {n} bytes (not a TPM?)"
+            raise TpmError(msg)
+        data += chunk
+    return data
+
+
+def probe(endpoint: Endpoint, timeout: float) -> int:
+    """Send one raw TPM2_GetRandom and return the response code, within a bounded time.
+
+    tpm2-tss waits forever for an answer; this check makes `open` fail fast
+    on a port where nothing listens or something other than a TPM does.
+
+    Raises:
+        TpmError: No connection, no answer in time, or not a TPM 2.0 answer.
+    """
+    where = f"TPM at {endpoint}"
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as sock:
+            sock.sendall(_PROBE_COMMAND)
+            tag, size, rc = _RESPONSE_HEADER.unpack(_recv_exact(sock, _RESPONSE_HEADER.size, where))
+            if tag not in _TPM_TAGS or not _RESPONSE_HEADER.size <= size <= _MAX_RESPONSE_BYTES:
+                msg = f"{where}: not a TPM 2.0 (got response tag {tag:#06x}, size {size})"
+                raise TpmError(msg)
+            _recv_exact(sock, size - _RESPONSE_HEADER.size, where)
+    except TimeoutError as e:
+        msg = f"{where}: no answer within {timeout:g} s (is a TPM listening there?)"
+        raise TpmError(msg) from e
+    except OSError as e:
+        msg = f"{where}: cannot connect ({e.strerror or e})"
+        raise TpmError(msg) from e
+    return int(rc)
+
+
+@contextlib.contextmanager
+def tpm_call(endpoint: Endpoint, what: str) -> Iterator[None]:
+    """Turn a tpm2-tss failure inside the block into a one-line `TpmError`."""
+    try:
+        yield
+    except TSS2_Exception as e:
+        msg = f"TPM at {endpoint}: {what} failed ({e})"
+        raise TpmError(msg) from e
+
+
+def connect(endpoint: Endpoint, owner_auth: bytes, timeout: float) -> Any:
+    """Return an ESAPI context on ``endpoint``, started and with ``owner_auth`` set."""
+    os.environ.setdefault("TSS2_LOG", "all+NONE")  # errors surface as TpmError instead
+    rc = probe(endpoint, timeout)
+    if rc not in {_RC_SUCCESS, _RC_INITIALIZE}:
+        msg = f"TPM at {endpoint}: TPM2_GetRandom answered with error {rc:#x}"
+        raise TpmError(msg)
+    with tpm_call(endpoint, f"connecting through TCTI {endpoint.tcti!r}"):
+        esapi = ESAPI(endpoint.tcti)
+    try:
+        with tpm_call(endpoint, "TPM2_Startup"):
+            if rc == _RC_INITIALIZE:
+                esapi.startup(TPM2_SU.CLEAR)
+            if owner_auth:
+                esapi.tr_set_auth(ESYS_TR.OWNER, bytes(owner_auth))
+    except BaseException:
+        esapi.close()
+        raise
+    return esapi
