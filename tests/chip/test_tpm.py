@@ -7,10 +7,6 @@ tpm2-pytss with the owner authorization, as a Prover holding it could.
 
 from __future__ import annotations
 
-import socket
-import struct
-import threading
-import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -122,96 +118,6 @@ def backend(tmp_path: Path) -> Iterator[Backend]:
 @slow
 class TestTpmSecureElement(SecureElementContract):
     """The behaviour every secure element shares, on a TPM."""
-
-
-# -- URIs and connections (no TPM needed) ---------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "uri",
-    [
-        "",
-        "tpm:",
-        "tpm:127.0.0.1",
-        "tpm:127.0.0.1:",
-        "tpm::2321",
-        "tpm:127.0.0.1:port",
-        "tpm:127.0.0.1:0",
-        "tpm:127.0.0.1:65535",
-        "tpm:127.0.0.1:99999",
-        "tpm://127.0.0.1:2321",
-        "tpm:127.0.0.1:2321/x",
-        "tpm:host,port=1:2321",
-        "tpm:-bad:2321",
-        "file:/tmp/x",
-        "127.0.0.1:2321",
-    ],
-)
-def test_bad_uri_is_format_error(uri: str) -> None:
-    with pytest.raises(FormatError, match="expected") as info:
-        TpmSecureElement.open(uri)
-    assert "\n" not in info.value.diagnostics()
-
-
-def test_non_string_uri_is_format_error() -> None:
-    with pytest.raises(FormatError):
-        TpmSecureElement.open(2321)  # type: ignore[arg-type]
-
-
-def test_nothing_listening_fails_fast_with_one_line() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # bound, not listening: connection refused
-        started = time.monotonic()
-        with pytest.raises(TpmError, match="cannot connect") as info:
-            TpmSecureElement.open(f"tpm:127.0.0.1:{port}")
-    assert time.monotonic() - started < 3
-    assert info.value.diagnostics().count("\n") == 0
-
-
-def test_silent_listener_times_out_instead_of_hanging() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        started = time.monotonic()
-        with pytest.raises(TpmError, match=r"no answer within 0\.5 s"):
-            TpmSecureElement.open(f"tpm:127.0.0.1:{port}", connect_timeout=0.5)
-    assert time.monotonic() - started < 3
-
-
-@contextmanager
-def fake_server(reply: bytes) -> Iterator[int]:
-    """A one-shot TCP server on 127.0.0.1 that reads a little, sends ``reply`` and hangs up."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-
-        def answer() -> None:
-            peer, _ = server.accept()
-            with peer:
-                peer.recv(64)
-                peer.sendall(reply)
-
-        thread = threading.Thread(target=answer, daemon=True)
-        thread.start()
-        yield server.getsockname()[1]
-        thread.join(timeout=5)
-
-
-@pytest.mark.parametrize(
-    ("reply", "match"),
-    [
-        (b"", r"connection closed after 0 of 10 bytes \(not a TPM\?\)"),
-        (b"HTTP/1.1 400 Bad Request\r\n\r\n", r"not a TPM 2\.0 \(got response tag 0x4854"),
-        (struct.pack(">HII", 0x8001, 10, 0x101), r"TPM2_GetRandom answered with error 0x101"),
-        (struct.pack(">HII", 0x8001, 14, 0), r"connection closed after 0 of 4 bytes"),
-    ],
-)
-def test_something_other_than_a_working_tpm_is_rejected(reply: bytes, match: str) -> None:
-    with fake_server(reply) as port, pytest.raises(TpmError, match=match) as info:
-        TpmSecureElement.open(f"tpm:127.0.0.1:{port}", connect_timeout=2)
-    assert info.value.diagnostics().startswith(f"TPM error: TPM at 127.0.0.1:{port}: ")
 
 
 # -- provisioning ---------------------------------------------------------------------------
