@@ -44,7 +44,7 @@ from computewatch.crypto import (
 from computewatch.errors import ComputeWatchError, FormatError, IntegrityError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from computewatch.chip._interface import SecureElement
     from computewatch.crypto import VerifyingKey
@@ -355,8 +355,3 @@ class ChipLog:
             self._se.serial,
             expected_size=self._se.read_counter("log"),
         )
-
-
-def iter_kind(entries: Iterable[LogEntry], kind: str) -> list[LogEntry]:
-    """The entries of one kind, in log order."""
-    return [e for e in entries if e.kind == kind]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from computewatch.errors import ComputeWatchError
@@ -29,7 +28,8 @@ from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sam
 from computewatch.verification import ChipInput, ClusterJob, Verdict, cluster_verify, write_verdict
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
 
     from computewatch.crypto import Signer
 
@@ -215,14 +215,3 @@ def audit_prover(
         verdicts=verdicts,
         verdict_files=files,
     )
-
-
-def load_reports(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """Read Prover reports (unreadable ones become empty)."""
-    out = []
-    for p in paths:
-        try:
-            out.append(json.loads(Path(p).read_text()))
-        except (OSError, ValueError):
-            out.append({})
-    return out
