@@ -1,0 +1,72 @@
+"""Every example under examples/ runs as documented, at a small size.
+
+A script (a ``.py`` file with a ``__main__`` block) must appear in `RUNS`
+with the small arguments it is run with here; a new example without an entry
+fails `test_every_example_script_is_run`. ``rules.yaml`` is checked with the
+command the README gives, and ``tinygpt.py`` (a training program, not a
+script) runs through ``train_tinygpt.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from computewatch.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+#: Example script -> its arguments here (``{out}`` becomes a fresh folder).
+RUNS: dict[str, list[str]] = {
+    "train_tinygpt.py": [
+        "--out", "{out}", "--steps", "16", "--chips", "2", "--batch-size", "8",
+        "--checkpoint-every", "8",
+    ],
+}  # fmt: skip
+
+
+def _scripts() -> list[str]:
+    return sorted(
+        p.name for p in EXAMPLES.glob("*.py") if "__main__" in p.read_text(encoding="utf-8")
+    )
+
+
+def test_every_example_script_is_run() -> None:
+    assert _scripts() == sorted(RUNS), "add the new example to RUNS with small arguments"
+
+
+def _run(script: str, out: Path) -> subprocess.CompletedProcess[str]:
+    args = [a.replace("{out}", str(out)) for a in RUNS[script]]
+    return subprocess.run(  # noqa: S603 - our own example
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_train_tinygpt_example(tmp_path: Path) -> None:
+    proc = _run("train_tinygpt.py", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["steps"] == 16
+    assert summary["chips"] == 2
+    assert summary["last_loss"] < summary["first_loss"]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["commitment"] == summary["commitment"]
+    assert report["world_size"] == 2
+
+
+def test_example_rules_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check", str(EXAMPLES / "rules.yaml"), "--json"]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    ids = [rule["id"] for rule in checked["rules"]]
+    assert ids
+    assert len(set(ids)) == len(ids)
