@@ -11,9 +11,13 @@ Example::
     >>> from computewatch.crypto import SigningKey
     >>> from computewatch.chip import Chip, sign_firmware
     >>> maker = SigningKey.generate()
-    >>> chip = Chip.provision("chips/CW-DOC-1", "CW-DOC-1", maker.verifying_key)  # doctest: +SKIP
+    >>> chip = Chip.provision("chips/CW-DOC-1", "CW-DOC-1", maker.verifying_key)
     >>> image = sign_firmware(name="cw", version=1, code=b"...", chipmaker=maker)
-    >>> chip.boot(image)  # doctest: +SKIP
+    >>> chip.boot(image).version
+    1
+    >>> [entry.kind for entry in chip.log_entries()]
+    ['firmware-update', 'boot']
+    >>> chip.close()
 """
 
 from computewatch.chip._backends import (

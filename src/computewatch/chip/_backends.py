@@ -2,8 +2,10 @@
 
 Example::
 
-    >>> from computewatch.chip import provision_secure_element
-    >>> se = provision_secure_element("file:/tmp/chip-0001/se", "CW-0001")  # doctest: +SKIP
+    >>> from computewatch.chip import open_secure_element, provision_secure_element
+    >>> se = provision_secure_element("file:chip-0001/se", "CW-0001")
+    >>> open_secure_element(se.uri).serial
+    'CW-0001'
 """
 
 from __future__ import annotations

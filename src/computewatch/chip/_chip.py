@@ -24,11 +24,26 @@ Inspectors use `Chip.attest` (a signed statement with their nonce) and
 
 Example::
 
-    >>> chip = Chip.provision("chips/CW-0001", "CW-0001", chipmaker_key)  # doctest: +SKIP
-    >>> chip.boot(firmware_envelope)  # doctest: +SKIP
-    >>> chip.register("run-1", {"w": shard}, code_hash, snapshot_dir)  # doctest: +SKIP
-    >>> for step in range(steps):  # doctest: +SKIP
-    ...     train_step(); chip.on_step(step)
+    >>> import torch
+    >>> from computewatch.chip import ManualClock, sign_firmware
+    >>> from computewatch.crypto import SigningKey, json_digest
+    >>> maker, clock = SigningKey.generate(), ManualClock()
+    >>> chip = Chip.provision("chips/CW-0001", "CW-0001", maker.verifying_key, clock=clock)
+    >>> image = sign_firmware(name="cw", version=1, code=b"fw", chipmaker=maker,
+    ...                       snapshot_rate_per_day=86400.0)  # about one a second
+    >>> _ = chip.boot(image)
+    >>> shard = torch.zeros(4)
+    >>> _ = chip.register("run-1", {"w": shard}, json_digest({"train.py": "v1"}), "snapshots")
+    >>> for step in range(20):
+    ...     shard += 1.0  # the training step
+    ...     clock.advance(1.0)
+    ...     _ = chip.on_step(step)
+    >>> chip.flush()
+    >>> 0 < len(chip.snapshots) <= 20
+    True
+    >>> chip.snapshots[0].path.parent.name
+    'snapshots'
+    >>> chip.close()
 """
 
 from __future__ import annotations

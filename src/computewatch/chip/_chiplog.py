@@ -19,9 +19,16 @@ refuses to train on (it never drops entries) until the log is archived.
 
 Example::
 
-    >>> from computewatch.chip import read_chip_log, verify_chip_log
-    >>> envelopes = read_chip_log("chip/nvram.log")  # doctest: +SKIP
-    >>> entries = verify_chip_log(envelopes, public_key, "CW-0001")  # doctest: +SKIP
+    >>> from computewatch.chip import Chip, read_chip_log, sign_firmware, verify_chip_log
+    >>> from computewatch.crypto import SigningKey
+    >>> maker = SigningKey.generate()
+    >>> with Chip.provision("chip", "CW-0001", maker.verifying_key) as chip:
+    ...     _ = chip.boot(sign_firmware(name="cw", version=1, code=b"", chipmaker=maker))
+    ...     public_key = chip.public_key
+    >>> envelopes = read_chip_log("chip/nvram.log")
+    >>> entries = verify_chip_log(envelopes, public_key, "CW-0001")
+    >>> [(e.seq, e.kind) for e in entries]
+    [(0, 'firmware-update'), (1, 'boot')]
 """
 
 from __future__ import annotations

@@ -12,10 +12,15 @@ NumPy's or PyTorch's generators play no part).
 
 Example::
 
-    >>> from computewatch.chip import ManualClock, PoissonScheduler
-    >>> sched = PoissonScheduler(0.1, se, ManualClock())  # doctest: +SKIP
-    >>> sched.poll()  # doctest: +SKIP
+    >>> from computewatch.chip import ManualClock, PoissonScheduler, provision_secure_element
+    >>> se = provision_secure_element("file:se", "CW-0001")
+    >>> clock = ManualClock()
+    >>> sched = PoissonScheduler(0.1, se, clock)
+    >>> sched.poll()  # no clock time has passed: probability 0
     False
+    >>> clock.advance(1000 * 86400)  # 1000 chip-days at f = 0.1: probability 1 - e**-100
+    >>> sched.poll()
+    True
 """
 
 from __future__ import annotations

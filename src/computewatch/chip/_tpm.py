@@ -20,14 +20,17 @@ Authorization: by default the owner hierarchy has an empty authorization
 (as swtpm starts); pass ``owner_auth`` to `TpmSecureElement.provision` and
 `TpmSecureElement.open` where it has one.
 
-Example::
+Example (needs a TPM listening, e.g. ``swtpm socket --tpm2 --server port=2321
+--ctrl type=tcp,port=2322 --flags startup-clear``)::
 
-    se = TpmSecureElement.provision("tpm:127.0.0.1:2321", "CW-0001")
-    signature = se.sign(b"hello")  # DER ECDSA over SHA-256(b"hello")
-    se.increment_counter("boot")  # 1 on a fresh TPM
-    se.close()
-    with TpmSecureElement.open("tpm:127.0.0.1:2321") as se:
-        assert se.read_counter("boot") == 1
+    >>> se = TpmSecureElement.provision("tpm:127.0.0.1:2321", "CW-0001")  # doctest: +SKIP
+    >>> signature = se.sign(b"hello")  # DER ECDSA over SHA-256(b"hello")  # doctest: +SKIP
+    >>> se.increment_counter("boot")  # doctest: +SKIP
+    1
+    >>> se.close()  # doctest: +SKIP
+    >>> with TpmSecureElement.open("tpm:127.0.0.1:2321") as se:  # doctest: +SKIP
+    ...     se.read_counter("boot")
+    1
 
 Not thread-safe: give each thread its own element.
 """

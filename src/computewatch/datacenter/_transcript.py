@@ -20,7 +20,7 @@ back to its last checkpoint.
 
 Example::
 
-    >>> paths = TranscriptPaths("runs/run-1")  # doctest: +SKIP
+    >>> paths = TranscriptPaths("runs/run-1")
     >>> paths.checkpoint(10).name
     'step-00000010.safetensors'
 """

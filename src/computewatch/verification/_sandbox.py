@@ -10,7 +10,7 @@ only way to return anything is its stdout, collected by the parent::
     ...     [sys.executable, "-m", "computewatch.verification._cluster", str(folder)],
     ...     inputs=[folder],
     ... )
-    >>> isolation.missing
+    >>> isolation.missing  # doctest: +SKIP
     ()
 
 How: ``unshare(1)`` (util-linux) creates new mount, network, PID and IPC
