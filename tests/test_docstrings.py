@@ -21,6 +21,7 @@ import pytest
 import computewatch
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -66,9 +67,24 @@ def _examples(name: str) -> list[doctest.Example]:
 MODULES_WITH_EXAMPLES = [name for name in _modules() if _examples(name)]
 
 
+@pytest.fixture
+def torch_switches() -> Iterator[None]:
+    """Put back the process-wide torch switches an example (set_determinism) may flip."""
+    import torch  # noqa: PLC0415 - heavy
+
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(mode=deterministic)
+
+
+@pytest.mark.usefixtures("torch_switches")
 @pytest.mark.parametrize("name", MODULES_WITH_EXAMPLES)
 def test_docstring_examples(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    # set_determinism sets this variable when unset: have monkeypatch restore it.
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=FLAGS, verbose=False, report=True)
     assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples failed"
