@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from computewatch._validate import int_in_range, text
+from computewatch.chip._attested import ATTESTATION_PAYLOAD_TYPE
 from computewatch.chip._backends import open_secure_element, provision_secure_element
 from computewatch.chip._chiplog import ChipLog, LogEntry
 from computewatch.chip._clock import Clock, SystemClock
@@ -78,7 +79,6 @@ __all__ = [
     "SnapshotStalledError",
 ]
 
-ATTESTATION_PAYLOAD_TYPE = "application/vnd.computewatch.attestation+json"
 _CHIP_FILE = "chip.json"
 _LOG_FILE = "nvram.log"
 _REGIONS_DOMAIN = b"computewatch/regions/v1\x00"
@@ -99,20 +99,27 @@ class Chip:
         clock: Clock | None = None,
         receipts: Callable[[Envelope], Any] | None = None,
         receipt_timeout: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         """Use `provision` or `open`.
 
         ``receipts``, if given, is called with every signed snapshot entry and
         must return an acknowledgement (a receipt) once a Verifier-trusted
         server holds the entry durably, or raise; the chip keeps training
-        stalled until it returns.
+        stalled until it returns. A ``read_only`` chip writes nothing (not
+        its log, not its secure element): it attests and shows its log, as
+        an inspection needs, and refuses to boot or train.
         """
         self._folder = folder
         self._se = se
         self._clock = clock or SystemClock()
+        self._read_only = read_only
         state = self._state()
         self._log = ChipLog(folder / _LOG_FILE, se, int(state["cap"]))
-        self._log.recover()
+        if read_only:
+            self._log.load()
+        else:
+            self._log.recover()
         self._firmware: FirmwareImage | None = None
         self._scheduler: PoissonScheduler | None = None
         self._pipeline = SnapshotPipeline(
@@ -164,8 +171,15 @@ class Chip:
         clock: Clock | None = None,
         receipts: Callable[[Envelope], Any] | None = None,
         receipt_timeout: float = 30.0,
+        read_only: bool = False,
     ) -> Chip:
-        """Open a provisioned chip; its log is verified against the secure element."""
+        """Open a provisioned chip; its log is verified against the secure element.
+
+        With ``read_only`` (every inspection and verification) nothing is
+        written and nothing is repaired: a torn, cut or emptied log is left
+        as found, to be reported as tampering by `log_entries` or by
+        whoever checks it against `attest`.
+        """
         path = Path(folder)
         try:
             doc = json.loads((path / _CHIP_FILE).read_text())
@@ -180,7 +194,14 @@ class Chip:
                 f"secure element's burned-in serial is {se.serial!r}"
             )
             raise IntegrityError(msg)
-        return cls(path, se, clock=clock, receipts=receipts, receipt_timeout=receipt_timeout)
+        return cls(
+            path,
+            se,
+            clock=clock,
+            receipts=receipts,
+            receipt_timeout=receipt_timeout,
+            read_only=read_only,
+        )
 
     def close(self) -> None:
         """Finish pending firmware work and release the secure element."""
@@ -251,6 +272,7 @@ class Chip:
 
     def boot(self, firmware: Envelope | bytes | str) -> FirmwareImage:
         """Boot signed firmware; refuses unsigned, non-logging or rolled-back images."""
+        self._require_writable()
         image = verify_firmware(firmware, self.chipmaker_key)
         floor = self._se.read_counter("firmware")
         if image.version < floor:
@@ -278,7 +300,15 @@ class Chip:
         self._scheduler = PoissonScheduler(image.snapshot_rate_per_day, self._se, self._clock)
         return image
 
+    def _require_writable(self) -> None:
+        if self._read_only:
+            msg = (
+                f"chip S/N {self.serial}: opened read-only for inspection; it cannot boot or train"
+            )
+            raise ChipError(msg)
+
     def _require_booted(self) -> FirmwareImage:
+        self._require_writable()
         if self._firmware is None:
             msg = f"chip S/N {self.serial}: not booted; call boot() with signed firmware first"
             raise ChipError(msg)
@@ -389,6 +419,7 @@ class Chip:
 
     def break_seal(self) -> None:
         """Emulate opening the tamper-evident packaging (irreversible)."""
+        self._require_writable()
         state = self._state()
         state["intact"] = False
         self._write_state(state)
@@ -406,7 +437,9 @@ class Chip:
             "firmware": state.get("fw"),
             "booted": self._firmware is not None,
             "counters": {name: self._se.read_counter(name) for name in ("firmware", "boot", "log")},
-            "log": {"size": self._log.size, "head": str(self._log.head)},
+            # The count is read from the secure element now, under this nonce:
+            # a log file cut short or emptied since cannot match it.
+            "log": {"size": self._se.read_counter("log"), "head": str(self._log.head)},
             "seal": {"id": state["seal"], "intact": bool(state["intact"])},
         }
         return sign_envelope(ATTESTATION_PAYLOAD_TYPE, canonical_json(doc), [self._se])

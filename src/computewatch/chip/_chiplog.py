@@ -269,13 +269,31 @@ class ChipLog:
         """The most entries the log holds."""
         return self._capacity
 
+    def load(self) -> None:
+        """Take the SE's count as the log's size, writing nothing (for inspection).
+
+        The file is not read here: whoever inspects verifies it against the
+        count (`entries`, or an attestation's), so a torn, cut or emptied
+        file is reported as tampering there, and the evidence stays as found.
+        """
+        self._size = self._se.read_counter("log")
+        self._head = genesis_hash(self._se.serial)
+        try:
+            entries = self.entries()
+        except ComputeWatchError:
+            return
+        if entries:
+            self._head = entries[-1].entry_hash
+
     def recover(self) -> list[LogEntry]:
         """Verify the file against the SE's counter, finishing an interrupted append.
 
         An append writes the entry, then counts it in the secure element. A
         crash in between leaves one signed, chained entry the SE has not
         counted: it is committed now. A torn final line was never counted
-        and is cut off. Anything else that disagrees is tampering.
+        and is cut off. Anything else that disagrees is tampering. Only the
+        firmware that goes on to write the log recovers it; inspection uses
+        `load`, which writes nothing.
         """
         counted = self._se.read_counter("log")
         if not self._path.exists():
@@ -348,9 +366,9 @@ class ChipLog:
             return entry
 
     def entries(self) -> list[LogEntry]:
-        """Read and verify the whole log against the SE."""
+        """Read and verify the whole log against the SE (a deleted file is an empty log)."""
         return verify_chip_log(
-            read_chip_log(self._path),
+            read_chip_log(self._path) if self._path.exists() else [],
             self._se.public_key,
             self._se.serial,
             expected_size=self._se.read_counter("log"),
