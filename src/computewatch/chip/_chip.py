@@ -83,6 +83,8 @@ _CHIP_FILE = "chip.json"
 _LOG_FILE = "nvram.log"
 _REGIONS_DOMAIN = b"computewatch/regions/v1\x00"
 DEFAULT_CAPACITY = 1_000_000
+#: The most versions one firmware update may skip (bounds the anti-rollback raise).
+MAX_FIRMWARE_JUMP = 1024
 _MIN_NONCE = 8
 _MAX_NONCE = 256
 _MAX_RUN_ID = 128
@@ -281,10 +283,19 @@ class Chip:
                 f"v{image.version} is older than the anti-rollback floor v{floor})"
             )
             raise IntegrityError(msg)
+        if image.version - floor > MAX_FIRMWARE_JUMP:
+            # Refused before any counter moves: a signed image with a huge
+            # version must not start a climb that takes hours on a TPM and,
+            # cut short, leaves the chip between versions.
+            msg = (
+                f"chip S/N {self.serial}: firmware {image.name} v{image.version} jumps more "
+                f"than {MAX_FIRMWARE_JUMP} versions over the anti-rollback floor v{floor}; "
+                "refused (update through intermediate versions)"
+            )
+            raise IntegrityError(msg)
         state = self._state()
         previous = state.get("fw")
-        while self._se.read_counter("firmware") < image.version:
-            self._se.increment_counter("firmware")
+        self._se.raise_counter("firmware", image.version)
         current = {"name": image.name, "v": image.version, "h": str(image.code_hash)}
         if previous != current:
             self._log.append(

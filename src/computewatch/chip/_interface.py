@@ -24,6 +24,8 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, NewType
 
+from computewatch.errors import ParameterError
+
 if TYPE_CHECKING:
     from computewatch.crypto import KeyID, VerifyingKey
 
@@ -38,6 +40,8 @@ class SecureElement(abc.ABC):
 
     #: Largest sealed state blob every backend must store.
     MAX_STATE_BYTES = 512
+    #: Largest jump `raise_counter` makes (each step is one TPM command).
+    MAX_COUNTER_RAISE = 1024
 
     @property
     @abc.abstractmethod
@@ -74,6 +78,27 @@ class SecureElement(abc.ABC):
     @abc.abstractmethod
     def increment_counter(self, name: str) -> int:
         """Add one to counter ``name`` and return the new value; never decreases."""
+
+    def raise_counter(self, name: str, value: int) -> int:
+        """Raise counter ``name`` to at least ``value`` and return it; never lowers it.
+
+        The generic way is one increment at a time, so the jump is bounded
+        (`MAX_COUNTER_RAISE`); backends that can write the value in one
+        durable step (the file element) override this.
+
+        Raises:
+            ParameterError: the jump is larger than `MAX_COUNTER_RAISE`.
+        """
+        current = self.read_counter(name)
+        if value - current > self.MAX_COUNTER_RAISE:
+            msg = (
+                f"counter {name!r}: cannot raise from {current} to {value} "
+                f"(at most +{self.MAX_COUNTER_RAISE} at a time)"
+            )
+            raise ParameterError(msg)
+        while current < value:
+            current = self.increment_counter(name)
+        return current
 
     @abc.abstractmethod
     def read_state(self) -> bytes:
