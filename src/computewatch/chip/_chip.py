@@ -118,10 +118,18 @@ class Chip:
         self._read_only = read_only
         state = self._state()
         self._log = ChipLog(folder / _LOG_FILE, se, int(state["cap"]))
+        # What the firmware itself holds of each run: the one precommitment a
+        # run id is bound to, and the optimizer steps it counted since register.
+        self._commitments: dict[str, str] = {}
+        self._fw_steps = 0
         if read_only:
             self._log.load()
         else:
-            self._log.recover()
+            for entry in self._log.recover():
+                if entry.kind == "precommit":
+                    self._commitments.setdefault(
+                        str(entry.body.get("run_id")), str(entry.body.get("commitment"))
+                    )
         self._firmware: FirmwareImage | None = None
         self._scheduler: PoissonScheduler | None = None
         self._pipeline = SnapshotPipeline(
@@ -308,7 +316,12 @@ class Chip:
         boots = self._se.increment_counter("boot")
         self._log.append("boot", {"firmware": current, "boot_count": boots}, self._now_us())
         self._firmware = image
-        self._scheduler = PoissonScheduler(image.snapshot_rate_per_day, self._se, self._clock)
+        self._scheduler = PoissonScheduler(
+            image.snapshot_rate_per_day,
+            self._se,
+            self._clock,
+            rate_per_kstep=image.snapshot_rate_per_kstep,
+        )
         return image
 
     def _require_writable(self) -> None:
@@ -328,9 +341,22 @@ class Chip:
     # -- training hooks ----------------------------------------------------
 
     def precommit(self, run_id: str, commitment: Digest) -> LogEntry:
-        """Log a run's precommitment (to M and the data order) before step 0."""
+        """Log a run's precommitment (to M and the data order) before step 0.
+
+        A run id is bound to the first commitment logged for it: another
+        commitment under the same id is refused (one run, one claim of what
+        it trains on).
+        """
         self._require_booted()
         _check_run_id(run_id)
+        bound = self._commitments.get(run_id)
+        if bound is not None and bound != str(commitment):
+            msg = (
+                f"chip S/N {self.serial}: run {run_id!r} is already bound to precommitment "
+                f"{bound[:19]}…; refusing another"
+            )
+            raise ChipError(msg)
+        self._commitments[run_id] = str(commitment)
         return self._log.append(
             "precommit", {"run_id": run_id, "commitment": str(commitment)}, self._now_us()
         )
@@ -368,6 +394,7 @@ class Chip:
             },
             self._now_us(),
         )
+        self._fw_steps = 0
         self._pipeline.arm(
             Registration(
                 run_id=run_id,
@@ -396,10 +423,20 @@ class Chip:
             msg = f"chip S/N {self.serial}: on_step before register(); nothing to monitor"
             raise ChipError(msg)
         self.flush()
+        self._fw_steps += 1
         if self._scheduler is None or not self._scheduler.poll():
             return False
-        self._pipeline.freeze_and_submit(reg, int(step))
+        self._pipeline.freeze_and_submit(reg, int(step), self._facts(reg.run_id))
         return True
+
+    def _facts(self, run_id: str) -> dict[str, Any]:
+        """What the firmware knows at a snapshot, logged beside the host's step number."""
+        image = self._firmware
+        return {
+            "fw_steps": self._fw_steps,
+            "commitment": self._commitments.get(run_id),
+            "fw": None if image is None else {"v": image.version, "h": str(image.code_hash)},
+        }
 
     def snapshot_now(self, step: int) -> SnapshotRecord:
         """Take a snapshot at once, as an inspector-triggered or test snapshot would."""
@@ -409,7 +446,7 @@ class Chip:
             msg = f"chip S/N {self.serial}: snapshot before register()"
             raise ChipError(msg)
         self.flush()
-        self._pipeline.freeze_and_submit(reg, int(step))
+        self._pipeline.freeze_and_submit(reg, int(step), self._facts(reg.run_id))
         self.flush()
         return self._pipeline.records[-1]
 

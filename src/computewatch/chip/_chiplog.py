@@ -92,6 +92,8 @@ class LogEntry:
         prev: hash of the previous entry (or the genesis hash).
         entry_hash: this entry's hash, ``H(domain ‖ payload)``.
         envelope: the signed envelope as stored.
+        chip_time: the secure element's own time at the append
+            (`ChipTime.to_json`), or None in logs written before it was logged.
     """
 
     serial: str
@@ -102,6 +104,7 @@ class LogEntry:
     prev: Digest
     entry_hash: Digest
     envelope: Envelope
+    chip_time: dict[str, Any] | None = None
 
     @property
     def time(self) -> float:
@@ -158,6 +161,7 @@ def _parse_entry(envelope: Envelope, key: VerifyingKey, where: str) -> LogEntry:
             prev=Digest.parse(doc["prev"]),
             entry_hash=_entry_hash(verified.payload),
             envelope=envelope,
+            chip_time=doc.get("chip_time"),
         )
     except (ValueError, KeyError, TypeError, FormatError) as e:
         msg = f"{where}: signed payload is malformed ({e})"
@@ -166,6 +170,31 @@ def _parse_entry(envelope: Envelope, key: VerifyingKey, where: str) -> LogEntry:
         msg = f"{where}: unknown entry kind {entry.kind!r}"
         raise IntegrityError(msg)
     return entry
+
+
+def _check_chip_time(entry: LogEntry, previous: LogEntry | None, where: str) -> None:
+    """The element's clock never goes back between entries of one power cycle."""
+    now: object = entry.chip_time
+    if now is None:
+        return
+    if not isinstance(now, dict) or not all(
+        isinstance(now.get(k), int) and not isinstance(now.get(k), bool)
+        for k in ("clock_ms", "resets", "restarts")
+    ):
+        msg = f"{where}: chip_time is malformed"
+        raise IntegrityError(msg)
+    before = previous.chip_time if previous is not None else None
+    if not isinstance(before, dict):
+        return
+    if now["resets"] < before["resets"]:
+        msg = f"{where}: the secure element's reset count goes backwards (state restored?)"
+        raise IntegrityError(msg)
+    if now["resets"] == before["resets"] and now["clock_ms"] < before["clock_ms"]:
+        msg = (
+            f"{where}: the secure element's clock goes backwards "
+            f"({now['clock_ms']} < {before['clock_ms']} ms)"
+        )
+        raise IntegrityError(msg)
 
 
 def verify_chip_log(
@@ -223,6 +252,7 @@ def verify_chip_log(
         if entry.time_us < last_time:
             msg = f"{where}: time goes backwards ({entry.time_us} < {last_time})"
             raise IntegrityError(msg)
+        _check_chip_time(entry, entries[-1] if entries else None, where)
         entries.append(entry)
         prev = entry.entry_hash
         last_time = entry.time_us
@@ -335,10 +365,12 @@ class ChipLog:
                     "training is halted until an inspector archives the log"
                 )
                 raise LogFullError(msg)
+            chip_time = self._se.read_clock().to_json()
             doc = {
                 "serial": self._se.serial,
                 "seq": self._size,
                 "time_us": int(time_us),
+                "chip_time": chip_time,
                 "kind": kind,
                 "body": body,
                 "prev": str(self._head),
@@ -360,6 +392,7 @@ class ChipLog:
                 prev=self._head,
                 entry_hash=_entry_hash(payload),
                 envelope=envelope,
+                chip_time=chip_time,
             )
             self._size += 1
             self._head = entry.entry_hash

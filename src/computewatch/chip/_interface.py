@@ -22,6 +22,7 @@ suite.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NewType
 
 from computewatch.errors import ParameterError
@@ -29,10 +30,38 @@ from computewatch.errors import ParameterError
 if TYPE_CHECKING:
     from computewatch.crypto import KeyID, VerifyingKey
 
-__all__ = ["ChipSerial", "SecureElement"]
+__all__ = ["ChipSerial", "ChipTime", "SecureElement"]
 
 #: A chip's burned-in serial number.
 ChipSerial = NewType("ChipSerial", str)
+
+
+@dataclass(frozen=True, slots=True)
+class ChipTime:
+    """The secure element's own time, as TPM2_ReadClock reports it.
+
+    Attributes:
+        clock_ms: milliseconds the element has been powered, never going
+            back (the TPM's ``clock``); the host cannot set it.
+        reset_count: element resets (power cycles) so far.
+        restart_count: restarts since the last reset.
+        safe: whether ``clock_ms`` is known not to have been reported lower
+            before (the TPM's ``safe`` flag).
+    """
+
+    clock_ms: int
+    reset_count: int
+    restart_count: int
+    safe: bool
+
+    def to_json(self) -> dict[str, int | bool]:
+        """The form logged with each entry and attested."""
+        return {
+            "clock_ms": self.clock_ms,
+            "resets": self.reset_count,
+            "restarts": self.restart_count,
+            "safe": self.safe,
+        }
 
 
 class SecureElement(abc.ABC):
@@ -70,6 +99,10 @@ class SecureElement(abc.ABC):
     @abc.abstractmethod
     def random_bytes(self, n: int) -> bytes:
         """Return ``n`` bytes from the SE's own random number generator."""
+
+    @abc.abstractmethod
+    def read_clock(self) -> ChipTime:
+        """Return the element's own time (nothing the host sets moves it)."""
 
     @abc.abstractmethod
     def read_counter(self, name: str) -> int:
