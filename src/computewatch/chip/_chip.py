@@ -429,10 +429,11 @@ class Chip:
         self._pipeline.freeze_and_submit(reg, int(step), self._facts(reg.run_id))
         return True
 
-    def _facts(self, run_id: str) -> dict[str, Any]:
+    def _facts(self, run_id: str, trigger: str = "schedule") -> dict[str, Any]:
         """What the firmware knows at a snapshot, logged beside the host's step number."""
         image = self._firmware
         return {
+            "trigger": trigger,
             "fw_steps": self._fw_steps,
             "commitment": self._commitments.get(run_id),
             "fw": None if image is None else {"v": image.version, "h": str(image.code_hash)},
@@ -446,7 +447,7 @@ class Chip:
             msg = f"chip S/N {self.serial}: snapshot before register()"
             raise ChipError(msg)
         self.flush()
-        self._pipeline.freeze_and_submit(reg, int(step), self._facts(reg.run_id))
+        self._pipeline.freeze_and_submit(reg, int(step), self._facts(reg.run_id, "now"))
         self.flush()
         return self._pipeline.records[-1]
 
@@ -482,6 +483,7 @@ class Chip:
             "public_key": self.public_key.key_id,
             "nonce": nonce.hex(),
             "time_us": self._now_us(),
+            "chip_time": self._se.read_clock().to_json(),
             "firmware": state.get("fw"),
             "booted": self._firmware is not None,
             "counters": {name: self._se.read_counter(name) for name in ("firmware", "boot", "log")},
