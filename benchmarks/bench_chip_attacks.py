@@ -8,8 +8,9 @@ on a real chip, run the real defence, and build the honest twin on another
 chip and run the same defence (a finding there is a false finding).
 
 The campaign accumulates: trials already in
-``benchmarks/results/chip_attacks_campaign.json`` are kept and new ones
-added until each attack has `TRIALS`, so it can be stopped and resumed
+``benchmarks/results/chip_attacks/NAME.json`` are kept and new ones added
+until each attack has `TRIALS`, so it can be stopped and resumed, and
+processes given different ``--only`` lists run side by side
 (``python benchmarks/bench_chip_attacks.py [--trials N] [--only NAME ...]``;
 ``run.py chip_attacks`` runs it too). Trials run on tmpfs where there is one
 (each trial's chips are a few dozen fsyncs). Quick mode runs one trial of
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-CAMPAIGN = HERE / "results" / "chip_attacks_campaign.json"
+CAMPAIGN = HERE / "results" / "chip_attacks"
 #: Trials per attack: 299 clean trials give a 95 % one-sided lower bound of 0.99.
 TRIALS = 299
 _SAVE_EVERY = 10
@@ -43,17 +44,15 @@ def _tmp_root() -> str | None:
 
 
 def _load() -> dict[str, Any]:
-    if CAMPAIGN.exists():
-        doc: dict[str, Any] = json.loads(CAMPAIGN.read_text())
-        return doc
-    return {"backend": "file", "attacks": {}}
+    attacks = {p.stem: json.loads(p.read_text()) for p in sorted(CAMPAIGN.glob("*.json"))}
+    return {"backend": "file", "attacks": attacks}
 
 
-def _save(doc: dict[str, Any]) -> None:
-    CAMPAIGN.parent.mkdir(parents=True, exist_ok=True)
-    tmp = CAMPAIGN.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    tmp.replace(CAMPAIGN)
+def _save(name: str, rec: dict[str, Any]) -> None:
+    CAMPAIGN.mkdir(parents=True, exist_ok=True)
+    tmp = CAMPAIGN / f".{name}.tmp"
+    tmp.write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
+    tmp.replace(CAMPAIGN / f"{name}.json")
 
 
 def _summary(rec: dict[str, Any]) -> dict[str, Any]:
@@ -106,9 +105,9 @@ def campaign(
                     }
                 )
             if record and rec["trials"] % _SAVE_EVERY == 0:
-                _save(doc)
+                _save(attack.name, rec)
         if record:
-            _save(doc)
+            _save(attack.name, rec)
     return {
         "backend": doc["backend"],
         "target_trials": trials,

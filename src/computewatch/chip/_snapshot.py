@@ -239,6 +239,9 @@ class SnapshotPipeline:
         receipt = None
         if self._receipts is not None:
             receipt = self._receipts(entry.envelope)
+            to_text = getattr(receipt, "to_text", None)
+            if callable(to_text):  # kept beside the copy of ω, for the inspector
+                path.with_suffix(".receipt").write_text(str(to_text()))
         record = SnapshotRecord(
             serial=str(self.serial),
             seq=entry.seq,

@@ -28,6 +28,7 @@ from computewatch.inspection._evidence import (
     expected_snapshots,
 )
 from computewatch.inspection._inspect import ChipInspection, DirectoryRecord, Finding, inspect_chip
+from computewatch.inspection._receipts import check_receipts
 from computewatch.inspection._report import AuditPlan, ReportPaths, detection_curve, write_report
 from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sample, verify_draw
 
@@ -44,6 +45,7 @@ __all__ = [
     "audit_prover",
     "check_claims",
     "check_firmware_history",
+    "check_receipts",
     "check_run_against_transcript",
     "check_snapshot_rate",
     "commit_nonce",
