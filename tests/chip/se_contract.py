@@ -61,6 +61,32 @@ class SecureElementContract:
         assert not hasattr(se, "decrement_counter")
         assert not hasattr(se, "set_counter")
 
+    def test_raise_counter_jumps_once_and_never_lowers(self, backend: Backend) -> None:
+        se, reopen = backend("CW-CONTRACT-6")
+        assert se.raise_counter("firmware", 40) == 40
+        assert se.raise_counter("firmware", 3) == 40  # never lowers
+        assert reopen().read_counter("firmware") == 40
+        huge = 40 + se.MAX_COUNTER_RAISE + 1
+        if type(se).raise_counter is SecureElement.raise_counter:
+            # one increment at a time: a huge jump is refused before it starts
+            with pytest.raises(ParameterError, match="at most"):
+                se.raise_counter("firmware", huge)
+            assert se.read_counter("firmware") == 40
+        else:  # the element writes the value in one step
+            assert se.raise_counter("firmware", huge) == huge
+
+    def test_clock_is_the_elements_own_and_never_goes_back(self, backend: Backend) -> None:
+        se, reopen = backend("CW-CONTRACT-7")
+        first = se.read_clock()
+        se.increment_counter("boot")
+        second = se.read_clock()
+        assert second.reset_count == first.reset_count
+        assert second.clock_ms >= first.clock_ms
+        # what was read before the last write is never ahead of the clock after a reopen
+        again = reopen().read_clock()
+        assert (again.reset_count, again.clock_ms) >= (first.reset_count, first.clock_ms)
+        assert set(second.to_json()) == {"clock_ms", "resets", "restarts", "safe"}
+
     def test_state_round_trip_limit_and_durability(self, backend: Backend) -> None:
         se, reopen = backend("CW-CONTRACT-5")
         assert se.read_state() == b""

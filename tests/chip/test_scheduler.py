@@ -30,7 +30,10 @@ DAYS = 400
 
 @pytest.fixture(scope="module")
 def se(tmp_path_factory: pytest.TempPathFactory) -> SecureElement:
-    return FileSecureElement.provision(tmp_path_factory.mktemp("se") / "se", "CW-SCHED")
+    """An element whose own clock stands still: the (simulated) host clock alone drives time."""
+    return FileSecureElement.provision(
+        tmp_path_factory.mktemp("se") / "se", "CW-SCHED", ticker=lambda: 0
+    )
 
 
 def _daily_counts(se: SecureElement, rate: float, days: int = DAYS) -> np.ndarray:
@@ -109,7 +112,7 @@ def test_no_future_snapshot_time_is_stored(se: SecureElement) -> None:
     # the only state is the rate, the SE, the clock and the last poll time:
     # there is no precomputed "next snapshot" for Prover code to read
     assert set(PoissonScheduler.__init__.__code__.co_names) >= {"_rate", "_se", "_clock", "_last"}
-    assert sorted(vars(sched)) == ["_clock", "_last", "_rate", "_se"]
+    assert sorted(vars(sched)) == ["_chip_last", "_clock", "_last", "_per_step", "_rate", "_se"]
     assert sched._last == 5.0
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.stats import beta
 
 from computewatch.attacks._adversarial import AdversarialExamples
+from computewatch.attacks._chip_evidence import CHIP_EVIDENCE_ATTACKS
 from computewatch.attacks._harness import (
     LONG,
     SCALE,
@@ -91,6 +92,7 @@ def _all() -> tuple[Attack, ...]:
         UnregisteredChip(),
         SnapshotSwap(fixed=True),
         SnapshotSwap(fixed=False),
+        *CHIP_EVIDENCE_ATTACKS,  # issue 16: chip evidence that trusts nothing outside the chip
     )
     return cast("tuple[Attack, ...]", attacks)
 

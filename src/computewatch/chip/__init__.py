@@ -20,13 +20,18 @@ Example::
     >>> chip.close()
 """
 
+from computewatch.chip._attested import (
+    ATTESTATION_PAYLOAD_TYPE,
+    attested_log_size,
+    check_attestation,
+    verify_attested_log,
+)
 from computewatch.chip._backends import (
     SCHEMES,
     open_secure_element,
     provision_secure_element,
 )
 from computewatch.chip._chip import (
-    ATTESTATION_PAYLOAD_TYPE,
     Chip,
     ChipError,
     SnapshotRecord,
@@ -75,11 +80,14 @@ __all__ = [
     "SnapshotRecord",
     "SnapshotStalledError",
     "SystemClock",
+    "attested_log_size",
+    "check_attestation",
     "genesis_hash",
     "open_secure_element",
     "provision_secure_element",
     "read_chip_log",
     "sign_firmware",
+    "verify_attested_log",
     "verify_chip_log",
     "verify_firmware",
 ]

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from computewatch._validate import int_in_range, text
+from computewatch.chip._attested import ATTESTATION_PAYLOAD_TYPE
 from computewatch.chip._backends import open_secure_element, provision_secure_element
 from computewatch.chip._chiplog import ChipLog, LogEntry
 from computewatch.chip._clock import Clock, SystemClock
@@ -93,11 +94,12 @@ __all__ = [
     "SnapshotStalledError",
 ]
 
-ATTESTATION_PAYLOAD_TYPE = "application/vnd.computewatch.attestation+json"
 _CHIP_FILE = "chip.json"
 _LOG_FILE = "nvram.log"
 _REGIONS_DOMAIN = b"computewatch/regions/v1\x00"
 DEFAULT_CAPACITY = 1_000_000
+#: The most versions one firmware update may skip (bounds the anti-rollback raise).
+MAX_FIRMWARE_JUMP = 1024
 _MIN_NONCE = 8
 _MAX_NONCE = 256
 _MAX_RUN_ID = 128
@@ -114,20 +116,35 @@ class Chip:
         clock: Clock | None = None,
         receipts: Callable[[Envelope], Any] | None = None,
         receipt_timeout: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         """Use `provision` or `open`.
 
         ``receipts``, if given, is called with every signed snapshot entry and
         must return an acknowledgement (a receipt) once a Verifier-trusted
         server holds the entry durably, or raise; the chip keeps training
-        stalled until it returns.
+        stalled until it returns. A ``read_only`` chip writes nothing (not
+        its log, not its secure element): it attests and shows its log, as
+        an inspection needs, and refuses to boot or train.
         """
         self._folder = folder
         self._se = se
         self._clock = clock or SystemClock()
+        self._read_only = read_only
         state = self._state()
         self._log = ChipLog(folder / _LOG_FILE, se, int(state["cap"]))
-        self._log.recover()
+        # What the firmware itself holds of each run: the one precommitment a
+        # run id is bound to, and the optimizer steps it counted since register.
+        self._commitments: dict[str, str] = {}
+        self._fw_steps = 0
+        if read_only:
+            self._log.load()
+        else:
+            for entry in self._log.recover():
+                if entry.kind == "precommit":
+                    self._commitments.setdefault(
+                        str(entry.body.get("run_id")), str(entry.body.get("commitment"))
+                    )
         self._firmware: FirmwareImage | None = None
         self._scheduler: PoissonScheduler | None = None
         self._pipeline = SnapshotPipeline(
@@ -179,8 +196,15 @@ class Chip:
         clock: Clock | None = None,
         receipts: Callable[[Envelope], Any] | None = None,
         receipt_timeout: float = 30.0,
+        read_only: bool = False,
     ) -> Chip:
-        """Open a provisioned chip; its log is verified against the secure element."""
+        """Open a provisioned chip; its log is verified against the secure element.
+
+        With ``read_only`` (every inspection and verification) nothing is
+        written and nothing is repaired: a torn, cut or emptied log is left
+        as found, to be reported as tampering by `log_entries` or by
+        whoever checks it against `attest`.
+        """
         path = Path(folder)
         try:
             doc = json.loads((path / _CHIP_FILE).read_text())
@@ -195,7 +219,14 @@ class Chip:
                 f"secure element's burned-in serial is {se.serial!r}"
             )
             raise IntegrityError(msg)
-        return cls(path, se, clock=clock, receipts=receipts, receipt_timeout=receipt_timeout)
+        return cls(
+            path,
+            se,
+            clock=clock,
+            receipts=receipts,
+            receipt_timeout=receipt_timeout,
+            read_only=read_only,
+        )
 
     def close(self) -> None:
         """Finish pending firmware work and release the secure element."""
@@ -266,6 +297,7 @@ class Chip:
 
     def boot(self, firmware: Envelope | bytes | str) -> FirmwareImage:
         """Boot signed firmware; refuses unsigned, non-logging or rolled-back images."""
+        self._require_writable()
         image = verify_firmware(firmware, self.chipmaker_key)
         floor = self._se.read_counter("firmware")
         if image.version < floor:
@@ -274,10 +306,19 @@ class Chip:
                 f"v{image.version} is older than the anti-rollback floor v{floor})"
             )
             raise IntegrityError(msg)
+        if image.version - floor > MAX_FIRMWARE_JUMP:
+            # Refused before any counter moves: a signed image with a huge
+            # version must not start a climb that takes hours on a TPM and,
+            # cut short, leaves the chip between versions.
+            msg = (
+                f"chip S/N {self.serial}: firmware {image.name} v{image.version} jumps more "
+                f"than {MAX_FIRMWARE_JUMP} versions over the anti-rollback floor v{floor}; "
+                "refused (update through intermediate versions)"
+            )
+            raise IntegrityError(msg)
         state = self._state()
         previous = state.get("fw")
-        while self._se.read_counter("firmware") < image.version:
-            self._se.increment_counter("firmware")
+        self._se.raise_counter("firmware", image.version)
         current = {"name": image.name, "v": image.version, "h": str(image.code_hash)}
         if previous != current:
             self._log.append(
@@ -290,10 +331,23 @@ class Chip:
         boots = self._se.increment_counter("boot")
         self._log.append("boot", {"firmware": current, "boot_count": boots}, self._now_us())
         self._firmware = image
-        self._scheduler = PoissonScheduler(image.snapshot_rate_per_day, self._se, self._clock)
+        self._scheduler = PoissonScheduler(
+            image.snapshot_rate_per_day,
+            self._se,
+            self._clock,
+            rate_per_kstep=image.snapshot_rate_per_kstep,
+        )
         return image
 
+    def _require_writable(self) -> None:
+        if self._read_only:
+            msg = (
+                f"chip S/N {self.serial}: opened read-only for inspection; it cannot boot or train"
+            )
+            raise ChipError(msg)
+
     def _require_booted(self) -> FirmwareImage:
+        self._require_writable()
         if self._firmware is None:
             msg = f"chip S/N {self.serial}: not booted; call boot() with signed firmware first"
             raise ChipError(msg)
@@ -302,9 +356,22 @@ class Chip:
     # -- training hooks ----------------------------------------------------
 
     def precommit(self, run_id: str, commitment: Digest) -> LogEntry:
-        """Log a run's precommitment (to M and the data order) before step 0."""
+        """Log a run's precommitment (to M and the data order) before step 0.
+
+        A run id is bound to the first commitment logged for it: another
+        commitment under the same id is refused (one run, one claim of what
+        it trains on).
+        """
         self._require_booted()
         _check_run_id(run_id)
+        bound = self._commitments.get(run_id)
+        if bound is not None and bound != str(commitment):
+            msg = (
+                f"chip S/N {self.serial}: run {run_id!r} is already bound to precommitment "
+                f"{bound[:19]}…; refusing another"
+            )
+            raise ChipError(msg)
+        self._commitments[run_id] = str(commitment)
         return self._log.append(
             "precommit", {"run_id": run_id, "commitment": str(commitment)}, self._now_us()
         )
@@ -342,6 +409,7 @@ class Chip:
             },
             self._now_us(),
         )
+        self._fw_steps = 0
         self._pipeline.arm(
             Registration(
                 run_id=run_id,
@@ -370,10 +438,21 @@ class Chip:
             msg = f"chip S/N {self.serial}: on_step before register(); nothing to monitor"
             raise ChipError(msg)
         self.flush()
+        self._fw_steps += 1
         if self._scheduler is None or not self._scheduler.poll():
             return False
-        self._pipeline.freeze_and_submit(reg, int(step))
+        self._pipeline.freeze_and_submit(reg, int(step), self._facts(reg.run_id))
         return True
+
+    def _facts(self, run_id: str, trigger: str = "schedule") -> dict[str, Any]:
+        """What the firmware knows at a snapshot, logged beside the host's step number."""
+        image = self._firmware
+        return {
+            "trigger": trigger,
+            "fw_steps": self._fw_steps,
+            "commitment": self._commitments.get(run_id),
+            "fw": None if image is None else {"v": image.version, "h": str(image.code_hash)},
+        }
 
     def snapshot_now(self, step: int) -> SnapshotRecord:
         """Take a snapshot at once, as an inspector-triggered or test snapshot would."""
@@ -383,7 +462,7 @@ class Chip:
             msg = f"chip S/N {self.serial}: snapshot before register()"
             raise ChipError(msg)
         self.flush()
-        self._pipeline.freeze_and_submit(reg, int(step))
+        self._pipeline.freeze_and_submit(reg, int(step), self._facts(reg.run_id, "now"))
         self.flush()
         return self._pipeline.records[-1]
 
@@ -404,6 +483,7 @@ class Chip:
 
     def break_seal(self) -> None:
         """Emulate opening the tamper-evident packaging (irreversible)."""
+        self._require_writable()
         state = self._state()
         state["intact"] = False
         self._write_state(state)
@@ -418,10 +498,13 @@ class Chip:
             "public_key": self.public_key.key_id,
             "nonce": nonce.hex(),
             "time_us": self._now_us(),
+            "chip_time": self._se.read_clock().to_json(),
             "firmware": state.get("fw"),
             "booted": self._firmware is not None,
             "counters": {name: self._se.read_counter(name) for name in ("firmware", "boot", "log")},
-            "log": {"size": self._log.size, "head": str(self._log.head)},
+            # The count is read from the secure element now, under this nonce:
+            # a log file cut short or emptied since cannot match it.
+            "log": {"size": self._se.read_counter("log"), "head": str(self._log.head)},
             "seal": {"id": state["seal"], "intact": bool(state["intact"])},
         }
         return sign_envelope(ATTESTATION_PAYLOAD_TYPE, canonical_json(doc), [self._se])

@@ -99,6 +99,8 @@ class LogEntry:
         prev: hash of the previous entry (or the genesis hash).
         entry_hash: this entry's hash, ``H(domain ‖ payload)``.
         envelope: the signed envelope as stored.
+        chip_time: the secure element's own time at the append
+            (`ChipTime.to_json`), or None in logs written before it was logged.
     """
 
     serial: str
@@ -109,6 +111,7 @@ class LogEntry:
     prev: Digest
     entry_hash: Digest
     envelope: Envelope
+    chip_time: dict[str, Any] | None = None
 
     @property
     def time(self) -> float:
@@ -165,6 +168,7 @@ def _parse_entry(envelope: Envelope, key: VerifyingKey, where: str) -> LogEntry:
             prev=Digest.parse(doc["prev"]),
             entry_hash=_entry_hash(verified.payload),
             envelope=envelope,
+            chip_time=doc.get("chip_time"),
         )
     except (ValueError, KeyError, TypeError, FormatError) as e:
         msg = f"{where}: signed payload is malformed ({e})"
@@ -173,6 +177,31 @@ def _parse_entry(envelope: Envelope, key: VerifyingKey, where: str) -> LogEntry:
         msg = f"{where}: unknown entry kind {entry.kind!r}"
         raise IntegrityError(msg)
     return entry
+
+
+def _check_chip_time(entry: LogEntry, previous: LogEntry | None, where: str) -> None:
+    """The element's clock never goes back between entries of one power cycle."""
+    now: object = entry.chip_time
+    if now is None:
+        return
+    if not isinstance(now, dict) or not all(
+        isinstance(now.get(k), int) and not isinstance(now.get(k), bool)
+        for k in ("clock_ms", "resets", "restarts")
+    ):
+        msg = f"{where}: chip_time is malformed"
+        raise IntegrityError(msg)
+    before = previous.chip_time if previous is not None else None
+    if not isinstance(before, dict):
+        return
+    if now["resets"] < before["resets"]:
+        msg = f"{where}: the secure element's reset count goes backwards (state restored?)"
+        raise IntegrityError(msg)
+    if now["resets"] == before["resets"] and now["clock_ms"] < before["clock_ms"]:
+        msg = (
+            f"{where}: the secure element's clock goes backwards "
+            f"({now['clock_ms']} < {before['clock_ms']} ms)"
+        )
+        raise IntegrityError(msg)
 
 
 def verify_chip_log(
@@ -230,6 +259,7 @@ def verify_chip_log(
         if entry.time_us < last_time:
             msg = f"{where}: time goes backwards ({entry.time_us} < {last_time})"
             raise IntegrityError(msg)
+        _check_chip_time(entry, entries[-1] if entries else None, where)
         entries.append(entry)
         prev = entry.entry_hash
         last_time = entry.time_us
@@ -276,13 +306,31 @@ class ChipLog:
         """The most entries the log holds."""
         return self._capacity
 
+    def load(self) -> None:
+        """Take the SE's count as the log's size, writing nothing (for inspection).
+
+        The file is not read here: whoever inspects verifies it against the
+        count (`entries`, or an attestation's), so a torn, cut or emptied
+        file is reported as tampering there, and the evidence stays as found.
+        """
+        self._size = self._se.read_counter("log")
+        self._head = genesis_hash(self._se.serial)
+        try:
+            entries = self.entries()
+        except ComputeWatchError:
+            return
+        if entries:
+            self._head = entries[-1].entry_hash
+
     def recover(self) -> list[LogEntry]:
         """Verify the file against the SE's counter, finishing an interrupted append.
 
         An append writes the entry, then counts it in the secure element. A
         crash in between leaves one signed, chained entry the SE has not
         counted: it is committed now. A torn final line was never counted
-        and is cut off. Anything else that disagrees is tampering.
+        and is cut off. Anything else that disagrees is tampering. Only the
+        firmware that goes on to write the log recovers it; inspection uses
+        `load`, which writes nothing.
         """
         counted = self._se.read_counter("log")
         if not self._path.exists():
@@ -324,10 +372,12 @@ class ChipLog:
                     "training is halted until an inspector archives the log"
                 )
                 raise LogFullError(msg)
+            chip_time = self._se.read_clock().to_json()
             doc = {
                 "serial": self._se.serial,
                 "seq": self._size,
                 "time_us": int(time_us),
+                "chip_time": chip_time,
                 "kind": kind,
                 "body": body,
                 "prev": str(self._head),
@@ -349,15 +399,16 @@ class ChipLog:
                 prev=self._head,
                 entry_hash=_entry_hash(payload),
                 envelope=envelope,
+                chip_time=chip_time,
             )
             self._size += 1
             self._head = entry.entry_hash
             return entry
 
     def entries(self) -> list[LogEntry]:
-        """Read and verify the whole log against the SE."""
+        """Read and verify the whole log against the SE (a deleted file is an empty log)."""
         return verify_chip_log(
-            read_chip_log(self._path),
+            read_chip_log(self._path) if self._path.exists() else [],
             self._se.public_key,
             self._se.serial,
             expected_size=self._se.read_counter("log"),

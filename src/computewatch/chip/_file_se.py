@@ -24,13 +24,17 @@ import json
 import os
 import secrets
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from computewatch._validate import int_in_range, text
-from computewatch.chip._interface import ChipSerial, SecureElement
+from computewatch.chip._interface import ChipSerial, ChipTime, SecureElement
 from computewatch.crypto import SigningKey, VerifyingKey, canonical_json, hash_bytes
 from computewatch.errors import FormatError, IntegrityError, ParameterError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["FileSecureElement"]
 
@@ -49,17 +53,39 @@ def _check_counter_name(name: object) -> None:
 class FileSecureElement(SecureElement):
     """A secure element emulated by sealed files in one folder."""
 
-    def __init__(self, path: Path, key: SigningKey, serial: ChipSerial) -> None:
-        """Use `provision` or `open`; this constructor trusts its arguments."""
+    def __init__(
+        self,
+        path: Path,
+        key: SigningKey,
+        serial: ChipSerial,
+        ticker: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        """Use `provision` or `open`; this constructor trusts its arguments.
+
+        ``ticker`` is the element's own time source in nanoseconds (the
+        kernel's monotonic clock; simulations of chip-days pass their own).
+        """
         self._path = path
+        self._ticker = ticker
         self._key = key
         self._serial = serial
         self._lock = threading.Lock()
+        # The element's clock: the kernel's monotonic clock since open (no
+        # settimeofday moves it) on top of the last clock the record sealed,
+        # so it never goes back across a reopen either.
+        self._clock_base_ms = 0
+        self._mono0 = ticker()
 
     # -- lifecycle ---------------------------------------------------------
 
     @classmethod
-    def provision(cls, path: str | os.PathLike[str], serial: str) -> FileSecureElement:
+    def provision(
+        cls,
+        path: str | os.PathLike[str],
+        serial: str,
+        *,
+        ticker: Callable[[], int] = time.monotonic_ns,
+    ) -> FileSecureElement:
         """Create a new element in the empty or absent folder ``path``.
 
         Raises:
@@ -81,7 +107,7 @@ class FileSecureElement(SecureElement):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = SigningKey.generate()
         key.save(folder / _KEY_FILE)
-        se = cls(folder, key, ChipSerial(serial))
+        se = cls(folder, key, ChipSerial(serial), ticker)
         se._write_record(
             {
                 "version": 1,
@@ -95,7 +121,9 @@ class FileSecureElement(SecureElement):
         return se
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> FileSecureElement:
+    def open(
+        cls, path: str | os.PathLike[str], *, ticker: Callable[[], int] = time.monotonic_ns
+    ) -> FileSecureElement:
         """Open the element provisioned in ``path``, verifying its seal.
 
         Raises:
@@ -108,9 +136,10 @@ class FileSecureElement(SecureElement):
             msg = f"secure element {folder}: not provisioned (no {_SEALED_FILE})"
             raise FormatError(msg)
         key = SigningKey.load(folder / _KEY_FILE)
-        se = cls(folder, key, ChipSerial(""))
+        se = cls(folder, key, ChipSerial(""), ticker)
         record = se._read_record()
         se._serial = ChipSerial(record["serial"])
+        se._clock_base_ms = int(record.get("clock_ms", 0))
         return se
 
     # -- SecureElement -----------------------------------------------------
@@ -138,6 +167,11 @@ class FileSecureElement(SecureElement):
         """Bytes from the operating system's CSPRNG."""
         return secrets.token_bytes(int_in_range("random_bytes count", n, 0, 1 << 20))
 
+    def read_clock(self) -> ChipTime:
+        """Milliseconds of the kernel's monotonic clock, continuing the sealed clock."""
+        elapsed = (self._ticker() - self._mono0) // 1_000_000
+        return ChipTime(self._clock_base_ms + elapsed, 0, 0, safe=True)
+
     def read_counter(self, name: str) -> int:
         """The counter's value from the verified sealed record."""
         _check_counter_name(name)
@@ -153,6 +187,19 @@ class FileSecureElement(SecureElement):
             record["counters"][name] = value
             self._write_record(record)
             return value
+
+    def raise_counter(self, name: str, value: int) -> int:
+        """Raise a counter to at least ``value`` in one durable write (any jump)."""
+        _check_counter_name(name)
+        target = int_in_range("counter value", value, 0, 1 << 62)
+        with self._lock:
+            record = self._read_record()
+            current = int(record["counters"].get(name, 0))
+            if target > current:
+                record["counters"][name] = target
+                self._write_record(record)
+                current = target
+            return current
 
     def read_state(self) -> bytes:
         """The sealed state blob from the verified sealed record."""
@@ -207,6 +254,7 @@ class FileSecureElement(SecureElement):
 
     def _write_record(self, record: dict[str, Any]) -> None:
         record["generation"] = int(record.get("generation", -1)) + 1
+        record["clock_ms"] = max(int(record.get("clock_ms", 0)), self.read_clock().clock_ms)
         payload = canonical_json(record)
         signature = self._key.sign(_SEAL_DOMAIN + payload)
         doc = {

@@ -52,6 +52,7 @@ LOGGING_FEATURE = "weight-snapshot-logging"
 _CODE_DOMAIN = b"computewatch/firmware-code/v1\x00"
 _MAX_VERSION = 1_000_000
 _MAX_NAME = 64
+_MAX_PER_KSTEP = 1000.0  # one snapshot a step on average at most
 _MAX_RATE = 86_400.0 * 60  # one a second at most; the stress tests use one a minute
 
 
@@ -69,6 +70,9 @@ class FirmwareImage:
             chip-day, as the Verifier set it from Equation 1 (§4: as low as
             the sampling plan allows). Part of the signed image, so the
             Prover cannot change it.
+        snapshot_rate_per_kstep: `g`, expected snapshots per 1,000
+            optimizer steps the firmware counts, on top of `f`: the part of
+            the schedule no clock can slow (0 for a time-only schedule).
     """
 
     name: str
@@ -76,6 +80,7 @@ class FirmwareImage:
     code_hash: Digest
     features: tuple[str, ...]
     snapshot_rate_per_day: float = 0.1
+    snapshot_rate_per_kstep: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate fields."""
@@ -85,6 +90,17 @@ class FirmwareImage:
             rate = positive("firmware snapshot rate", self.snapshot_rate_per_day)
         except ParameterError as e:
             raise FormatError(e.message) from e
+        per_kstep: object = self.snapshot_rate_per_kstep
+        if (
+            not isinstance(per_kstep, (int, float))
+            or isinstance(per_kstep, bool)
+            or not 0.0 <= per_kstep <= _MAX_PER_KSTEP
+        ):
+            msg = (
+                f"firmware snapshot rate per 1,000 steps: expected 0-{_MAX_PER_KSTEP:g}, "
+                f"got {per_kstep!r}"
+            )
+            raise FormatError(msg)
         if rate > _MAX_RATE:
             msg = f"firmware snapshot rate: expected at most {_MAX_RATE:g} per day, got {rate!r}"
             raise FormatError(msg)
@@ -97,6 +113,7 @@ class FirmwareImage:
             "code_hash": str(self.code_hash),
             "features": list(self.features),
             "snapshot_rate_per_day": self.snapshot_rate_per_day,
+            "snapshot_rate_per_kstep": self.snapshot_rate_per_kstep,
         }
 
     @classmethod
@@ -116,6 +133,7 @@ class FirmwareImage:
                 code_hash=Digest.parse(doc["code_hash"]),
                 features=tuple(features),
                 snapshot_rate_per_day=doc["snapshot_rate_per_day"],
+                snapshot_rate_per_kstep=doc.get("snapshot_rate_per_kstep", 0.0),
             )
         except KeyError as e:
             msg = f"firmware image: missing field {e.args[0]!r}"
@@ -129,6 +147,7 @@ def sign_firmware(
     code: bytes,
     chipmaker: Signer,
     snapshot_rate_per_day: float = 0.1,
+    snapshot_rate_per_kstep: float = 0.0,
     features: tuple[str, ...] = (),
 ) -> Envelope:
     """Build and sign a firmware image for ``code`` (the chipmaker's act).
@@ -142,6 +161,7 @@ def sign_firmware(
         code_hash=hash_bytes(code, domain=_CODE_DOMAIN),
         features=tuple(sorted({LOGGING_FEATURE, *features})),
         snapshot_rate_per_day=snapshot_rate_per_day,
+        snapshot_rate_per_kstep=snapshot_rate_per_kstep,
     )
     return sign_envelope(FIRMWARE_PAYLOAD_TYPE, canonical_json(image.to_json()), [chipmaker])
 

@@ -22,15 +22,46 @@ suite.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NewType
+
+from computewatch.errors import ParameterError
 
 if TYPE_CHECKING:
     from computewatch.crypto import KeyID, VerifyingKey
 
-__all__ = ["ChipSerial", "SecureElement"]
+__all__ = ["ChipSerial", "ChipTime", "SecureElement"]
 
 #: A chip's burned-in serial number.
 ChipSerial = NewType("ChipSerial", str)
+
+
+@dataclass(frozen=True, slots=True)
+class ChipTime:
+    """The secure element's own time, as TPM2_ReadClock reports it.
+
+    Attributes:
+        clock_ms: milliseconds the element has been powered, never going
+            back (the TPM's ``clock``); the host cannot set it.
+        reset_count: element resets (power cycles) so far.
+        restart_count: restarts since the last reset.
+        safe: whether ``clock_ms`` is known not to have been reported lower
+            before (the TPM's ``safe`` flag).
+    """
+
+    clock_ms: int
+    reset_count: int
+    restart_count: int
+    safe: bool
+
+    def to_json(self) -> dict[str, int | bool]:
+        """The form logged with each entry and attested."""
+        return {
+            "clock_ms": self.clock_ms,
+            "resets": self.reset_count,
+            "restarts": self.restart_count,
+            "safe": self.safe,
+        }
 
 
 class SecureElement(abc.ABC):
@@ -38,6 +69,8 @@ class SecureElement(abc.ABC):
 
     #: Largest sealed state blob every backend must store.
     MAX_STATE_BYTES = 512
+    #: Largest jump `raise_counter` makes (each step is one TPM command).
+    MAX_COUNTER_RAISE = 1024
 
     @property
     @abc.abstractmethod
@@ -68,12 +101,37 @@ class SecureElement(abc.ABC):
         """Return ``n`` bytes from the SE's own random number generator."""
 
     @abc.abstractmethod
+    def read_clock(self) -> ChipTime:
+        """Return the element's own time (nothing the host sets moves it)."""
+
+    @abc.abstractmethod
     def read_counter(self, name: str) -> int:
         """Return monotonic counter ``name`` (0 if never incremented)."""
 
     @abc.abstractmethod
     def increment_counter(self, name: str) -> int:
         """Add one to counter ``name`` and return the new value; never decreases."""
+
+    def raise_counter(self, name: str, value: int) -> int:
+        """Raise counter ``name`` to at least ``value`` and return it; never lowers it.
+
+        The generic way is one increment at a time, so the jump is bounded
+        (`MAX_COUNTER_RAISE`); backends that can write the value in one
+        durable step (the file element) override this.
+
+        Raises:
+            ParameterError: the jump is larger than `MAX_COUNTER_RAISE`.
+        """
+        current = self.read_counter(name)
+        if value - current > self.MAX_COUNTER_RAISE:
+            msg = (
+                f"counter {name!r}: cannot raise from {current} to {value} "
+                f"(at most +{self.MAX_COUNTER_RAISE} at a time)"
+            )
+            raise ParameterError(msg)
+        while current < value:
+            current = self.increment_counter(name)
+        return current
 
     @abc.abstractmethod
     def read_state(self) -> bytes:

@@ -169,8 +169,15 @@ class SnapshotPipeline:
         self.registration = reg
         self._buffer = buffer
 
-    def freeze_and_submit(self, reg: Registration, step: int) -> None:
-        """Copy ω into the host buffer (the step waits only for this), then log it off-thread."""
+    def freeze_and_submit(
+        self, reg: Registration, step: int, facts: Mapping[str, Any] | None = None
+    ) -> None:
+        """Copy ω into the host buffer (the step waits only for this), then log it off-thread.
+
+        ``facts`` are what the firmware itself knows at the freeze (its own
+        step count, the run's precommitment, the running firmware), logged
+        with the snapshot beside the step number the host claimed.
+        """
         import torch  # noqa: PLC0415
 
         buf = self._buffer
@@ -185,10 +192,17 @@ class SnapshotPipeline:
                 )
         time_us = self._now_us()
         # `buf` is reused only after `flush` has waited for this job.
-        self._pending = self._worker.submit(self._log_snapshot, reg, step, time_us, buf)
+        self._pending = self._worker.submit(
+            self._log_snapshot, reg, step, time_us, buf, dict(facts or {})
+        )
 
     def _log_snapshot(
-        self, reg: Registration, step: int, time_us: int, omega: torch.Tensor
+        self,
+        reg: Registration,
+        step: int,
+        time_us: int,
+        omega: torch.Tensor,
+        facts: dict[str, Any],
     ) -> SnapshotRecord:
         from safetensors.torch import save_file  # noqa: PLC0415
 
@@ -218,12 +232,16 @@ class SnapshotPipeline:
                 "regions": str(reg.descriptor_hash),
                 "register_seq": reg.seq,
                 "code_hash": str(reg.code_hash),
+                **facts,
             },
             time_us,
         )
         receipt = None
         if self._receipts is not None:
             receipt = self._receipts(entry.envelope)
+            to_text = getattr(receipt, "to_text", None)
+            if callable(to_text):  # kept beside the copy of ω, for the inspector
+                path.with_suffix(".receipt").write_text(str(to_text()))
         record = SnapshotRecord(
             serial=str(self.serial),
             seq=entry.seq,

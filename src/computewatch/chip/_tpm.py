@@ -53,7 +53,7 @@ from tpm2_pytss import (  # type: ignore[import-untyped,import-not-found,unused-
     TPMT_SIG_SCHEME,
 )
 
-from computewatch.chip._interface import ChipSerial, SecureElement
+from computewatch.chip._interface import ChipSerial, ChipTime, SecureElement
 from computewatch.chip._tpm_layout import (
     COUNTER_ATTRS,
     COUNTER_BYTES,
@@ -287,6 +287,14 @@ class TpmSecureElement(SecureElement):
                     raise TpmError(msg)
                 out += chunk
         return bytes(out[:n])
+
+    def read_clock(self) -> ChipTime:
+        """The TPM's own clock, reset and restart counts and safe flag (TPM2_ReadClock)."""
+        with self._call("TPM2_ReadClock"):
+            info = self._esapi.read_clock().clockInfo
+        return ChipTime(
+            int(info.clock), int(info.resetCount), int(info.restartCount), bool(info.safe)
+        )
 
     def read_counter(self, name: str) -> int:
         """Return counter ``name``; 0 before its first increment.

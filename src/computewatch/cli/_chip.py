@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from computewatch.chip import Chip, LogEntry, read_chip_log, sign_firmware, verify_chip_log
+from computewatch.chip import (
+    Chip,
+    LogEntry,
+    check_attestation,
+    read_chip_log,
+    sign_firmware,
+    verify_attested_log,
+)
 from computewatch.cli._output import console, emit_json, say
 from computewatch.crypto import SigningKey, VerifyingKey
 from computewatch.errors import FormatError
@@ -134,15 +142,19 @@ def _short(value: object) -> str:
 
 
 def _verified_entries(folder: Path, key: Path | None) -> list[LogEntry]:
-    if key is not None:
-        try:
-            serial = str(json.loads((folder / "chip.json").read_text())["serial"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            msg = f"chip folder {folder}: no readable chip.json ({e.__class__.__name__})"
-            raise FormatError(msg) from e
-        return verify_chip_log(read_chip_log(folder / "nvram.log"), VerifyingKey.load(key), serial)
-    with Chip.open(folder) as chip:
-        return chip.log_entries()
+    """The log, checked against the count the chip attests now under a fresh nonce.
+
+    The chip is opened read-only: verifying never repairs or rewrites the
+    evidence, so a torn, cut or emptied log is reported as tampering.
+    """
+    nonce = secrets.token_bytes(32)
+    with Chip.open(folder, read_only=True) as chip:
+        public_key = VerifyingKey.load(key) if key is not None else chip.public_key
+        serial = str(chip.serial)
+        claims = check_attestation(chip.attest(nonce), public_key, serial, nonce)
+        path = chip.log_path
+    envelopes = read_chip_log(path) if path.exists() else []
+    return verify_attested_log(envelopes, claims, public_key, serial)
 
 
 @app.command("verify")
@@ -153,7 +165,7 @@ def verify_cmd(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Verify the chip's log (signatures, chain, count); exit 1 on tampering."""
+    """Verify the chip's log (signatures, chain, attested count); exit 1 on tampering."""
     entries = _verified_entries(folder, key)
     kinds: dict[str, int] = {}
     for e in entries:
@@ -177,7 +189,7 @@ def attest_cmd(
     except ValueError as e:
         msg = f"--nonce {nonce[:20]!r}: expected hex"
         raise FormatError(msg) from e
-    with Chip.open(folder) as chip:
+    with Chip.open(folder, read_only=True) as chip:
         env = chip.attest(raw)
     if out is not None:
         out.write_bytes(env.to_json() + b"\n")

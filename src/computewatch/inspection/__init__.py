@@ -19,7 +19,16 @@ from computewatch.inspection._audit import (
     ProverSubmission,
     audit_prover,
 )
+from computewatch.inspection._evidence import (
+    check_claims,
+    check_firmware_history,
+    check_run_against_transcript,
+    check_snapshot_rate,
+    compare_attestations,
+    expected_snapshots,
+)
 from computewatch.inspection._inspect import ChipInspection, DirectoryRecord, Finding, inspect_chip
+from computewatch.inspection._receipts import check_receipts
 from computewatch.inspection._report import AuditPlan, ReportPaths, detection_curve, write_report
 from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sample, verify_draw
 
@@ -34,9 +43,16 @@ __all__ = [
     "ReportPaths",
     "SampleDraw",
     "audit_prover",
+    "check_claims",
+    "check_firmware_history",
+    "check_receipts",
+    "check_run_against_transcript",
+    "check_snapshot_rate",
     "commit_nonce",
+    "compare_attestations",
     "detection_curve",
     "draw_sample",
+    "expected_snapshots",
     "inspect_chip",
     "verify_draw",
     "write_report",

@@ -24,8 +24,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from computewatch.chip import ATTESTATION_PAYLOAD_TYPE, Chip, read_chip_log, verify_chip_log
-from computewatch.crypto import Digest, verify_envelope
+from computewatch.chip import ATTESTATION_PAYLOAD_TYPE, Chip, read_chip_log, verify_attested_log
+from computewatch.crypto import verify_envelope
 from computewatch.errors import ComputeWatchError
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def inspect_chip(
             )
         )
     try:
-        chip = Chip.open(folder)
+        chip = Chip.open(folder, read_only=True)  # inspecting never writes the evidence
     except ComputeWatchError as e:
         findings.append(Finding(serial, "chip-unreadable", " ".join(e.message.split())))
         return ChipInspection(serial, tuple(findings))
@@ -212,13 +212,9 @@ def inspect_chip(
             return ChipInspection(serial, tuple(findings))
         findings.extend(_attestation_findings(att, serial, nonce, min_firmware))
         try:
-            entries = verify_chip_log(
-                read_chip_log(chip.log_path),
-                record.public_key,
-                serial,
-                expected_size=int(att["log"]["size"]),
-                expected_head=Digest.parse(att["log"]["head"]) if att["log"]["size"] else None,
-            )
+            log_path = chip.log_path
+            envelopes = read_chip_log(log_path) if log_path.exists() else []
+            entries = verify_attested_log(envelopes, att, record.public_key, serial)
         except ComputeWatchError as e:
             findings.append(Finding(serial, "log-tampered", " ".join(e.message.split())))
             return ChipInspection(serial, tuple(findings), attestation=att)

@@ -1,0 +1,66 @@
+"""Every logged snapshot has its own receipt from the Verifier-trusted log (pure check).
+
+A receipt (C2SP tlog-proof, `computewatch.crypto.Receipt`) proves that one
+exact byte string, here the chip's signed snapshot entry, is in the
+registry's transparency log. The entry names the chip, its log sequence
+number and (through its payload) its entry hash, and the receipt its index
+in the registry's log, so checking each receipt against *that* entry binds
+all four. An old receipt, one for another snapshot or chip, one from another
+log, or none at all is a finding.
+
+Example::
+
+    >>> check_receipts([], {}, [], "example.com/log", serial="CW-1")
+    []
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from computewatch.crypto import Receipt, verify_receipt
+from computewatch.errors import ComputeWatchError
+from computewatch.inspection._inspect import Finding
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from computewatch.chip import LogEntry
+    from computewatch.crypto import NoteVerifier
+
+__all__ = ["check_receipts"]
+
+
+def check_receipts(
+    entries: Sequence[LogEntry],
+    receipts: Mapping[int, Receipt | str | bytes],
+    trusted: Iterable[NoteVerifier],
+    origin: str,
+    *,
+    serial: str,
+) -> list[Finding]:
+    """Check the receipt the Prover holds for each snapshot entry (keyed by log seq).
+
+    Findings: ``receipt-missing`` (a snapshot with no receipt),
+    ``receipt-invalid`` (malformed, from another log, or proving another
+    entry: an old, reused or foreign receipt; two snapshots cannot share one
+    receipt, since it proves one entry's bytes).
+    """
+    keys = list(trusted)
+    found: list[Finding] = []
+    for entry in entries:
+        if entry.kind != "snapshot":
+            continue
+        raw = receipts.get(entry.seq)
+        if raw is None:
+            found.append(
+                Finding(serial, "receipt-missing", f"snapshot seq {entry.seq} has no receipt")
+            )
+            continue
+        try:
+            receipt = raw if isinstance(raw, Receipt) else Receipt.from_text(raw)
+            verify_receipt(receipt, keys, origin, entry=entry.envelope.to_json())
+        except ComputeWatchError as e:
+            detail = " ".join(e.message.split())[:160]
+            found.append(Finding(serial, "receipt-invalid", f"snapshot seq {entry.seq}: {detail}"))
+    return found

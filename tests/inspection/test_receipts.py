@@ -1,0 +1,78 @@
+"""Each snapshot's receipt is checked against that very snapshot entry and the trusted log."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from computewatch.chip import Chip, ManualClock, sign_firmware
+from computewatch.crypto import Envelope, MerkleLog, NoteSigner, Receipt, SigningKey, json_digest
+from computewatch.inspection import check_receipts
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+ORIGIN = "registry.example/log"
+
+
+class _Registry:
+    """The Verifier-trusted log, in memory: appends each entry and returns its receipt."""
+
+    def __init__(self, signer: NoteSigner) -> None:
+        self.log = MerkleLog.in_memory()
+        self.signer = signer
+
+    def __call__(self, envelope: Envelope) -> Receipt:
+        index = self.log.append(envelope.to_json())
+        return self.log.receipt(index, self.log.checkpoint(self.signer, origin=ORIGIN))
+
+
+def _chip(tmp_path: Path, registry: _Registry) -> tuple[Chip, list[int]]:
+    maker = SigningKey.from_seed(b"chipmaker-seed-for-tests-0000000")
+    clock = ManualClock()
+    Chip.provision(tmp_path / "c", "CW-RC", maker.verifying_key, clock=clock).close()
+    chip = Chip.open(tmp_path / "c", clock=clock, receipts=registry)
+    chip.boot(sign_firmware(name="fw", version=1, code=b"", chipmaker=maker))
+    chip.register("run", {"w": torch.zeros(4)}, json_digest({"c": 1}), tmp_path / "o")
+    seqs = [chip.snapshot_now(step).seq for step in range(3)]
+    return chip, seqs
+
+
+def test_every_snapshot_holds_its_own_receipt(tmp_path: Path) -> None:
+    signer = NoteSigner.generate(ORIGIN)
+    with _chip(tmp_path, _Registry(signer))[0] as chip:
+        entries = chip.log_entries()
+        receipts = {r.seq: r.receipt for r in chip.snapshots}
+        stored = {
+            int(p.stem.rsplit("-", 1)[1]): p.read_text() for p in (tmp_path / "o").glob("*.receipt")
+        }
+    assert check_receipts(entries, receipts, [signer.verifier], ORIGIN, serial="CW-RC") == []
+    assert check_receipts(entries, stored, [signer.verifier], ORIGIN, serial="CW-RC") == []
+
+
+def test_missing_reused_old_and_foreign_receipts_are_findings(tmp_path: Path) -> None:
+    signer = NoteSigner.generate(ORIGIN)
+    with _chip(tmp_path, _Registry(signer))[0] as chip:
+        entries = chip.log_entries()
+        good = {r.seq: r.receipt for r in chip.snapshots}
+    a, b, c = sorted(good)
+    trusted = [signer.verifier]
+    missing = {a: good[a], b: good[b]}
+    assert [f.kind for f in check_receipts(entries, missing, trusted, ORIGIN, serial="S")] == [
+        "receipt-missing"
+    ]
+    reused = {a: good[a], b: good[a], c: good[c]}  # an old receipt shown for a newer snapshot
+    assert [f.kind for f in check_receipts(entries, reused, trusted, ORIGIN, serial="S")] == [
+        "receipt-invalid"
+    ]
+    other = NoteSigner.generate(ORIGIN)  # a log the Verifier does not trust
+    foreign_chip, _ = _chip(tmp_path / "f", _Registry(other))
+    with foreign_chip:
+        foreign = {r.seq: r.receipt for r in foreign_chip.snapshots}
+    kinds = [f.kind for f in check_receipts(entries, foreign, trusted, ORIGIN, serial="S")]
+    assert kinds == ["receipt-invalid"] * 3
+    garbage = {a: "not a receipt", b: good[b], c: good[c]}
+    assert [f.kind for f in check_receipts(entries, garbage, trusted, ORIGIN, serial="S")] == [
+        "receipt-invalid"
+    ]
