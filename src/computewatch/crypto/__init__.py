@@ -38,7 +38,14 @@ from computewatch.crypto._receipt import Receipt, verify_receipt
 # isort: split
 from computewatch.crypto._cosignature import CosignatureKind, Cosigner, CosignerKey
 from computewatch.crypto._cpstore import CheckpointStore, StoredCheckpoint
-from computewatch.crypto._policy import Policy, QuorumNotMet, WitnessedCheckpoint
+from computewatch.crypto._policy import (
+    Policy,
+    PolicyGroup,
+    PolicyLog,
+    PolicyWitness,
+    QuorumNotMet,
+    WitnessedCheckpoint,
+)
 from computewatch.crypto._tiles import (
     TilePath,
     decode_entry_bundle,
@@ -86,6 +93,9 @@ __all__ = [
     "NoteSigner",
     "NoteVerifier",
     "Policy",
+    "PolicyGroup",
+    "PolicyLog",
+    "PolicyWitness",
     "QuorumNotMet",
     "Receipt",
     "RollbackError",

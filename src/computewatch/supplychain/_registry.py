@@ -46,11 +46,13 @@ from computewatch.supplychain._rules import (
 from computewatch.supplychain._tables import WRITE
 
 if TYPE_CHECKING:
+    import contextlib
     from collections.abc import Callable
     from types import TracebackType
 
     from computewatch.crypto import NoteSigner, NoteVerifier, SignedCheckpoint
     from computewatch.supplychain._store import RegistryStore
+    from computewatch.supplychain._witnessing import WitnessPool
 
 __all__ = ["Acknowledgement", "Overloaded", "Registry"]
 
@@ -106,6 +108,7 @@ class Registry:
         max_skew_s: float = 300.0,
         max_batch: int = 512,
         queue_limit: int = 10_000,
+        witnesses: WitnessPool | None = None,
     ) -> None:
         """Open the log in ``store`` and prepare the writer (call `start`).
 
@@ -116,6 +119,9 @@ class Registry:
             max_skew_s: How far a request's time may be from ``clock``.
             max_batch: Most writes committed in one transaction.
             queue_limit: Most writes waiting; more are refused with `Overloaded`.
+            witnesses: If given, every new checkpoint is pushed to these
+                witnesses and served (and put in receipts) with their
+                cosignatures; the registry closes the pool.
 
         Raises:
             IntegrityError: The log's stored tree does not check out.
@@ -135,6 +141,7 @@ class Registry:
         self.log = MerkleLog(store.log_store)
         self._memo = Memo(store)
         self._checkpoint = self.log.checkpoint(signer, origin=self.origin)
+        self._witnesses = witnesses
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -159,6 +166,8 @@ class Registry:
             if self._thread is not None:
                 self._queue.put(None)
                 self._thread.join()
+            if self._witnesses is not None:
+                self._witnesses.close()
             self.store.close()
 
     def __enter__(self) -> Self:
@@ -216,7 +225,30 @@ class Registry:
             msg = f"registry: no acknowledgement within {timeout:g} s"
             raise CheckUnavailable(msg) from e
 
+    def _witness(self, checkpoint: SignedCheckpoint) -> SignedCheckpoint:
+        """``checkpoint`` with the witnesses' cosignatures (run without the lock)."""
+        if self._witnesses is None:
+            return checkpoint
+        return self._witnesses.cosign(checkpoint, self.consistency_proof)
+
+    @property
+    def witnesses(self) -> WitnessPool | None:
+        """The witness pool, if the log is witnessed."""
+        return self._witnesses
+
+    def _witness_opening(self) -> None:
+        if self._witnesses is None:
+            return
+        try:
+            cosigned = self._witness(self.checkpoint())
+        except Exception:  # noqa: BLE001 - witnessing is best effort; serve unwitnessed
+            _log.exception("registry writer: witnessing the opening checkpoint failed")
+        else:
+            with self._lock:
+                self._checkpoint = cosigned
+
     def _run(self) -> None:
+        self._witness_opening()
         stop = False
         while not stop:
             first = self._queue.get()
@@ -313,6 +345,9 @@ class Registry:
             for rx in entries:
                 self._memo.absorb(rx)
             checkpoint = self.log.checkpoint(self._signer, origin=self.origin)
+        # the batch is durable; witnesses are asked outside the lock (reads go on)
+        checkpoint = self._witness(checkpoint)
+        with self._lock:
             self._checkpoint = checkpoint
             acks = [
                 Acknowledgement(
@@ -350,6 +385,10 @@ class Registry:
         """See `MerkleLog.entry`."""
         with self._lock:
             return self.log.entry(index)
+
+    def read_lock(self) -> contextlib.AbstractContextManager[bool]:
+        """The lock to hold while reading `log` directly (tiles)."""
+        return self._lock
 
     @property
     def size(self) -> int:
