@@ -91,6 +91,10 @@ def serve_cmd(
     max_transit_days: Annotated[float, typer.Option("--max-transit-days")] = 30.0,
     mass_loss: Annotated[int, typer.Option("--mass-loss", help="Chips lost per actor.")] = 10,
     mass_loss_days: Annotated[float, typer.Option("--mass-loss-days")] = 365.0,
+    witnesses: Annotated[
+        Path | None,
+        typer.Option("--witnesses", help="tlog-policy file: push checkpoints to its witnesses."),
+    ] = None,
 ) -> None:
     """Run the registry HTTP service (FastAPI on uvicorn) until interrupted."""
     import uvicorn  # noqa: PLC0415
@@ -108,6 +112,7 @@ def serve_cmd(
         max_skew_s=max_skew,
         max_batch=max_batch,
         policy=policy,
+        witness_policy_file=witnesses,
     )
     signer = settings.load_signer()
     store = settings.open_store(signer.name)

@@ -73,7 +73,8 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
 
 def _refusal(error: ComputeWatchError) -> Response:
     if isinstance(error, SizeConflict):
-        return Response(error.body, status_code=409, media_type=SIZE_CONTENT_TYPE)
+        # set as a header: a media_type of text/* would get "; charset=utf-8" appended
+        return Response(error.body, status_code=409, headers={"content-type": SIZE_CONTENT_TYPE})
     if isinstance(error, _TooLargeError):
         status = 413
     elif isinstance(error, WitnessError):
