@@ -49,6 +49,7 @@ from computewatch.attacks._protocol import (
     ResoldChip,
     UnregisteredChip,
 )
+from computewatch.attacks._splitview import LogRollback, SplitView
 from computewatch.attacks._swap import FixedScheduler, SnapshotSwap
 from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
 from computewatch.attacks._training import DataSubstitution, RestartChain
@@ -79,6 +80,7 @@ __all__ = [
     "HonestRun",
     "InterpolatedCheckpoints",
     "LearningRateLie",
+    "LogRollback",
     "NoiseUnderEpsilon",
     "OmegaAsInit",
     "ReplayedLogEntry",
@@ -88,6 +90,7 @@ __all__ = [
     "ShardRelocation",
     "SmallUpdateSpoof",
     "SnapshotSwap",
+    "SplitView",
     "UnregisteredChip",
     "attack_names",
     "clopper_pearson",

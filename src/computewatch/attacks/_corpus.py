@@ -37,6 +37,7 @@ from computewatch.attacks._protocol import (
     ResoldChip,
     UnregisteredChip,
 )
+from computewatch.attacks._splitview import LogRollback, SplitView
 from computewatch.attacks._swap import SnapshotSwap
 from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
 from computewatch.attacks._training import DataSubstitution, RestartChain
@@ -91,6 +92,8 @@ def _all() -> tuple[Attack, ...]:
         UnregisteredChip(),
         SnapshotSwap(fixed=True),
         SnapshotSwap(fixed=False),
+        SplitView(),
+        LogRollback(),
     )
     return cast("tuple[Attack, ...]", attacks)
 
