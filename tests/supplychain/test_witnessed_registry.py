@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from computewatch.cli import main
 from computewatch.crypto import (
     Envelope,
     MerkleLog,
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 
-def test_registry_checkpoints_carry_a_quorum_of_cosignatures(tmp_path: Path) -> None:
+def test_registry_checkpoints_carry_a_quorum_of_cosignatures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     keys = RegistryKeys.create(tmp_path / "keys")
     world = World(ORIGIN, keys.registrar)
     with witness_servers(tmp_path / "w", [keys.log.verifier], n=3) as witnesses:
@@ -57,6 +60,10 @@ def test_registry_checkpoints_carry_a_quorum_of_cosignatures(tmp_path: Path) -> 
             witnessed = policy.verify(client.last_signed or b"", ORIGIN)
             assert witnessed.witnesses == {w.name for w in witnesses}
             assert verify_receipt(ack.receipt, policy, ORIGIN).size >= 1
+            cli = ["registry", "checkpoint", "--server", server.url]
+            cli += ["--log-key", keys.log.verifier.vkey, "--policy", str(tmp_path / "policy")]
+            cli += ["--state", str(tmp_path / "cli-state.db"), "--json"]
+            assert main(cli) == 0, capsys.readouterr().err
             # one witness down: 2 of 3 still cosign, the client still accepts
             witnesses[0].stop()
             chip(Envelope.from_json(world.entry(serials[3], 0)))
@@ -69,6 +76,9 @@ def test_registry_checkpoints_carry_a_quorum_of_cosignatures(tmp_path: Path) -> 
             witnesses[1].stop()
             with pytest.raises(QuorumNotMet):
                 chip(Envelope.from_json(world.entry(serials[4], 0)))
+            capsys.readouterr()
+            assert main(cli) == 1  # the newest checkpoint lacks the quorum
+            assert "quorum not met" in capsys.readouterr().err
             _check_tiles(server.url, state.latest(ORIGIN))
 
 
