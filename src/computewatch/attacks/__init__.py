@@ -63,6 +63,7 @@ from computewatch.attacks._protocol import (
     ResoldChip,
     UnregisteredChip,
 )
+from computewatch.attacks._splitview import LogRollback, SplitView
 from computewatch.attacks._swap import FixedScheduler, SnapshotSwap
 from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
 from computewatch.attacks._training import DataSubstitution, RestartChain
@@ -99,6 +100,7 @@ __all__ = [
     "HugeFirmwareVersion",
     "InterpolatedCheckpoints",
     "LearningRateLie",
+    "LogRollback",
     "NoiseUnderEpsilon",
     "OmegaAsInit",
     "PrecommitmentLie",
@@ -113,6 +115,7 @@ __all__ = [
     "SnapshotSwap",
     "StepNumberLie",
     "TruncatedLog",
+    "SplitView",
     "UnregisteredChip",
     "UnreportedRun",
     "attack_names",

@@ -38,6 +38,7 @@ from computewatch.attacks._protocol import (
     ResoldChip,
     UnregisteredChip,
 )
+from computewatch.attacks._splitview import LogRollback, SplitView
 from computewatch.attacks._swap import SnapshotSwap
 from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
 from computewatch.attacks._training import DataSubstitution, RestartChain
@@ -93,6 +94,8 @@ def _all() -> tuple[Attack, ...]:
         SnapshotSwap(fixed=True),
         SnapshotSwap(fixed=False),
         *CHIP_EVIDENCE_ATTACKS,  # issue 16: chip evidence that trusts nothing outside the chip
+        SplitView(),
+        LogRollback(),
     )
     return cast("tuple[Attack, ...]", attacks)
 

@@ -23,6 +23,7 @@ from computewatch.cli import (
     _rules,
     _sampling,
     _simulate,
+    _witness,
 )
 from computewatch.cli._output import err_console
 from computewatch.errors import ComputeWatchError
@@ -43,6 +44,7 @@ app.add_typer(_registry.app, name="registry")
 app.add_typer(_cluster.app, name="cluster")
 app.add_typer(_rules.app, name="rules")
 app.add_typer(_bench.app, name="bench")
+app.add_typer(_witness.app, name="witness")
 app.command("simulate")(_simulate.simulate_cmd)
 app.command("demo")(_demo.demo_cmd)
 

@@ -47,10 +47,31 @@ def _log_key(value: str) -> NoteVerifier:
     return NoteVerifier.from_vkey(text)
 
 
-def _client(server: str, log_key: str) -> RegistryClient:
+PolicyFile = Annotated[
+    Path | None,
+    typer.Option("--policy", help="tlog-policy file: also require its witness quorum."),
+]
+StateFile = Annotated[
+    Path | None,
+    typer.Option("--state", help="SQLite file of accepted checkpoints: refuse rollbacks/forks."),
+]
+
+
+def _client(
+    server: str, log_key: str, policy: Path | None = None, state: Path | None = None
+) -> RegistryClient:
+    from computewatch.crypto import Policy, TrustedCheckpoints  # noqa: PLC0415
     from computewatch.supplychain import RegistryClient  # noqa: PLC0415 - keep the CLI fast
 
-    return RegistryClient(server, _log_key(log_key))
+    key = _log_key(log_key)
+    trust = Policy.for_logs([key])
+    if policy is not None:
+        trust = Policy.parse(_read(policy, "--policy"), str(policy))
+        if key not in [g.key for g in trust.logs]:
+            msg = f"--policy {policy}: does not list the --log-key {key.name}+{key.key_id:08x}"
+            raise FormatError(msg)
+    memory = None if state is None else TrustedCheckpoints.open(state, trust)
+    return RegistryClient(server, trust, key.name, state=memory)
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -91,6 +112,10 @@ def serve_cmd(
     max_transit_days: Annotated[float, typer.Option("--max-transit-days")] = 30.0,
     mass_loss: Annotated[int, typer.Option("--mass-loss", help="Chips lost per actor.")] = 10,
     mass_loss_days: Annotated[float, typer.Option("--mass-loss-days")] = 365.0,
+    witnesses: Annotated[
+        Path | None,
+        typer.Option("--witnesses", help="tlog-policy file: push checkpoints to its witnesses."),
+    ] = None,
 ) -> None:
     """Run the registry HTTP service (FastAPI on uvicorn) until interrupted."""
     import uvicorn  # noqa: PLC0415
@@ -108,6 +133,7 @@ def serve_cmd(
         max_skew_s=max_skew,
         max_batch=max_batch,
         policy=policy,
+        witness_policy_file=witnesses,
     )
     signer = settings.load_signer()
     store = settings.open_store(signer.name)
@@ -331,6 +357,8 @@ def actor_cmd(actor_id: str, server: Server, log_key: LogKey, as_json: JsonFlag 
 def checkpoint_cmd(
     server: Server,
     log_key: LogKey,
+    policy: PolicyFile = None,
+    state: StateFile = None,
     since: Annotated[
         Path | None, typer.Option("--since", help="A saved checkpoint: prove consistency.")
     ] = None,
@@ -343,7 +371,7 @@ def checkpoint_cmd(
     from computewatch.crypto import verify_checkpoint  # noqa: PLC0415
 
     verifier = _log_key(log_key)
-    with _client(server, log_key) as client:
+    with _client(server, log_key, policy, state) as client:
         if since is not None:
             client.last_checkpoint = verify_checkpoint(
                 _read(since, "--since"), [verifier], client.origin
@@ -411,13 +439,15 @@ def audit_cmd(
     log_key: LogKey,
     registrar: Annotated[Path, typer.Option("--registrar", help="Registrar public key (PEM).")],
     registrar_id: Annotated[str, typer.Option("--registrar-id")] = "registrar",
+    policy: PolicyFile = None,
+    state: StateFile = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Download the whole log, check it against the checkpoint and replay every rule."""
     from computewatch.crypto import MerkleLog  # noqa: PLC0415
     from computewatch.supplychain import Directory  # noqa: PLC0415
 
-    with _client(server, log_key) as client:
+    with _client(server, log_key, policy, state) as client:
         cp = client.checkpoint()
         entries = client.entries(0, cp.size)
         log = MerkleLog.in_memory()

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from computewatch.crypto._merkle import HASH_SIZE, MAX_TREE_SIZE, check_uint
 from computewatch.crypto._note import (
     Note,
+    NoteSignature,
     NoteSigner,
     NoteVerifier,
     check_bytes,
@@ -179,6 +180,21 @@ class SignedCheckpoint:
         body = text.encode()
         signatures = tuple(s.sign(body) for s in signers)
         return cls(checkpoint, Note(text, signatures))
+
+    def with_signatures(self, extra: Iterable[NoteSignature]) -> SignedCheckpoint:
+        """This checkpoint with ``extra`` signature lines (e.g. cosignatures) appended.
+
+        Lines already present (same name and key ID) are not added twice.
+        """
+        have = {(s.name, s.key_id) for s in self.note.signatures}
+        new = []
+        for s in extra:
+            if (s.name, s.key_id) not in have:
+                have.add((s.name, s.key_id))
+                new.append(s)
+        return SignedCheckpoint(
+            self.checkpoint, Note(self.note.text, (*self.note.signatures, *new))
+        )
 
     def to_bytes(self) -> bytes:
         """Return the signed note bytes."""

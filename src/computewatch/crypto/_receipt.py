@@ -40,6 +40,7 @@ from computewatch.crypto._note import (
     check_note_chars,
     strict_b64decode,
 )
+from computewatch.crypto._policy import Policy
 from computewatch.errors import FormatError, IntegrityError
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class Receipt:
 
 def verify_receipt(
     receipt: Receipt,
-    trusted_keys: Iterable[NoteVerifier],
+    trusted_keys: Iterable[NoteVerifier] | Policy,
     origin: str,
     *,
     entry: bytes | None = None,
@@ -170,7 +171,9 @@ def verify_receipt(
 
     Args:
         receipt: The parsed receipt.
-        trusted_keys: The log's trusted note keys.
+        trusted_keys: The log's trusted note keys, or a `Policy`: then the
+            checkpoint must also carry a quorum of witness cosignatures (an
+            offline bundle is the receipt plus the policy).
         origin: The origin line of the log the caller expects.
         entry: The entry the caller expects the receipt to prove.
         leaf: Alternatively, that entry's RFC 9162 leaf hash.
@@ -183,11 +186,15 @@ def verify_receipt(
         IntegrityError: If the checkpoint signature is forged or missing, the
             origin differs, the receipt's entry differs from ``entry``, or
             the inclusion proof does not lead to the checkpoint's root.
+        QuorumNotMet: Under a policy, too few witnesses cosigned.
     """
     if entry is not None and leaf is not None:
         msg = "verify receipt: expected an entry or a leaf hash, got both"
         raise FormatError(msg)
-    checkpoint = receipt.checkpoint.verify(trusted_keys, origin)
+    if isinstance(trusted_keys, Policy):
+        checkpoint = trusted_keys.verify(receipt.checkpoint, origin).checkpoint
+    else:
+        checkpoint = receipt.checkpoint.verify(trusted_keys, origin)
     if entry is not None:
         if receipt.entry is not None and receipt.entry != entry:
             msg = f"receipt for index {receipt.index}: carries an entry other than the expected one"

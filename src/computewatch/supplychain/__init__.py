@@ -75,6 +75,13 @@ from computewatch.supplychain._settings import RegistrySettings, write_log_key
 from computewatch.supplychain._sqllog import SQLLogStore
 from computewatch.supplychain._store import RegistryStore
 from computewatch.supplychain._tables import open_engine
+from computewatch.supplychain._tileapp import tile_router
+from computewatch.supplychain._witnessapp import (
+    create_witness_app,
+    load_cosigner,
+    write_cosigner_key,
+)
+from computewatch.supplychain._witnessing import WitnessPool, WitnessStats
 
 __all__ = [
     "MAX_SERIALS",
@@ -107,15 +114,21 @@ __all__ = [
     "SQLLogStore",
     "StateView",
     "UnknownEntity",
+    "WitnessPool",
+    "WitnessStats",
     "check_receipt",
     "check_request",
     "cosign",
     "create_app",
+    "create_witness_app",
     "find_discrepancies",
+    "load_cosigner",
     "make_request",
     "open_engine",
     "payload_type",
     "sign_request",
     "status_for",
+    "tile_router",
+    "write_cosigner_key",
     "write_log_key",
 ]

@@ -15,9 +15,12 @@ Endpoints (all JSON unless noted):
 * ``GET /v1/chips/{serial}``, ``/v1/chips/{serial}/history``,
   ``/v1/actors/{actor_id}``: the directory;
 * ``GET /v1/reports/discrepancies``: the discrepancy report;
-* ``GET /v1/log/checkpoint`` (``text/plain`` signed note),
+* ``GET /v1/log/checkpoint`` (``text/plain`` signed note, with the
+  witnesses' cosignatures when the log is witnessed),
   ``/v1/log/entries/{index}``, ``/v1/log/receipt/{index}`` (``text/plain``),
-  ``/v1/log/proof/inclusion``, ``/v1/log/proof/consistency``: the log.
+  ``/v1/log/proof/inclusion``, ``/v1/log/proof/consistency``: the log;
+* ``GET /checkpoint``, ``/tile/<L>/<N>[.p/<W>]``, ``/tile/entries/<N>[.p/<W>]``:
+  the same log as c2sp.org/tlog-tiles static resources (`tile_router`).
 
 Errors are `ErrorOut` bodies: 400 malformed (`FormatError`), 401 bad or
 missing signature (`IntegrityError`), 404 unknown actor or chip, 409 replay
@@ -65,6 +68,8 @@ from computewatch.supplychain._schemas import (
     ReportOut,
     WriteOut,
 )
+from computewatch.supplychain._tileapp import tile_router
+from computewatch.supplychain._witnessing import WitnessPool
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -141,6 +146,12 @@ def create_app(
             stored log does not check out.
     """
     signer = settings.load_signer()
+    witness_policy = settings.load_witness_policy()
+    pool = (
+        None
+        if witness_policy is None
+        else WitnessPool(witness_policy, timeout_s=settings.witness_timeout_s)
+    )
     registry = Registry(
         store,
         signer,
@@ -148,6 +159,7 @@ def create_app(
         max_skew_s=settings.max_skew_s,
         max_batch=settings.max_batch,
         queue_limit=settings.queue_limit,
+        witnesses=pool,
     )
 
     @contextlib.asynccontextmanager
@@ -185,6 +197,7 @@ def create_app(
     _write_routes(app, settings)
     _directory_routes(app, settings, clock)
     _log_routes(app)
+    app.include_router(tile_router())
     return app
 
 

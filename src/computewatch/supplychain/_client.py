@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
@@ -29,6 +30,8 @@ from computewatch.crypto import (
     Checkpoint,
     Envelope,
     NoteVerifier,
+    Policy,
+    QuorumNotMet,
     Receipt,
     SignedCheckpoint,
     verify_consistency,
@@ -63,8 +66,10 @@ from computewatch.supplychain._reports import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable
     from types import TracebackType
+
+    from computewatch.crypto import TrustedCheckpoints
 
 __all__ = ["ReceiptClient", "RegistryClient", "raise_for_error"]
 
@@ -78,6 +83,7 @@ _ERROR_TYPES: dict[str, type[ComputeWatchError]] = {
         CheckUnavailable,
         Overloaded,
         ReplayError,
+        QuorumNotMet,
     )
 }
 _MAX_BACKOFF_S = 1.0
@@ -108,12 +114,34 @@ def raise_for_error(response: httpx.Response, where: str) -> None:
     raise cls(message)
 
 
-def _trusted(log_keys: NoteVerifier | Iterable[NoteVerifier]) -> list[NoteVerifier]:
-    keys = [log_keys] if isinstance(log_keys, NoteVerifier) else list(log_keys)
+#: What a client trusts: the log's note key(s), or a tlog-policy (log keys and witness quorum).
+Trust = NoteVerifier | Iterable[NoteVerifier] | Policy
+
+
+def _trusted(trust: Trust) -> Policy:
+    if isinstance(trust, Policy):
+        if not trust.logs:
+            msg = "registry client: the policy lists no log"
+            raise ParameterError(msg)
+        return trust
+    keys = [trust] if isinstance(trust, NoteVerifier) else list(trust)
     if not keys:
         msg = "registry client: expected at least one trusted log key, got none"
         raise ParameterError(msg)
-    return keys
+    return Policy.for_logs(keys)
+
+
+def _proof_fetcher(http: httpx.Client) -> Callable[[int, int], tuple[bytes, ...]]:
+    def fetch(old: int, new: int) -> tuple[bytes, ...]:
+        try:
+            response = http.get("/v1/log/proof/consistency", params={"old": old, "size": new})
+        except httpx.HTTPError as e:
+            msg = f"registry {http.base_url}: unreachable ({type(e).__name__}: {e})"
+            raise CheckUnavailable(msg) from e
+        raise_for_error(response, "registry GET /v1/log/proof/consistency")
+        return tuple(base64.b64decode(h) for h in response.json()["proof"])
+
+    return fetch
 
 
 class ReceiptClient:
@@ -122,20 +150,26 @@ class ReceiptClient:
     def __init__(
         self,
         base_url: str,
-        trusted: NoteVerifier | Iterable[NoteVerifier],
+        trusted: Trust,
         origin: str,
         *,
         timeout: float = 10.0,
+        state: TrustedCheckpoints | None = None,
     ) -> None:
         """Talk to the registry at ``base_url``.
 
         Args:
             base_url: e.g. ``http://127.0.0.1:8000``.
-            trusted: The log's note key(s), known in advance (never fetched from the server).
+            trusted: The log's note key(s), or a `Policy` (log keys and the
+                witness quorum a receipt's checkpoint must carry), known in
+                advance (never fetched from the server).
             origin: The log's origin.
             timeout: Seconds to keep trying (connection failures, 503) before giving up.
+            state: If given, every receipt's checkpoint must also extend the
+                newest one accepted before (no rollback, no fork).
         """
         self._trusted = _trusted(trusted)
+        self._state = state
         self._origin = origin
         self._timeout = timeout
         self._http = httpx.Client(base_url=base_url, timeout=timeout)
@@ -174,6 +208,8 @@ class ReceiptClient:
             delay = min(2 * delay, _MAX_BACKOFF_S)
         receipt = Receipt.from_text(response.content)
         self.last_checkpoint = verify_receipt(receipt, self._trusted, self._origin, entry=body)
+        if self._state is not None:
+            self._state.accept(receipt.checkpoint, self._origin, _proof_fetcher(self._http))
         return receipt
 
     def close(self) -> None:
@@ -200,14 +236,21 @@ class RegistryClient:
     def __init__(
         self,
         base_url: str,
-        log_keys: NoteVerifier | Iterable[NoteVerifier],
+        log_keys: Trust,
         origin: str | None = None,
         *,
         timeout: float = 30.0,
+        state: TrustedCheckpoints | None = None,
     ) -> None:
-        """Talk to the registry at ``base_url``, trusting ``log_keys`` (origin: the first's)."""
+        """Talk to the registry at ``base_url``, trusting ``log_keys`` (origin: the first's).
+
+        ``log_keys`` may be a `Policy`: then checkpoints and receipts need its
+        witness quorum too. With ``state``, every checkpoint accepted must
+        extend the newest accepted before (persisted; see `TrustedCheckpoints`).
+        """
         self._trusted = _trusted(log_keys)
-        self.origin = origin or self._trusted[0].name
+        self._state = state
+        self.origin = origin or self._trusted.logs[0].key.name
         self._http = httpx.Client(base_url=base_url, timeout=timeout)
         #: The largest verified checkpoint seen (receipts and checkpoints).
         self.last_checkpoint: Checkpoint | None = None
@@ -277,11 +320,15 @@ class RegistryClient:
 
         Raises:
             IntegrityError: Bad signature, or not consistent with an earlier
-                checkpoint (a forked or rewritten log).
+                checkpoint (a forked or rewritten log); `RollbackError` if
+                older than the newest in ``state``.
+            QuorumNotMet: Under a policy, too few witnesses cosigned it.
         """
         text = self._get("/v1/log/checkpoint").content
         signed = SignedCheckpoint.parse(text)
-        new = signed.verify(self._trusted, self.origin)
+        new = self._trusted.verify(signed, self.origin).checkpoint
+        if self._state is not None:
+            self._state.accept(signed, self.origin, self.consistency_proof)
         if self.last_checkpoint is not None:
             self.verify_consistency(self.last_checkpoint, new)
         self._seen(new)

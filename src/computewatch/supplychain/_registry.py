@@ -10,6 +10,12 @@ accepted write with its `Receipt`; a refused write is answered with its
 error and leaves no trace. A write is therefore acknowledged only once it
 is durable, and a crash loses only unacknowledged writes.
 
+With witnesses (a `WitnessPool`), a second thread, the witness stage, does
+the answering: it takes the newest committed checkpoint, has the witnesses
+cosign it and answers every write committed until then against it, while
+the writer goes on committing the next batches (one witness round trip per
+stage cycle, however many batches it covers).
+
 One registry process writes to a database at a time (the writer's caches
 assume it; a second writer is detected by the log store as a stale head).
 Reads (directory lookups, checkpoints, proofs) run on any thread.
@@ -46,11 +52,13 @@ from computewatch.supplychain._rules import (
 from computewatch.supplychain._tables import WRITE
 
 if TYPE_CHECKING:
+    import contextlib
     from collections.abc import Callable
     from types import TracebackType
 
     from computewatch.crypto import NoteSigner, NoteVerifier, SignedCheckpoint
     from computewatch.supplychain._store import RegistryStore
+    from computewatch.supplychain._witnessing import WitnessPool
 
 __all__ = ["Acknowledgement", "Overloaded", "Registry"]
 
@@ -88,6 +96,10 @@ class _Job:
     future: Future[Acknowledgement]
 
 
+#: A committed batch waiting for the witness stage: its checkpoint and its writes.
+_Pending = tuple["SignedCheckpoint", list[tuple[_Job, "Effects | ReceiptEffects"]]]
+
+
 def _check_start(got: int, planned: int, expected: int) -> None:
     if got != expected or planned != expected:
         msg = f"registry: log append at {got} (planned {planned}), expected {expected}"
@@ -106,6 +118,7 @@ class Registry:
         max_skew_s: float = 300.0,
         max_batch: int = 512,
         queue_limit: int = 10_000,
+        witnesses: WitnessPool | None = None,
     ) -> None:
         """Open the log in ``store`` and prepare the writer (call `start`).
 
@@ -116,6 +129,9 @@ class Registry:
             max_skew_s: How far a request's time may be from ``clock``.
             max_batch: Most writes committed in one transaction.
             queue_limit: Most writes waiting; more are refused with `Overloaded`.
+            witnesses: If given, every new checkpoint is pushed to these
+                witnesses and served (and put in receipts) with their
+                cosignatures; the registry closes the pool.
 
         Raises:
             IntegrityError: The log's stored tree does not check out.
@@ -135,6 +151,9 @@ class Registry:
         self.log = MerkleLog(store.log_store)
         self._memo = Memo(store)
         self._checkpoint = self.log.checkpoint(signer, origin=self.origin)
+        self._witnesses = witnesses
+        self._pending: queue.Queue[_Pending | None] = queue.Queue()
+        self._witness_thread: threading.Thread | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -148,6 +167,11 @@ class Registry:
     def start(self) -> Self:
         """Start the writer thread."""
         if self._thread is None:
+            if self._witnesses is not None:
+                self._witness_thread = threading.Thread(
+                    target=self._witness_run, name="registry-witness", daemon=True
+                )
+                self._witness_thread.start()
             self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
             self._thread.start()
         return self
@@ -159,6 +183,11 @@ class Registry:
             if self._thread is not None:
                 self._queue.put(None)
                 self._thread.join()
+            if self._witness_thread is not None:
+                self._pending.put(None)
+                self._witness_thread.join()
+            if self._witnesses is not None:
+                self._witnesses.close()
             self.store.close()
 
     def __enter__(self) -> Self:
@@ -216,7 +245,30 @@ class Registry:
             msg = f"registry: no acknowledgement within {timeout:g} s"
             raise CheckUnavailable(msg) from e
 
+    def _witness(self, checkpoint: SignedCheckpoint) -> SignedCheckpoint:
+        """``checkpoint`` with the witnesses' cosignatures (run without the lock)."""
+        if self._witnesses is None:
+            return checkpoint
+        return self._witnesses.cosign(checkpoint, self.consistency_proof)
+
+    @property
+    def witnesses(self) -> WitnessPool | None:
+        """The witness pool, if the log is witnessed."""
+        return self._witnesses
+
+    def _witness_opening(self) -> None:
+        if self._witnesses is None:
+            return
+        try:
+            cosigned = self._witness(self.checkpoint())
+        except Exception:  # noqa: BLE001 - witnessing is best effort; serve unwitnessed
+            _log.exception("registry writer: witnessing the opening checkpoint failed")
+        else:
+            with self._lock:
+                self._checkpoint = cosigned
+
     def _run(self) -> None:
+        self._witness_opening()
         stop = False
         while not stop:
             first = self._queue.get()
@@ -313,21 +365,68 @@ class Registry:
             for rx in entries:
                 self._memo.absorb(rx)
             checkpoint = self.log.checkpoint(self._signer, origin=self.origin)
+        if self._witnesses is not None:  # the witness stage answers them (see _witness_run)
+            self._pending.put((checkpoint, staged))
+            return
+        self._answer(checkpoint, [staged])
+
+    def _answer(
+        self,
+        checkpoint: SignedCheckpoint,
+        batches: list[list[tuple[_Job, Effects | ReceiptEffects]]],
+    ) -> None:
+        """Publish ``checkpoint`` and answer every write of ``batches`` against it."""
+        with self._lock:
             self._checkpoint = checkpoint
-            acks = [
-                Acknowledgement(
-                    fx.index,
-                    Receipt(
+            size = checkpoint.checkpoint.size
+            answers = [
+                (
+                    job,
+                    Acknowledgement(
                         fx.index,
-                        self.log.inclusion_proof(fx.index, checkpoint.checkpoint.size),
-                        checkpoint,
-                        job.data,
+                        Receipt(
+                            fx.index, self.log.inclusion_proof(fx.index, size), checkpoint, job.data
+                        ),
                     ),
                 )
+                for staged in batches
                 for job, fx in staged
             ]
-        for (job, _), ack in zip(staged, acks, strict=True):
+        for job, ack in answers:
             job.future.set_result(ack)
+
+    def _witness_run(self) -> None:
+        """The witness stage: cosign the newest committed checkpoint, answer all waiting.
+
+        The writer goes on committing while witnesses answer; everything that
+        queued up meanwhile is answered against one cosigned checkpoint (the
+        newest), so witnessing costs one round trip per stage cycle, however
+        many batches it covers.
+        """
+        stop = False
+        while not stop:
+            first = self._pending.get()
+            if first is None:
+                return
+            items = [first]
+            while True:
+                try:
+                    item = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                items.append(item)
+            batches = [staged for _, staged in items]
+            try:
+                self._answer(self._witness(items[-1][0]), batches)
+            except Exception as e:  # noqa: BLE001 - durable but unanswered: tell them to retry
+                _log.exception("registry witness stage failed")
+                for staged in batches:
+                    for job, _ in staged:
+                        if not job.future.done():
+                            job.future.set_exception(CheckUnavailable(f"registry: {e}; retry"))
 
     # --- reading the log ---------------------------------------------------------
 
@@ -351,6 +450,10 @@ class Registry:
         with self._lock:
             return self.log.entry(index)
 
+    def read_lock(self) -> contextlib.AbstractContextManager[bool]:
+        """The lock to hold while reading `log` directly (tiles)."""
+        return self._lock
+
     @property
     def size(self) -> int:
         """The committed log size."""
@@ -369,6 +472,9 @@ class Registry:
         """
         with self._lock:
             checkpoint = self._checkpoint
+            if index >= checkpoint.checkpoint.size and index < self.log.size:
+                msg = f"registry: entry {index} is durable but not yet witnessed; retry"
+                raise CheckUnavailable(msg)
             proof = self.log.inclusion_proof(index, checkpoint.checkpoint.size)
             data = entry if entry is not None else self.log.entry(index)
         return Receipt(index, proof, checkpoint, data)

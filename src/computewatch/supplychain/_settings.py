@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from computewatch._validate import positive, positive_int
-from computewatch.crypto import NoteSigner, VerifyingKey
+from computewatch.crypto import NoteSigner, Policy, VerifyingKey
+from computewatch.crypto._policy import MAX_POLICY_BYTES
 from computewatch.errors import FormatError
 from computewatch.supplychain._model import check_actor_id
 from computewatch.supplychain._reports import ReportPolicy
@@ -50,6 +51,9 @@ class RegistrySettings:
         write_timeout_s: How long a write waits for its commit before 503.
         max_body_bytes: Largest request body accepted.
         policy: Thresholds of the discrepancy report.
+        witness_policy_file: A tlog-policy file; every checkpoint is pushed to
+            its witnesses that have a URL (None: the log is not witnessed).
+        witness_timeout_s: How long one witness may take to answer.
     """
 
     db_url: str
@@ -62,6 +66,8 @@ class RegistrySettings:
     write_timeout_s: float = 30.0
     max_body_bytes: int = 1 << 20
     policy: ReportPolicy = field(default_factory=ReportPolicy)
+    witness_policy_file: Path | None = None
+    witness_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         """Check every field (`ParameterError` or `FormatError` naming it)."""
@@ -80,6 +86,7 @@ class RegistrySettings:
         positive_int("queue_limit", self.queue_limit)
         positive("write_timeout_s", self.write_timeout_s)
         positive_int("max_body_bytes", self.max_body_bytes)
+        positive("witness_timeout_s", self.witness_timeout_s)
 
     def load_signer(self) -> NoteSigner:
         """Read the log's note key, refusing unsafe or placeholder keys.
@@ -111,6 +118,22 @@ class RegistrySettings:
             )
             raise FormatError(msg)
         return signer
+
+    def load_witness_policy(self) -> Policy | None:
+        """Read the witness policy file, if one is configured.
+
+        Raises:
+            FormatError: Unreadable or not a valid tlog-policy.
+        """
+        path = self.witness_policy_file
+        if path is None:
+            return None
+        try:
+            data = path.read_bytes()[: MAX_POLICY_BYTES + 1]
+        except OSError as e:
+            msg = f"registry witness policy {path}: cannot read it ({e.strerror})"
+            raise FormatError(msg) from e
+        return Policy.parse(data, str(path))
 
     def load_registrar_key(self) -> VerifyingKey:
         """Read the registrar's public key (PEM)."""
