@@ -41,6 +41,13 @@ from computewatch.attacks._harness import (
     recommit,
     run_on_chip,
 )
+from computewatch.attacks._location import (
+    DelayingRelay,
+    LocationDelayedAnswer,
+    LocationOtherChipKey,
+    LocationRelay,
+    LocationReplayedAnswer,
+)
 from computewatch.attacks._protocol import (
     FirmwareRollback,
     ForgedLogEntry,
@@ -70,6 +77,7 @@ __all__ = [
     "Attack",
     "Attempt",
     "DataSubstitution",
+    "DelayingRelay",
     "Detection",
     "FewerStepsClaimed",
     "FirmwareRollback",
@@ -79,6 +87,10 @@ __all__ = [
     "HonestRun",
     "InterpolatedCheckpoints",
     "LearningRateLie",
+    "LocationDelayedAnswer",
+    "LocationOtherChipKey",
+    "LocationRelay",
+    "LocationReplayedAnswer",
     "NoiseUnderEpsilon",
     "OmegaAsInit",
     "ReplayedLogEntry",

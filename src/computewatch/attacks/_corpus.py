@@ -29,6 +29,12 @@ from computewatch.attacks._harness import (
     failed_checks,
     run_on_chip,
 )
+from computewatch.attacks._location import (
+    LocationDelayedAnswer,
+    LocationOtherChipKey,
+    LocationRelay,
+    LocationReplayedAnswer,
+)
 from computewatch.attacks._protocol import (
     FirmwareRollback,
     ForgedLogEntry,
@@ -91,6 +97,10 @@ def _all() -> tuple[Attack, ...]:
         UnregisteredChip(),
         SnapshotSwap(fixed=True),
         SnapshotSwap(fixed=False),
+        LocationRelay(),
+        LocationDelayedAnswer(),
+        LocationReplayedAnswer(),
+        LocationOtherChipKey(),
     )
     return cast("tuple[Attack, ...]", attacks)
 
