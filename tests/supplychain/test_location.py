@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from computewatch.chip import Chip, LocationAnswerer, sign_firmware
 from computewatch.crypto import Envelope, MerkleLog, SigningKey, sign_envelope
 from computewatch.errors import FormatError, IntegrityError, ParameterError, VerificationFailed
+from computewatch.inspection import DirectoryRecord, inspect_chip
 from computewatch.supplychain import (
     MEASUREMENT_TYPE,
     Directory,
@@ -32,8 +34,6 @@ from tests.supplychain.world import World as SupplyWorld
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from computewatch.chip import LocationAnswerer
 
 INSIDE = {"lm-fra": 1_500, "lm-ams": 9_000, "lm-par": 10_000}
 
@@ -250,3 +250,29 @@ def test_a_chip_outside_its_region_is_a_discrepancy(chip: LocationAnswerer) -> N
         d.chips, d.events(), ReportPolicy(), NOW_US + 20, locations=d.location_checks()
     )
     assert not later.by_kind(DiscrepancyKind.OUTSIDE_REGION)
+
+
+def test_an_inspection_reports_a_chip_outside_its_region(tmp_path: Path) -> None:
+    maker = SigningKey.from_seed(b"m" * 32)
+    with Chip.provision(tmp_path / "c", "CW-LOC-I", maker.verifying_key) as c:
+        c.boot(sign_firmware(name="fw", version=1, code=b"fw", chipmaker=maker))
+        key = c.public_key
+    world = make_world()
+    with LocationAnswerer.open(tmp_path / "c") as answerer:
+        checks = {
+            name: check_location(
+                "CW-LOC-I",
+                key,
+                world.region,
+                world.landmarks,
+                world.measure(answerer.answer, "CW-LOC-I", rtts),
+                now_us=NOW_US,
+            )
+            for name, rtts in (("in", INSIDE), ("out", INSIDE | {"lm-ams": 50_000}))
+        }
+    record = DirectoryRecord("CW-LOC-I", "lab-a", key)
+    args = {"expected_owner": "lab-a", "nonce": bytes(16), "reports": []}
+    found = inspect_chip(tmp_path / "c", record, **args, location=checks["out"])  # type: ignore[arg-type]
+    assert [f.kind for f in found.findings] == ["outside-licensed-region"]
+    assert "lm-ams: <= 5000 km of 1200 km allowed" in found.findings[0].detail
+    assert inspect_chip(tmp_path / "c", record, **args, location=checks["in"]).passed  # type: ignore[arg-type]
