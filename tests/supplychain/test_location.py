@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import doctest
+import importlib
 import json
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
 from computewatch.chip import Chip, LocationAnswerer, sign_firmware
@@ -27,6 +30,7 @@ from computewatch.supplychain import (
     find_discrepancies,
     great_circle_km,
     rtt_bound_km,
+    schedule_checks,
     verify_location,
 )
 from tests.supplychain.location_world import NOW_US, PLACES, make_answerer, make_world
@@ -276,3 +280,28 @@ def test_an_inspection_reports_a_chip_outside_its_region(tmp_path: Path) -> None
     assert [f.kind for f in found.findings] == ["outside-licensed-region"]
     assert "lm-ams: <= 5000 km of 1200 km allowed" in found.findings[0].detail
     assert inspect_chip(tmp_path / "c", record, **args, location=checks["in"]).passed  # type: ignore[arg-type]
+
+
+def test_checks_are_scheduled_as_a_poisson_process() -> None:
+    times = schedule_checks(np.random.default_rng(3), 3600.0, 0.0, 1000 * 3600.0)
+    assert 900 < len(times) < 1100
+    gaps = np.diff([0.0, *times])
+    assert gaps.min() >= 0
+    assert 0.5 < float(np.std(gaps) / np.mean(gaps)) < 1.5
+    with pytest.raises(FormatError, match="schedule"):
+        schedule_checks(np.random.default_rng(3), 1.0, 0.0, 1e9)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "computewatch.chip._location",
+        "computewatch.supplychain._location",
+        "computewatch.supplychain._location_geo",
+        "computewatch.supplychain._location_sim",
+    ],
+)
+def test_location_docstring_examples_run(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0

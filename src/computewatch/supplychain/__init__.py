@@ -43,6 +43,7 @@ from computewatch.supplychain._location import (
     LocationPolicy,
     LocationStatus,
     check_location,
+    schedule_checks,
     verify_location,
 )
 from computewatch.supplychain._location_geo import (
@@ -177,6 +178,7 @@ __all__ = [
     "payload_type",
     "rtt_bound_km",
     "run_campaign",
+    "schedule_checks",
     "sign_request",
     "simulate_check",
     "status_for",

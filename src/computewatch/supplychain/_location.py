@@ -44,6 +44,8 @@ from computewatch.supplychain._model import check_serial
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, MutableSet, Sequence
 
+    import numpy as np
+
     from computewatch.crypto import MerkleLog, Signer, VerifyingKey
     from computewatch.supplychain._location_geo import Landmark, LicensedRegion
 
@@ -55,6 +57,7 @@ __all__ = [
     "LocationPolicy",
     "LocationStatus",
     "check_location",
+    "schedule_checks",
     "verify_location",
 ]
 
@@ -62,6 +65,7 @@ __all__ = [
 CHECK_RECORD_TYPE = "application/vnd.computewatch.location-check+json"
 _US = 1_000_000
 _MAX_MEASUREMENTS = 256
+_MAX_CHECKS = 100_000
 
 
 class LocationStatus(enum.StrEnum):
@@ -363,6 +367,35 @@ def _status(results: Sequence[LandmarkResult]) -> LocationStatus:
     if all(r.proven for r in results):
         return LocationStatus.INSIDE
     return LocationStatus.OUTSIDE
+
+
+def schedule_checks(
+    rng: np.random.Generator, mean_interval_s: float, start_s: float, end_s: float
+) -> list[float]:
+    """Check times as a Poisson process: the Prover cannot tell when the next one comes.
+
+    A check proves where the chip was when it answered; fixed times would let
+    a Prover bring a diverted chip back for them. The times come from the
+    Verifier's own generator (record its seed), at most 100,000 of them.
+
+    Example:
+        >>> import numpy as np
+        >>> times = schedule_checks(np.random.default_rng(1), 3600.0, 0.0, 86_400.0)
+        >>> 10 < len(times) < 40 and times == sorted(times)
+        True
+    """
+    rate_span = (end_s - start_s) / positive("mean_interval_s", mean_interval_s)
+    if not 0 <= rate_span <= _MAX_CHECKS / 2:
+        msg = f"schedule: expected 0 <= (end - start) / mean interval <= {_MAX_CHECKS // 2}"
+        raise FormatError(msg)
+    out: list[float] = []
+    t = start_s
+    while len(out) < _MAX_CHECKS:
+        t += float(rng.exponential(mean_interval_s))
+        if t >= end_s:
+            break
+        out.append(t)
+    return out
 
 
 def verify_location(*args: Any, **kwargs: Any) -> LocationCheck:
