@@ -95,14 +95,22 @@ def test_the_landmark_refuses_small_hellos_bad_datagrams_and_unknown_nonces(
 ) -> None:
     # a hello smaller than the challenge gets nothing (no amplification)
     assert _exchange(server.address, b'{"t":"hello","serial":"CW-1"}') is None
-    reply = _exchange(server.address, b"not json")
+    # errors, too, are never larger than what asked for them
+    assert _exchange(server.address, b"not json") is None
+    reply = _exchange(server.address, b"not json" + b" " * 300)
     assert reply is not None
     assert json.loads(reply)["t"] == "error"
-    answer = {"t": "answer", "answer": "{}"}
+    answer = {"t": "answer", "answer": "{}", "pad": "0" * 300}
     reply = _exchange(server.address, json.dumps(answer).encode())
     assert reply is not None
     assert "error" in json.loads(reply)
     assert _exchange(server.address, b'{"t":"other"}') is None
+    # a bad serial in a padded hello: an error, and the service keeps serving
+    reply = _exchange(
+        server.address, json.dumps({"t": "hello", "serial": "", "p": "0" * 600}).encode()
+    )
+    assert reply is not None
+    assert "chip serial" in json.loads(reply)["error"]
 
 
 def test_a_landmark_that_never_answers_is_unavailable(chip: LocationAnswerer) -> None:

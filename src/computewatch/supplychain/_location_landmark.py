@@ -186,7 +186,12 @@ class LandmarkCore:
         return sign_envelope(MEASUREMENT_TYPE, canonical_json(doc), [self._signer])
 
     def handle(self, data: bytes, peer: tuple[str, int], received_ns: int) -> bytes | None:
-        """Answer one datagram (None: send nothing)."""
+        """Answer one datagram (None: send nothing).
+
+        Only a measurement may be larger than the datagram it answers, and a
+        measurement goes only to the address its challenge reached (the
+        nonce proves it): a spoofed source gets nothing larger than it sent.
+        """
         try:
             doc = _decode(data, "datagram")
             if doc["t"] == "hello":
@@ -196,7 +201,8 @@ class LandmarkCore:
                 env = self.measure(str(doc.get("answer")), peer, received_ns)
                 return canonical_json({"t": "measurement", "envelope": env.to_json().decode()})
         except (FormatError, ReplayError) as e:
-            return canonical_json({"t": "error", "error": " ".join(e.message.split())[:300]})
+            reply = canonical_json({"t": "error", "error": " ".join(e.message.split())[:300]})
+            return reply if len(reply) <= len(data) else None
         return None
 
 
@@ -229,7 +235,10 @@ class LandmarkServer:
             except OSError:
                 return
             received = self.core._clock_ns()  # noqa: SLF001 - the core's own clock, read first
-            reply = self.core.handle(data, (str(peer[0]), int(peer[1])), received)
+            try:
+                reply = self.core.handle(data, (str(peer[0]), int(peer[1])), received)
+            except Exception:  # noqa: BLE001, S112 - no hostile datagram may stop the service
+                continue
             if reply is not None:
                 with contextlib.suppress(OSError):
                     self._sock.sendto(reply, peer)
