@@ -27,7 +27,7 @@ import select
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from computewatch.attacks._harness import Attempt, Detection
 from computewatch.chip import (
@@ -140,7 +140,7 @@ class DelayingRelay:
         self._front.close()
         self._back.close()
 
-    def __enter__(self) -> DelayingRelay:  # noqa: PYI034 - final class in practice
+    def __enter__(self) -> Self:
         """Relay until the block ends."""
         return self
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from computewatch.chip import LocationAnswerer
-    from computewatch.crypto import Envelope
+    from computewatch.crypto import Envelope, VerifyingKey
 
 __all__ = [
     "OPTIMAL_FIBRE",
@@ -196,7 +196,7 @@ def calibrate_radius(
 def simulate_check(
     answer: Callable[[str, bytes], Envelope],
     serial: str,
-    chip_key: Any,
+    chip_key: VerifyingKey,
     *,
     place: tuple[float, float],
     region: LicensedRegion,
