@@ -4,7 +4,9 @@
 # `pip install tpm2-pytss` needs to build against tpm2-tss (libtss2-dev,
 # pkg-config, a C compiler, and Python's headers when the interpreter lacks
 # them); and PostgreSQL (postgresql), which the registry tests and benchmark
-# start themselves with initdb and pg_ctl (computewatch.supplychain).
+# start themselves with initdb and pg_ctl (computewatch.supplychain); and
+# iproute2 (ip, tc), which the location tests use to put landmarks and chips
+# in network namespaces (they skip without root; netem needs sch_netem).
 # Idempotent: when everything is installed it changes nothing and skips
 # `apt-get update`. Run as root (or with sudo available) on Debian 12.
 #
@@ -17,11 +19,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(swtpm libtss2-dev pkg-config gcc libc6-dev postgresql)
+packages=(swtpm libtss2-dev pkg-config gcc libc6-dev postgresql iproute2)
 for arg in "$@"; do
   case "$arg" in
     --with-tools) packages+=(swtpm-tools tpm2-tools) ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "install-system-deps: unknown argument $arg (try --help)" >&2; exit 2 ;;
   esac
 done

@@ -55,6 +55,13 @@ from computewatch.attacks._harness import (
     recommit,
     run_on_chip,
 )
+from computewatch.attacks._location import (
+    DelayingRelay,
+    LocationDelayedAnswer,
+    LocationOtherChipKey,
+    LocationRelay,
+    LocationReplayedAnswer,
+)
 from computewatch.attacks._protocol import (
     FirmwareRollback,
     ForgedLogEntry,
@@ -87,6 +94,7 @@ __all__ = [
     "Attempt",
     "CodeHashLie",
     "DataSubstitution",
+    "DelayingRelay",
     "Detection",
     "DoubleClaim",
     "EmptiedLog",
@@ -101,6 +109,10 @@ __all__ = [
     "InterpolatedCheckpoints",
     "LearningRateLie",
     "LogRollback",
+    "LocationDelayedAnswer",
+    "LocationOtherChipKey",
+    "LocationRelay",
+    "LocationReplayedAnswer",
     "NoiseUnderEpsilon",
     "OmegaAsInit",
     "PrecommitmentLie",

@@ -30,6 +30,12 @@ from computewatch.attacks._harness import (
     failed_checks,
     run_on_chip,
 )
+from computewatch.attacks._location import (
+    LocationDelayedAnswer,
+    LocationOtherChipKey,
+    LocationRelay,
+    LocationReplayedAnswer,
+)
 from computewatch.attacks._protocol import (
     FirmwareRollback,
     ForgedLogEntry,
@@ -96,6 +102,10 @@ def _all() -> tuple[Attack, ...]:
         *CHIP_EVIDENCE_ATTACKS,  # issue 16: chip evidence that trusts nothing outside the chip
         SplitView(),
         LogRollback(),
+        LocationRelay(),
+        LocationDelayedAnswer(),
+        LocationReplayedAnswer(),
+        LocationOtherChipKey(),
     )
     return cast("tuple[Attack, ...]", attacks)
 

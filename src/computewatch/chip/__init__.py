@@ -56,12 +56,20 @@ from computewatch.chip._firmware import (
     verify_firmware,
 )
 from computewatch.chip._interface import ChipSerial, SecureElement
+from computewatch.chip._location import (
+    LOCATION_ANSWER_TYPE,
+    LocationAnswerer,
+    LogState,
+    check_landmark_id,
+    check_location_nonce,
+)
 from computewatch.chip._scheduler import SECONDS_PER_DAY, PoissonScheduler
 
 __all__ = [
     "ATTESTATION_PAYLOAD_TYPE",
     "ENTRY_KINDS",
     "FIRMWARE_PAYLOAD_TYPE",
+    "LOCATION_ANSWER_TYPE",
     "LOGGING_FEATURE",
     "LOG_ENTRY_PAYLOAD_TYPE",
     "SCHEMES",
@@ -72,8 +80,10 @@ __all__ = [
     "Clock",
     "FileSecureElement",
     "FirmwareImage",
+    "LocationAnswerer",
     "LogEntry",
     "LogFullError",
+    "LogState",
     "ManualClock",
     "PoissonScheduler",
     "SecureElement",
@@ -82,6 +92,8 @@ __all__ = [
     "SystemClock",
     "attested_log_size",
     "check_attestation",
+    "check_landmark_id",
+    "check_location_nonce",
     "genesis_hash",
     "open_secure_element",
     "provision_secure_element",

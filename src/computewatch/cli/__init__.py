@@ -19,6 +19,7 @@ from computewatch.cli import (
     _cluster,
     _demo,
     _keys,
+    _location,
     _registry,
     _rules,
     _sampling,
@@ -45,6 +46,7 @@ app.add_typer(_cluster.app, name="cluster")
 app.add_typer(_rules.app, name="rules")
 app.add_typer(_bench.app, name="bench")
 app.add_typer(_witness.app, name="witness")
+app.add_typer(_location.app, name="location")
 app.command("simulate")(_simulate.simulate_cmd)
 app.command("demo")(_demo.demo_cmd)
 

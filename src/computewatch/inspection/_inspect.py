@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from computewatch.chip import LogEntry
     from computewatch.crypto import VerifyingKey
+    from computewatch.supplychain import LocationCheck
 
 __all__ = ["ChipInspection", "DirectoryRecord", "Finding", "inspect_chip"]
 
@@ -55,7 +56,8 @@ class Finding:
         serial: the chip.
         kind: ``serial-mismatch``, ``owner-mismatch``, ``key-substituted``,
             ``attestation``, ``seal-broken``, ``log-tampered``,
-            ``hidden-snapshot``, ``unreported-run``, ``chip-unreadable``.
+            ``hidden-snapshot``, ``unreported-run``, ``chip-unreadable``,
+            ``outside-licensed-region``.
         detail: one line.
     """
 
@@ -171,10 +173,17 @@ def inspect_chip(
     nonce: bytes,
     reports: Sequence[dict[str, Any]],
     min_firmware: int = 1,
+    location: LocationCheck | None = None,
 ) -> ChipInspection:
-    """Inspect the chip in `folder` against its directory record and the Prover's reports."""
+    """Inspect the chip in `folder` against its directory record and the Prover's reports.
+
+    ``location``, the chip's latest location check if it has a licensed
+    region, is a finding unless it proved the chip inside.
+    """
     serial = record.serial
     findings: list[Finding] = []
+    if location is not None and (location.serial != serial or not location.inside):
+        findings.append(Finding(serial, "outside-licensed-region", location.summary))
     if record.owner != expected_owner:
         findings.append(
             Finding(

@@ -25,7 +25,14 @@ from computewatch.chip import LOG_ENTRY_PAYLOAD_TYPE
 from computewatch.crypto import Envelope
 from computewatch.errors import ComputeWatchError, FormatError, IntegrityError
 from computewatch.supplychain._entries import check_receipt
-from computewatch.supplychain._model import Actor, ChipEvent, ChipState, Role, check_actor_id
+from computewatch.supplychain._model import (
+    Actor,
+    ChipEvent,
+    ChipState,
+    Role,
+    UnknownEntity,
+    check_actor_id,
+)
 from computewatch.supplychain._rules import (
     Effects,
     ReceiptEffects,
@@ -38,6 +45,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from computewatch.crypto import VerifyingKey
+    from computewatch.supplychain._location import LocationCheck
+    from computewatch.supplychain._location_geo import LicensedRegion
 
 __all__ = ["Directory", "registrar_actor"]
 
@@ -81,6 +90,8 @@ class Directory:
         self._requests: dict[bytes, int] = {}
         self._receipts: dict[str, dict[int, ReceiptRecord]] = {}
         self._last_receipt: dict[str, ReceiptRecord] = {}
+        self._regions: dict[str, LicensedRegion] = {}
+        self._location_checks: dict[str, list[LocationCheck]] = {}
         self.size = 0
 
     # --- StateView -------------------------------------------------------------
@@ -153,6 +164,51 @@ class Directory:
     def receipts(self, serial: str) -> list[ReceiptRecord]:
         """The chip's logged entries, by seq."""
         return sorted(self._receipts.get(serial, {}).values(), key=lambda r: r.seq)
+
+    # --- licensed regions and location checks (docs/location.md) --------------
+
+    def license_region(self, serial: str, region: LicensedRegion) -> None:
+        """Record where chip ``serial`` is licensed to be (replacing an earlier licence).
+
+        Raises:
+            UnknownEntity: The directory does not know the chip.
+        """
+        if self.chip(serial) is None:
+            msg = f"chip S/N {serial}: not in the directory, so it cannot be licensed a region"
+            raise UnknownEntity(msg)
+        self._regions[serial] = region
+
+    def licensed_region(self, serial: str) -> LicensedRegion | None:
+        """The chip's licensed region, if it has one."""
+        return self._regions.get(serial)
+
+    def record_location(self, check: LocationCheck) -> None:
+        """Keep a (logged) location check of a licensed chip for the discrepancy report.
+
+        Raises:
+            UnknownEntity: The chip has no licensed region.
+            FormatError: The check is against another region than the licensed one.
+        """
+        region = self._regions.get(check.serial)
+        if region is None:
+            msg = f"chip S/N {check.serial}: no licensed region to check a location against"
+            raise UnknownEntity(msg)
+        if check.region_id != region.region_id:
+            msg = (
+                f"chip S/N {check.serial}: location check against region {check.region_id!r}, "
+                f"licensed region is {region.region_id!r}"
+            )
+            raise FormatError(msg)
+        self._location_checks.setdefault(check.serial, []).append(check)
+
+    def location_checks(self, serial: str | None = None) -> list[LocationCheck]:
+        """Recorded location checks (of one chip, or all), oldest first."""
+        found = (
+            self._location_checks.get(serial, [])
+            if serial is not None
+            else [c for cs in self._location_checks.values() for c in cs]
+        )
+        return sorted(found, key=lambda c: (c.time_us, c.serial))
 
     # --- writing ---------------------------------------------------------------
 

@@ -14,7 +14,10 @@ Verifier must look into:
   directory says it is in transit, lost or destroyed, or found the seal broken;
 * ``mass-loss-or-destruction``: one actor answers for at least the
   threshold number of chips lost or destroyed within the window (an
-  investigation trigger, not a verdict).
+  investigation trigger, not a verdict);
+* ``outside-licensed-region``: the chip's latest location check (given as
+  ``locations``) did not prove it inside its licensed region: a bound beyond
+  a radius, or evidence refused (see ``docs/location.md``).
 
 Example:
     >>> from computewatch.supplychain import ReportPolicy, find_discrepancies
@@ -35,6 +38,8 @@ from computewatch.supplychain._model import ChipEvent, ChipState, ChipStatus, Ev
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from computewatch.supplychain._location import LocationCheck
+
 __all__ = [
     "Discrepancy",
     "DiscrepancyKind",
@@ -54,6 +59,7 @@ class DiscrepancyKind(enum.StrEnum):
     TRANSIT_TOO_LONG = "in-transit-too-long"
     OWNER_MISMATCH = "owner-mismatch-at-inspection"
     MASS_LOSS = "mass-loss-or-destruction"
+    OUTSIDE_REGION = "outside-licensed-region"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +176,8 @@ def find_discrepancies(
     events: Iterable[ChipEvent],
     policy: ReportPolicy,
     now_us: int,
+    *,
+    locations: Iterable[LocationCheck] = (),
 ) -> DiscrepancyReport:
     """Find the gaps in the chain of custody at time ``now_us``.
 
@@ -179,6 +187,8 @@ def find_discrepancies(
             losses and destructions that matter).
         policy: The thresholds.
         now_us: The report's time, microseconds since the epoch.
+        locations: Location checks (e.g. `Directory.location_checks`); each
+            chip's latest one at or before ``now_us`` counts.
 
     Returns:
         The report; findings in a stable order (kind, then time, then serial).
@@ -186,7 +196,9 @@ def find_discrepancies(
     items: list[Discrepancy] = []
     grace = round(policy.never_registered_after_s * _US)
     transit = round(policy.max_transit_s * _US)
+    holders: dict[str, str] = {}
     for chip in chips:
+        holders[chip.serial] = chip.holder
         age = now_us - chip.fabricated_us
         if (
             not chip.ever_registered
@@ -258,6 +270,31 @@ def find_discrepancies(
                     tuple(sorted({e.log_index for e in lost})),
                 )
             )
+    items.extend(_location_findings(locations, holders, now_us))
     order = list(DiscrepancyKind)
     items.sort(key=lambda d: (order.index(d.kind), d.since_us, d.serials))
     return DiscrepancyReport(now_us, policy, tuple(items))
+
+
+def _location_findings(
+    locations: Iterable[LocationCheck], holders: dict[str, str], now_us: int
+) -> list[Discrepancy]:
+    """A finding for every chip whose latest location check did not prove it inside."""
+    latest: dict[str, LocationCheck] = {}
+    for check in locations:
+        seen = latest.get(check.serial)
+        if check.time_us <= now_us and (seen is None or seen.time_us <= check.time_us):
+            latest[check.serial] = check
+    return [
+        Discrepancy(
+            DiscrepancyKind.OUTSIDE_REGION,
+            (serial,),
+            holders.get(serial),
+            check.time_us,
+            check.summary
+            + ("" if check.log_index is None else f" (location log index {check.log_index})"),
+            () if check.log_index is None else (check.log_index,),
+        )
+        for serial, check in sorted(latest.items())
+        if not check.inside
+    ]
