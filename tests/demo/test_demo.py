@@ -1,4 +1,9 @@
-"""`computewatch demo`: the main job ends with A compliant and B caught."""
+"""`computewatch demo`: the main job ends with A compliant and B caught.
+
+The test runs the demo's ``tiny`` scale (the same story on fewer chips and
+shorter runs, B's compute unchanged); ``computewatch demo`` itself runs
+``full``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from computewatch.cli import main
 
 @pytest.mark.slow
 def test_demo_json_a_compliant_b_caught(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["demo", "--out", str(tmp_path / "demo"), "--json"])
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--json", "--scale", "tiny"])
     out = capsys.readouterr().out
     # DESIGN.md: exit 1 when a violation is found
     assert code == 1
@@ -37,3 +42,22 @@ def test_demo_json_a_compliant_b_caught(tmp_path: Path, capsys: pytest.CaptureFi
 
     for prover in report["provers"]:
         verify_draw(SampleDraw.from_json(prover["sample"]))
+
+
+def test_scales_keep_lab_b_compute_and_refuse_unknown_names() -> None:
+    from computewatch.demo import SCALES, DemoScale  # noqa: PLC0415
+    from computewatch.errors import ParameterError  # noqa: PLC0415
+
+    full, tiny = SCALES["full"], SCALES["tiny"]
+    assert full.steps_b * full.batch_b == tiny.steps_b * tiny.batch_b
+    assert tiny.run_chips < tiny.chips_per_prover
+    assert DemoScale.named("tiny") is tiny
+    with pytest.raises(ParameterError, match="expected one of full, tiny, got 'huge'"):
+        DemoScale.named("huge")
+
+
+def test_unknown_scale_is_bad_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["demo", "--out", str(tmp_path / "d"), "--scale", "huge"]) == 2
+    err = capsys.readouterr().err
+    assert "demo scale: expected one of full, tiny" in err
+    assert not (tmp_path / "d").exists()

@@ -22,6 +22,12 @@ def demo_cmd(
         ),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    scale: Annotated[
+        str,
+        typer.Option(
+            "--scale", help="full (six chips per lab, minutes) or tiny (three, for tests)."
+        ),
+    ] = "full",
 ) -> None:
     """Run an audit of two Provers end to end; exit 1 if one is non-compliant."""
     from computewatch.demo import run_demo  # noqa: PLC0415 - heavy (torch)
@@ -32,7 +38,7 @@ def demo_cmd(
             err_console.print(f"[dim]·[/dim] {message}", highlight=False)
             status.update(message)
 
-        result = run_demo(out, progress=progress, strict=strict)
+        result = run_demo(out, progress=progress, strict=strict, scale=scale)
     doc = result.to_json()
     if as_json:
         emit_json(doc)

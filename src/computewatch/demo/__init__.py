@@ -3,11 +3,11 @@
 Example::
 
     >>> from computewatch.demo import run_demo
-    >>> result = run_demo(Path("out/demo"))  # doctest: +SKIP
+    >>> result = run_demo(Path("out/demo"), scale="tiny")  # doctest: +SKIP
     >>> result.compliant  # doctest: +SKIP
     {'lab-a': True, 'lab-b': False}
 """
 
-from computewatch.demo._scenario import DemoResult, run_demo
+from computewatch.demo._scenario import SCALES, DemoResult, DemoScale, run_demo
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["SCALES", "DemoResult", "DemoScale", "run_demo"]

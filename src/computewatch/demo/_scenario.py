@@ -15,6 +15,12 @@ The Verifier draws each Prover's sample by commit-reveal, inspects the
 sampled chips, and has the trusted cluster (sandboxed) verify the runs
 they name and evaluate the rules file. The report shows A compliant and B
 caught, with the evidence (failed checks, findings, violated rules).
+
+`DemoScale` sets the sizes: ``full`` (the numbers above, minutes) or
+``tiny`` (two of three chips per Prover, short runs; the same story and the
+same outcome in a fraction of the time, for tests). Lab B's runs keep their
+compute in every scale (fewer, larger batches in ``tiny``), so the rules'
+FLOP thresholds still bite.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from computewatch.chip import Chip, sign_firmware
 from computewatch.crypto import SigningKey
 from computewatch.datacenter import RunSpec, TranscriptPaths, train, train_distributed
 from computewatch.demo._registry import DemoRegistry
+from computewatch.errors import ParameterError
 from computewatch.inspection import (
     AuditPlan,
     ProverAudit,
@@ -44,16 +51,59 @@ from computewatch.inspection import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["SCALES", "DemoResult", "DemoScale", "run_demo"]
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
-CHIPS_PER_PROVER = 6
-RUN_CHIPS = 4
-SAMPLE_SIZE = 3
 #: Firmware snapshot rate for the demo: one per chip every three seconds, so
 #: runs of seconds have snapshots (the paper's f = 0.1/day is for real runs).
 DEMO_RATE = 86_400.0 / 3
+
+
+@dataclass(frozen=True, slots=True)
+class DemoScale:
+    """How big the demo's world and runs are.
+
+    Attributes:
+        name: ``full`` or ``tiny``.
+        chips_per_prover: chips delivered to each lab.
+        run_chips: chips each lab trains on.
+        sample_size: chips the Verifier inspects per lab.
+        steps_a: lab A's (compliant) run length.
+        batch_a: lab A's batch size.
+        steps_b: lab B's runs (hidden and spoofed) length.
+        batch_b: lab B's batch size (``steps_b * batch_b`` is its compute).
+        snapshot_rate: the firmware's snapshots per chip-day.
+    """
+
+    name: str
+    chips_per_prover: int
+    run_chips: int
+    sample_size: int
+    steps_a: int
+    batch_a: int
+    steps_b: int
+    batch_b: int
+    snapshot_rate: float
+
+    @classmethod
+    def named(cls, name: str) -> DemoScale:
+        """The scale called ``name``.
+
+        Raises:
+            ParameterError: No scale has that name.
+        """
+        if name not in SCALES:
+            msg = f"demo scale: expected one of {', '.join(SCALES)}, got {name!r}"
+            raise ParameterError(msg)
+        return SCALES[name]
+
+
+#: The scales by name. B's compute (steps x batch) is the same in both.
+SCALES: dict[str, DemoScale] = {
+    "full": DemoScale("full", 6, 4, 3, 60, 32, 240, 32, DEMO_RATE),
+    "tiny": DemoScale("tiny", 3, 2, 2, 16, 32, 24, 320, 86_400.0),
+}
 
 
 @dataclass(frozen=True)
@@ -109,12 +159,12 @@ def _config(steps: int, corpus: str) -> dict[str, Any]:
     return config
 
 
-def _spec(run_id: str, steps: int, corpus: str, world: int) -> RunSpec:
+def _spec(run_id: str, steps: int, corpus: str, world: int, batch: int) -> RunSpec:
     return RunSpec(
         run_id=run_id,
         program_path=EXAMPLES / "tinygpt.py",
         config=_config(steps, corpus),
-        batch_size=32,
+        batch_size=batch,
         steps=steps,
         data_seed=2303,
         checkpoint_every=max(1, steps // 4),
@@ -147,8 +197,10 @@ def run_demo(
     progress: Callable[[str], None] | None = None,
     strict: bool = True,
     rules: Path | None = EXAMPLES / "rules.yaml",
+    scale: DemoScale | str = "full",
 ) -> DemoResult:
     """Run the whole story into `out` (replacing what an earlier demo left there)."""
+    size = scale if isinstance(scale, DemoScale) else DemoScale.named(scale)
     say = progress or (lambda _m: None)
     start = time.perf_counter()
     if out.exists() and any(out.iterdir()):
@@ -165,13 +217,13 @@ def run_demo(
         version=1,
         code=b"demo firmware",
         chipmaker=maker,
-        snapshot_rate_per_day=DEMO_RATE,
+        snapshot_rate_per_day=size.snapshot_rate,
     ).to_json()
     folders: dict[str, dict[str, Path]] = {}
     for lab, tag in (("lab-a", "A"), ("lab-b", "B")):
         chips = {}
         keys = {}
-        for i in range(CHIPS_PER_PROVER):
+        for i in range(size.chips_per_prover):
             serial = f"CW-{tag}{i:03d}"
             folder = out / lab / "chips" / serial
             with Chip.provision(folder, serial, maker.verifying_key) as chip:
@@ -182,18 +234,19 @@ def run_demo(
         registry.deliver("fab-1", lab, list(keys))
         folders[lab] = chips
 
-    say("lab-a: training a compliant model on 4 chips (transcript recorded)")
+    n = size.run_chips
+    say(f"lab-a: training a compliant model on {n} chips (transcript recorded)")
     run_a = out / "lab-a" / "runs" / "assistant-v1"
-    spec_a = _spec("assistant-v1", 60, "stdlib", RUN_CHIPS)
-    train_distributed(spec_a, run_a, list(folders["lab-a"].values())[:RUN_CHIPS], firmware)
+    spec_a = _spec("assistant-v1", size.steps_a, "stdlib", n, size.batch_a)
+    train_distributed(spec_a, run_a, list(folders["lab-a"].values())[:n], firmware)
 
-    say("lab-b: training over the compute threshold on banned data (4 chips)")
+    say(f"lab-b: training over the compute threshold on banned data ({n} chips)")
     real_b = out / "lab-b" / "hidden" / "codegen-x"
-    spec_b = _spec("codegen-x", 240, "exploit", RUN_CHIPS)
-    train_distributed(spec_b, real_b, list(folders["lab-b"].values())[:RUN_CHIPS], firmware)
+    spec_b = _spec("codegen-x", size.steps_b, "exploit", n, size.batch_b)
+    train_distributed(spec_b, real_b, list(folders["lab-b"].values())[:n], firmware)
     say("lab-b: fabricating a benign transcript and grafting its chips' snapshots into it")
     spoof_b = out / "lab-b" / "runs" / "codegen-x"
-    train(_spec("codegen-x", 240, "stdlib", 1), spoof_b)
+    train(_spec("codegen-x", size.steps_b, "stdlib", 1, size.batch_b), spoof_b)
     _graft(spoof_b, real_b)
 
     cluster_key = SigningKey.generate()
@@ -212,7 +265,7 @@ def run_demo(
             audit_prover(
                 submission,
                 registry,
-                sample_size=SAMPLE_SIZE,
+                sample_size=size.sample_size,
                 period=period,
                 cluster_key=cluster_key,
                 workdir=out / "verifier" / lab,
@@ -223,11 +276,11 @@ def run_demo(
         )
     plan = AuditPlan(
         period=period,
-        sample_size=SAMPLE_SIZE,
-        run_fraction=RUN_CHIPS / CHIPS_PER_PROVER,
+        sample_size=size.sample_size,
+        run_fraction=size.run_chips / size.chips_per_prover,
         snapshot_probability=0.95,
         target=0.9,
-        basis=f"budget of {SAMPLE_SIZE} chips of {CHIPS_PER_PROVER} per Prover",
+        basis=f"budget of {size.sample_size} chips of {size.chips_per_prover} per Prover",
     )
     paths = write_report(audits, plan, out / "report")
     return DemoResult(
