@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 _PORT = 47_013
-RADIUS_KM = 2000.0  # 20 ms of round trip
+#: 200 ms of round trip: wide enough that a CPU-starved CI machine (two Python
+#: processes, one per namespace) never flags the chip next to the landmark.
+RADIUS_KM = 20_000.0
 
 
 def _why_not() -> str | None:
@@ -51,8 +53,13 @@ def _why_not() -> str | None:
     return None
 
 
+#: Seconds a child process may take to start or finish: `python -m computewatch`
+#: imports torch, which takes minutes on a starved machine.
+_SLOW_S = 300
+
+
 def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60)  # noqa: S603
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=_SLOW_S)  # noqa: S603
 
 
 @dataclass(frozen=True)
@@ -129,12 +136,12 @@ def landmark(pair: Pair, setup: Setup, tmp_path: Path) -> Iterator[str]:
     ready = tmp_path / "ready"
     cmd = _cli(pair.landmark_ns, "location", "landmark", "--id", "lm-ns")
     cmd += ["--key", str(setup.landmark_key_file), "--bind", f"{pair.landmark_ip}:{_PORT}"]
-    cmd += ["--ready-file", str(ready), "--serve-for", "120"]
+    cmd += ["--ready-file", str(ready), "--serve-for", "900"]
     log = tmp_path / "landmark.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)  # noqa: S603
     try:
-        for _ in range(600):
+        for _ in range(_SLOW_S * 10):
             if ready.exists() or proc.poll() is not None:
                 break
             time.sleep(0.1)
@@ -192,30 +199,31 @@ def test_a_chip_next_to_the_landmark_is_inside(
 def test_a_relay_in_the_chips_namespace_adds_its_distance(
     pair: Pair, setup: Setup, landmark: str, tmp_path: Path
 ) -> None:
-    """User-space delay (runs without netem): 25 ms each way with jitter, through the veth."""
+    """User-space delay (runs without netem): 150 ms each way with jitter, through the veth."""
     port_file = tmp_path / "relay"
     script = (
         "import random, sys, time\n"
         "from computewatch.attacks import DelayingRelay\n"
         "host, port = sys.argv[1].rsplit(':', 1)\n"
         "jitter = lambda: random.expovariate(1 / 0.003)\n"
-        "r = DelayingRelay((host, int(port)), 0.025, jitter=jitter)\n"
+        "r = DelayingRelay((host, int(port)), 0.15, jitter=jitter)\n"
         "open(sys.argv[2], 'w').write(str(r.address[1]))\n"
-        "time.sleep(120)\n"
+        "time.sleep(600)\n"
     )
     cmd = ["ip", "netns", "exec", pair.chip_ns, sys.executable, "-c", script]
     relay = subprocess.Popen([*cmd, landmark, str(port_file)])  # noqa: S603
     try:
-        for _ in range(300):
-            if port_file.exists() and port_file.read_text():
+        for _ in range(_SLOW_S * 10):
+            if (port_file.exists() and port_file.read_text()) or relay.poll() is not None:
                 break
             time.sleep(0.1)
+        assert port_file.exists(), f"the relay did not start (exit status {relay.poll()})"
         check = _answer_and_check(pair, setup, f"127.0.0.1:{port_file.read_text()}", tmp_path)
     finally:
         relay.terminate()
         relay.wait(timeout=30)
     assert check.status is LocationStatus.OUTSIDE, check.summary  # type: ignore[attr-defined]
-    assert check.results[0].bound_km >= 5000  # type: ignore[attr-defined]
+    assert check.results[0].bound_km >= 30_000  # type: ignore[attr-defined]
 
 
 def test_netem_jitter_within_the_radius_stays_inside(
@@ -229,7 +237,7 @@ def test_netem_jitter_within_the_radius_stays_inside(
 def test_netem_delay_beyond_the_radius_is_flagged(
     pair: Pair, setup: Setup, landmark: str, tmp_path: Path
 ) -> None:
-    _netem(pair, "delay 30ms 5ms")
+    _netem(pair, "delay 300ms 20ms")
     check = _answer_and_check(pair, setup, landmark, tmp_path)
     assert check.status is LocationStatus.OUTSIDE, check.summary  # type: ignore[attr-defined]
-    assert check.results[0].bound_km >= 2500  # type: ignore[attr-defined]
+    assert check.results[0].bound_km >= 25_000  # type: ignore[attr-defined]

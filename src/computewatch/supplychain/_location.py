@@ -30,8 +30,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from computewatch._validate import non_negative, positive, positive_int
 from computewatch.chip import LOCATION_ANSWER_TYPE
@@ -42,7 +43,7 @@ from computewatch.supplychain._location_landmark import MEASUREMENT_TYPE, MEASUR
 from computewatch.supplychain._model import check_serial
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, MutableSet, Sequence
+    from collections.abc import Iterable, MutableSet, Sequence
 
     import numpy as np
 
@@ -318,8 +319,8 @@ def check_location(
         raise FormatError(msg)
     known: dict[str, Landmark] = (
         dict(landmarks)
-        if isinstance(landmarks, dict)
-        else {lm.landmark_id: lm for lm in cast("Iterable[Landmark]", landmarks)}
+        if isinstance(landmarks, Mapping)
+        else {lm.landmark_id: lm for lm in landmarks}
     )
     window = (now_us - round(policy.max_age_s * _US), now_us + round(policy.max_skew_s * _US))
     seen = seen_nonces if seen_nonces is not None else set()

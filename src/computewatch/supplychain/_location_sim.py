@@ -26,9 +26,6 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from scipy.stats import beta
-
 from computewatch._validate import non_negative, positive
 from computewatch.crypto import SigningKey
 from computewatch.errors import ParameterError
@@ -43,6 +40,8 @@ from computewatch.supplychain._location_landmark import LandmarkCore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    import numpy as np
 
     from computewatch.chip import LocationAnswerer
     from computewatch.crypto import Envelope, VerifyingKey
@@ -149,6 +148,8 @@ def destination(lat: float, lon: float, bearing_deg: float, km: float) -> tuple[
 def one_sided_rate(k: int, n: int, confidence: float = 0.95) -> dict[str, Any]:
     """``k`` of ``n`` with exact one-sided Clopper-Pearson bounds at ``confidence``."""
     alpha = 1 - confidence
+    from scipy.stats import beta  # noqa: PLC0415 - scipy.stats is slow to import; only here
+
     lower = 0.0 if k == 0 else float(beta.ppf(alpha, k, n - k + 1))
     upper = 1.0 if k == n else float(beta.ppf(1 - alpha, k + 1, n - k))
     return {
@@ -186,6 +187,8 @@ def calibrate_radius(
     that bound's ``1 - false_flag`` quantile under ``model`` (drawn with its
     own seed, apart from the campaign's).
     """
+    import numpy as np  # noqa: PLC0415 - keep `import computewatch.supplychain` light
+
     rng = np.random.default_rng(seed)
     rho = model.inflation(rng, draws)
     jitter = rng.exponential(model.jitter_mean_ms, (draws, probes)).min(axis=1)
@@ -274,6 +277,8 @@ def run_campaign(
     region = LicensedRegion(
         f"site-{site.name}", tuple(RegionConstraint(k, v) for k, v in radii.items())
     )
+    import numpy as np  # noqa: PLC0415 - keep `import computewatch.supplychain` light
+
     rng = np.random.default_rng(seed)
     serial, key = str(answerer.serial), answerer.public_key
 
