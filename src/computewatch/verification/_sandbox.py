@@ -331,7 +331,8 @@ def _check_hidden(hide: Sequence[str | os.PathLike[str]], inputs: Sequence[Path]
                     f"got one holding {str(item)!r}"
                 )
                 raise ParameterError(msg)
-    return hidden
+    # a path inside another hidden one is hidden with it (and cannot be covered twice)
+    return [p for p in hidden if not any(p != q and p.is_relative_to(q) for q in hidden)]
 
 
 def _check_not_hidden(paths: Sequence[Path]) -> None:
