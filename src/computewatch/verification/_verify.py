@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from computewatch.chip import LogEntry, verify_chip_log
-from computewatch.errors import ComputeWatchError, IntegrityError, ParameterError
+from computewatch.errors import ComputeWatchError, FormatError, IntegrityError, ParameterError
 from computewatch.verification._engine import LocalPool, RayPool, WorkerLimits
 from computewatch.verification._facts import DATA_SAMPLE
 from computewatch.verification._heuristics import DEFAULT_HEURISTICS, HeuristicContext
@@ -182,6 +182,8 @@ def verify_transcript(
         reader = TranscriptReader.open(run_dir, report)
     except ComputeWatchError as e:
         return _failed_open(str(rep_id), str(rep_commit), e)
+    except _PROVER_FAULTS as e:  # a parser gap: still the Prover's malformed input
+        return _failed_open(str(rep_id), str(rep_commit), FormatError(_unexpected(e)))
     hide = [reader.paths.root] + ([Path(report)] if not isinstance(report, dict) else [])
     engine = _hiding(engine, hide)
     with tempfile.TemporaryDirectory(prefix="computewatch-store-") as tmp:
@@ -201,9 +203,11 @@ def verify_transcript(
         for step in steps:
             try:
                 step()
-            except ComputeWatchError as e:
+            except (ComputeWatchError, *_PROVER_FAULTS) as e:
                 name = getattr(step, "__name__", "replays")
                 name = "replays" if name == "<lambda>" else name
+                if not isinstance(e, ComputeWatchError):
+                    e = FormatError(_unexpected(e))
                 session.checks.append(CheckResult.fail(name, _describe(e)))
         outcomes: tuple[dict[str, str], ...] = ()
         try:
@@ -222,6 +226,14 @@ def verify_transcript(
         training_steps=reader.steps,
         rules=outcomes,
     )
+
+
+#: Exceptions a gap in the parsers could let Prover input raise; they fail the check.
+_PROVER_FAULTS = (LookupError, TypeError, ValueError, ArithmeticError, AttributeError)
+
+
+def _unexpected(e: BaseException) -> str:
+    return f"unexpected input ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
 
 
 def _describe(e: ComputeWatchError) -> str:
