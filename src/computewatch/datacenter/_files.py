@@ -91,6 +91,12 @@ class _Doc:
             raise self.fail(key, f"an int in [{low}, {high}]", value)
         return value
 
+    def boolean(self, key: str) -> bool:
+        value = self.get(key)
+        if not isinstance(value, bool):
+            raise self.fail(key, "bool", value)
+        return value
+
     def number(self, key: str) -> float:
         value = self.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -270,6 +276,22 @@ class Manifest:
         sharding.text("kind")
         for c in sharding.items("chips"):
             c.integer("rank")
+        det, data = d.obj("determinism"), d.obj("data")
+        det.integer("seed")
+        det.integer("threads", 1, 4096)
+        det.boolean("deterministic_algorithms")
+        det.boolean("tf32")
+        det.text("torch_version")
+        for key in ("dataset_size", "batch_size", "steps"):
+            data.integer(key, 1)
+        data.integer("seed")
+        for item in d.items("layout"):
+            item.text("name")
+            item.integer("offset")
+            for i, dim in enumerate(item.array("shape")):
+                if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
+                    key = f"shape[{i}]"
+                    raise item.fail(key, "an int >= 0", dim)
         init.text("scheme")
         init.text("seed")
         if "std" in init.doc:
