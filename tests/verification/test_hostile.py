@@ -9,8 +9,14 @@ a failing verdict (signed, through the cluster) and never in a PASS.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,7 +40,6 @@ from computewatch.verification import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 
@@ -176,3 +181,86 @@ def test_workers_that_hang_blow_up_or_say_nothing_fail_their_checks(
     assert not verdict.passed
     assert why in _reasons(verdict), _reasons(verdict)[:500]
     json.dumps(verdict.to_json())  # a verdict, not a traceback
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """Pid -> command line of every live descendant of `root` (from /proc)."""
+    parents: dict[int, int] = {}
+    lines: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            lines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in out:
+                out[child] = lines.get(child, "")
+                frontier.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_cluster_verify_kills_its_sandboxed_workers(
+    runs: tuple[HonestRun, HonestRun], tmp_path: Path, sig: signal.Signals
+) -> None:
+    honest, _ = runs
+    key = tmp_path / "cluster.key"
+    SigningKey.generate().save(key)
+    pub = tmp_path / "chip.pub"
+    honest.chip.public_key.save(pub)
+    argv = [
+        sys.executable,
+        "-m",
+        "computewatch",
+        "cluster",
+        "verify",
+        "--transcript",
+        str(honest.run_dir),
+        "--report",
+        str(TranscriptPaths(honest.run_dir).report),
+        "--key",
+        str(key),
+        "--out",
+        str(tmp_path / "verdict.json"),
+        "--chip",
+        f"{honest.chip.serial},{pub},{honest.chip.log_path}",
+    ]
+    env = {**os.environ, "CW_HOSTILE": "sleep"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    try:
+        workers: dict[int, str] = {}
+        for _ in range(1200):  # until a sandboxed worker runs (bounded wait, not a timing check)
+            workers = {p: c for p, c in _descendants(proc.pid).items() if "_worker" in c}
+            if workers or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert workers, "no sandboxed replay worker started"
+        tree = _descendants(proc.pid)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        for _ in range(600):
+            if not any(_alive(pid) for pid in tree):
+                break
+            time.sleep(0.1)
+        left = {pid: cmd for pid, cmd in tree.items() if _alive(pid)}
+        assert not left, left
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
