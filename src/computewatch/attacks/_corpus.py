@@ -29,6 +29,7 @@ from computewatch.attacks._harness import (
     failed_checks,
     run_on_chip,
 )
+from computewatch.attacks._hostile import HostileProgram
 from computewatch.attacks._protocol import (
     FirmwareRollback,
     ForgedLogEntry,
@@ -91,6 +92,9 @@ def _all() -> tuple[Attack, ...]:
         UnregisteredChip(),
         SnapshotSwap(fixed=True),
         SnapshotSwap(fixed=False),
+        HostileProgram("print-verdict"),
+        HostileProgram("patch-verifier"),
+        HostileProgram("read-outside"),
     )
     return cast("tuple[Attack, ...]", attacks)
 
