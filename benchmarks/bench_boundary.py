@@ -22,7 +22,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from computewatch.verification import Engine
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -46,7 +51,7 @@ def run(quick: bool) -> dict[str, Any]:  # noqa: FBT001
     with tempfile.TemporaryDirectory() as tmp:
         run_ = run_on_chip(Path(tmp), "bench")
         policy = VerificationPolicy(budget=0.5, max_replayed_snapshots=4)
-        engines = {
+        engines: dict[str, Callable[[], Engine]] = {
             "in_process": UnsafeInProcessEngine,
             "local_1": lambda: LocalPool(workers=1, limits=WorkerLimits(strict=False)),
             "local_2": lambda: LocalPool(workers=2, limits=WorkerLimits(strict=False)),
