@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from computewatch.attacks._harness import HonestRun, run_on_chip
+from computewatch.attacks import ATTACKS
+from computewatch.attacks._harness import SCALE, HonestRun, run_on_chip
 from computewatch.attacks._hostile import doctor_checkpoint, hostile_source
 from computewatch.crypto import SigningKey
 from computewatch.datacenter import TranscriptPaths
@@ -115,6 +116,15 @@ def test_payloads_that_try_to_pass_a_doctored_run_fail(
     verdict = _verify(doctored)
     assert not verdict.passed, mode
     assert verdict.failures
+
+
+@pytest.mark.parametrize("mode", ["print-verdict", "patch-verifier", "read-outside"])
+def test_the_corpus_hostile_programs_are_caught(tmp_path: Path, mode: str) -> None:
+    attack = next(a for a in ATTACKS if a.name == f"hostile-{mode}")
+    attempt = attack.create(tmp_path, 0, [], SCALE)
+    result = attack.detect(attempt, VerificationPolicy(), np.random.default_rng(0))
+    assert result.detected, result
+    assert {"snapshot", "segment"} & set(result.checks), result.checks
 
 
 @pytest.fixture

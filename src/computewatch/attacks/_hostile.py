@@ -215,7 +215,7 @@ def hostile_source(mode: str = "", run_dir: Path | None = None) -> str:
 
 
 def doctor_checkpoint(run: HonestRun, step: int, delta: float = 1e-2) -> None:
-    """Nudge one weight of checkpoint `step` and recommit (honest replays now disagree)."""
+    """Nudge 1 % of checkpoint `step`'s weights and recommit (honest replays now disagree)."""
     paths = TranscriptPaths(run.run_dir)
     weights = load_checkpoint(paths.checkpoint(step)).weights.clone()
     weights[: max(1, weights.numel() // 100)] += torch.tensor(delta)
@@ -238,13 +238,15 @@ class HostileProgram:
     def create(
         self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
     ) -> Attempt:
-        """Train with the hostile program on a fresh chip, then doctor a checkpoint."""
+        """Train with the hostile program on a fresh chip, then doctor the interior checkpoints."""
         del bases
         name = f"{self.name}-{trial}"
+        workdir.mkdir(parents=True, exist_ok=True)
         program = workdir / f"{name}.py"
         program.write_text(hostile_source(self.mode, workdir / name))
         run = run_on_chip(workdir, name, serial=f"CW-H-{trial}", scale=scale, program_path=program)
-        doctor_checkpoint(run, scale.half)
+        for step in scale.interior:
+            doctor_checkpoint(run, step)
         return Attempt(run=run)
 
     def detect(
