@@ -33,6 +33,7 @@ import json
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +185,7 @@ class _Slot:
 
     def __init__(self, limits: dict[str, Any], hide: Sequence[str]) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="computewatch-job-"))
+        self.started = time.monotonic()
         self.outcome: JobOutcome | None = None
         self.error: IsolationUnavailable | None = None
         self._done = threading.Event()
@@ -246,10 +248,15 @@ class LocalPool:
             raise ParameterError(msg)
 
     def _slot(self, store: ArtifactStore) -> _Slot:
-        with self._lock:
-            if self._warm:
-                return self._warm.pop(0)
-        return _Slot(_limits_json(self.limits), [str(store.root), *self.hide])
+        """A waiting worker young enough to still have a full job's time, or a new one."""
+        while True:
+            with self._lock:
+                slot = self._warm.pop(0) if self._warm else None
+            if slot is None:
+                return _Slot(_limits_json(self.limits), [str(store.root), *self.hide])
+            if time.monotonic() - slot.started < self.limits.timeout_s / 2:
+                return slot
+            slot.dismiss()
 
     def warm(self, store: ArtifactStore, count: int) -> None:
         """Start workers until `count` (at most `workers` + 2) wait for jobs."""
