@@ -238,8 +238,10 @@ class LocalPool:
     workers: int = 1
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     hide: tuple[str, ...] = ()
-    _warm: list[_Slot] = field(default_factory=list, compare=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    _warm: list[_Slot] = field(default_factory=list, init=False, compare=False, repr=False)
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         """Validate the pool size."""
