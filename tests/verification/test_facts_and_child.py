@@ -1,4 +1,4 @@
-"""Rules on verified facts, and the trusted cluster's child process, in-process."""
+"""Rules on verified facts, in `verify_transcript` and signed by the trusted cluster."""
 
 from __future__ import annotations
 
@@ -7,15 +7,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pytest
 
+from computewatch.crypto import SigningKey
 from computewatch.datacenter import TranscriptPaths
+from computewatch.errors import FormatError
 from computewatch.rules import load_rules
-from computewatch.verification import VerificationPolicy, verify_transcript
-from computewatch.verification._cluster_child import main as child_main
+from computewatch.verification import (
+    ChipInput,
+    ClusterJob,
+    VerificationPolicy,
+    cluster_verify,
+    read_verdict,
+    verify_transcript,
+)
 
 if TYPE_CHECKING:
-    import pytest
-
     from tests.verification.conftest import Run
 
 RULES = Path(__file__).resolve().parents[2] / "examples" / "rules.yaml"
@@ -65,46 +72,28 @@ def test_a_violated_rule_fails_the_verdict(honest: Run, tmp_path: Path) -> None:
     assert not verdict.passed
 
 
-def test_cluster_child_prints_the_verdict(
-    honest: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cluster_evaluates_rules_and_signs_their_outcomes(honest: Run, tmp_path: Path) -> None:
     pub = tmp_path / "chip.pub"
     honest.chip.public_key.save(pub)
-    job = {
-        "transcript": str(honest.run_dir),
-        "report": str(TranscriptPaths(honest.run_dir).report),
-        "chips": [
-            {
-                "serial": str(honest.chip.serial),
-                "public_key": str(pub),
-                "log": str(honest.chip.log_path),
-            }
-        ],
-        "budget": 0.25,
-        "exact": False,
-        "seed": 3,
-        "rules": str(RULES),
-        "declared": {"reported": True, "approvals": []},
-    }
-    assert child_main(["child", json.dumps(job)]) == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["verdict"] == "pass"
-    assert len(doc["rules"]) == 5
+    job = ClusterJob(
+        transcript=honest.run_dir,
+        report=TranscriptPaths(honest.run_dir).report,
+        chips=(ChipInput(str(honest.chip.serial), pub, honest.chip.log_path),),
+        budget=0.25,
+        seed=3,
+        rules=RULES,
+        declared={"reported": True, "approvals": []},
+    )
+    key = SigningKey.generate()
+    envelope, verdict = cluster_verify(job, key=key)
+    assert verdict.passed, verdict.failures
+    assert len(verdict.rules) == 5
+    assert read_verdict(envelope, key.verifying_key).rules == verdict.rules
 
 
-def test_cluster_child_bad_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert child_main(["child", "{not json"]) == 2
-    assert "cluster job malformed" in capsys.readouterr().err
+def test_a_bad_rule_file_is_the_verifiers_fault(tmp_path: Path) -> None:
     bad_rules = tmp_path / "r.yaml"
     bad_rules.write_text("version: 1\nrules: []\n")
-    job = {
-        "transcript": str(tmp_path),
-        "report": str(tmp_path / "r.json"),
-        "chips": [],
-        "budget": 0.05,
-        "exact": False,
-        "seed": 1,
-        "rules": str(bad_rules),
-    }
-    assert child_main(["child", json.dumps(job)]) == 2
-    assert capsys.readouterr().err.startswith("bad input")
+    job = ClusterJob(transcript=tmp_path, report=tmp_path / "r.json", rules=bad_rules)
+    with pytest.raises(FormatError):
+        cluster_verify(job, key=SigningKey.generate())

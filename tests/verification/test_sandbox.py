@@ -706,3 +706,28 @@ def test_a_malformed_status_report_is_a_sandbox_error() -> None:
         _sandbox._parse_status(b"junk", "unshare(1) as root")
     with pytest.raises(SandboxError):
         _sandbox._parse_status(b'{"layers": {}, "reasons": {}}', "unshare(1) as root")
+
+
+def test_hidden_paths_show_nothing_inside(tmp_path: Path) -> None:
+    secret_dir = tmp_path / "transcript"
+    secret_dir.mkdir()
+    (secret_dir / "step-6.safetensors").write_bytes(b"target weights")
+    key = tmp_path / "cluster.key"
+    key.write_bytes(b"PRIVATE KEY")
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "program.py").write_text("x = 1\n")
+    code = (
+        "import json, os, sys; "
+        "d, k, j = sys.argv[1:]; "
+        "print(json.dumps({'dir': os.listdir(d), 'key': open(k).read(), 'job': os.listdir(j)}))"
+    )
+    out, isolation = run_isolated(
+        _py(code, str(secret_dir), str(key), str(job)), inputs=[job], hide=[secret_dir, key]
+    )
+    assert isolation.complete
+    assert json.loads(out) == {"dir": [], "key": "", "job": ["program.py"]}
+    # the host still sees them
+    assert key.read_bytes() == b"PRIVATE KEY"
+    with pytest.raises(ParameterError, match="holds no input"):
+        run_isolated(_py("pass"), inputs=[job], hide=[tmp_path])

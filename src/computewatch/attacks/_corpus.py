@@ -36,6 +36,7 @@ from computewatch.attacks._location import (
     LocationRelay,
     LocationReplayedAnswer,
 )
+from computewatch.attacks._hostile import HostileProgram
 from computewatch.attacks._protocol import (
     FirmwareRollback,
     ForgedLogEntry,
@@ -106,6 +107,9 @@ def _all() -> tuple[Attack, ...]:
         LocationDelayedAnswer(),
         LocationReplayedAnswer(),
         LocationOtherChipKey(),
+        HostileProgram("print-verdict"),
+        HostileProgram("patch-verifier"),
+        HostileProgram("read-outside"),
     )
     return cast("tuple[Attack, ...]", attacks)
 

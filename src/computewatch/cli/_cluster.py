@@ -59,9 +59,16 @@ def verify_cmd(
         int | None,
         typer.Option("--seed", help="Secret seed for segment choice (random if omitted)."),
     ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Sandboxed replay workers run at once.")
+    ] = 1,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Run replay workers on this Ray cluster (HOST:PORT)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
-    """Verify a transcript in the sandbox; exit 0 if it passes, 1 if not."""
+    """Verify a transcript (its code only in sandboxed workers); exit 0 if it passes, 1 if not."""
     job = ClusterJob(
         transcript=transcript,
         report=report,
@@ -70,6 +77,9 @@ def verify_cmd(
         exact=exact,
         max_compute=max_compute,
         seed=seed,
+        workers=workers,
+        ray_address=ray_address,
+        hide=(key,) if key.exists() else (),
     )
     envelope, verdict = cluster_verify(job, key=SigningKey.load(key), strict=strict)
     write_verdict(out, envelope)

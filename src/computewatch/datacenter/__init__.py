@@ -24,6 +24,14 @@ from computewatch.datacenter._commitment import compute_commitment, snapshot_cla
 from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
 from computewatch.datacenter._determinism import Determinism, set_determinism
 from computewatch.datacenter._distributed import DistributedRunError, train_distributed
+from computewatch.datacenter._files import (
+    CheckpointRef,
+    ClaimRecord,
+    Manifest,
+    MetricsRecord,
+    ProverReport,
+    StepRecord,
+)
 from computewatch.datacenter._layout import (
     INIT_SCHEMES,
     FlatLayout,
@@ -65,12 +73,18 @@ __all__ = [
     "PRECOMMIT_DOMAIN",
     "REPORT_FORMAT",
     "Checkpoint",
+    "CheckpointRef",
+    "ClaimRecord",
     "DataSchedule",
     "Determinism",
     "DistributedRunError",
     "FlatLayout",
+    "Manifest",
+    "MetricsRecord",
+    "ProverReport",
     "Recorder",
     "RunSpec",
+    "StepRecord",
     "StepResult",
     "StorageError",
     "TrainSummary",

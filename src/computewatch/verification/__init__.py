@@ -22,6 +22,16 @@ from computewatch.verification._cluster import (
     read_verdict,
     write_verdict,
 )
+from computewatch.verification._engine import (
+    Engine,
+    Job,
+    JobOutcome,
+    LocalPool,
+    RayPool,
+    UnsafeInProcessEngine,
+    WorkerLimits,
+    execute_job,
+)
 from computewatch.verification._heuristics import (
     DEFAULT_HEURISTICS,
     HeuristicContext,
@@ -32,6 +42,7 @@ from computewatch.verification._heuristics import (
     step_times_vs_chip_log,
     update_norms_vs_lr,
 )
+from computewatch.verification._prover import ProverCalls, WorkerFailed
 from computewatch.verification._reader import SnapshotClaim, TranscriptReader
 from computewatch.verification._replay import Replayer, Tolerance, replay_pair
 from computewatch.verification._results import VERDICT_FORMAT, CheckResult, CheckStatus, Verdict
@@ -45,21 +56,29 @@ from computewatch.verification._sandbox import (
     probe_isolation,
     run_isolated,
 )
+from computewatch.verification._store import ArtifactStore, read_bounded
 from computewatch.verification._verify import ChipEvidence, VerificationPolicy, verify_transcript
 
 __all__ = [
     "DEFAULT_HEURISTICS",
     "VERDICT_FORMAT",
     "VERDICT_PAYLOAD_TYPE",
+    "ArtifactStore",
     "CheckResult",
     "CheckStatus",
     "ChipEvidence",
     "ChipInput",
     "ClusterJob",
+    "Engine",
     "HeuristicContext",
     "Isolation",
     "IsolationUnavailable",
+    "Job",
+    "JobOutcome",
     "Layer",
+    "LocalPool",
+    "ProverCalls",
+    "RayPool",
     "Replayer",
     "SandboxError",
     "SandboxFailed",
@@ -67,14 +86,19 @@ __all__ = [
     "SnapshotClaim",
     "Tolerance",
     "TranscriptReader",
+    "UnsafeInProcessEngine",
     "Verdict",
     "VerificationPolicy",
+    "WorkerFailed",
+    "WorkerLimits",
     "claimed_compute_vs_chip_time",
     "cluster_verify",
     "data_in_committed_set",
+    "execute_job",
     "loss_on_claimed_data",
     "loss_trend",
     "probe_isolation",
+    "read_bounded",
     "read_verdict",
     "replay_pair",
     "run_isolated",

@@ -1,10 +1,16 @@
 """The trusted cluster (paper §5.2, Appendix D): verify in isolation, sign the verdict.
 
-`cluster_verify` runs `verify_transcript` in a child process inside the
-sandbox (`run_isolated`: no network, read-only inputs, nothing persistent
-written; strict mode refuses to run without every isolation layer). The
-child prints the verdict as JSON; the cluster host adds how it was isolated
-and signs it as a DSSE envelope of type `VERDICT_PAYLOAD_TYPE`. The verdict
+`cluster_verify` runs `verify_transcript` in this process, which never
+imports or executes the Prover's code: the training program runs only in
+replay workers, each in the sandbox (`run_isolated`: no network, read-only
+inputs, the transcript and the Verifier's files hidden, resource limits;
+strict mode refuses to run without every isolation layer), on a local pool
+or a Ray cluster. Only tensors and metrics come back from them; this
+process compares and decides, adds how the workers were isolated and signs
+the verdict as a DSSE envelope of type `VERDICT_PAYLOAD_TYPE`. Malformed or
+tampered Prover input gets a signed FAIL naming the file and field; only
+faults on the Verifier's side (its chip evidence, its rule file, no
+isolation) raise. The verdict
 holds pass/fail per check, distances and tolerances, and the fraction of
 training compute replayed: no data, weights or hyperparameters.
 
@@ -15,20 +21,30 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path  # noqa: TC003 - dataclass fields are resolved at run time
 from typing import TYPE_CHECKING, Any
 
-from computewatch.crypto import Envelope, canonical_json, sign_envelope, verify_envelope
+import numpy as np
+
+from computewatch.crypto import (
+    Envelope,
+    VerifyingKey,
+    canonical_json,
+    sign_envelope,
+    verify_envelope,
+)
 from computewatch.errors import FormatError, IntegrityError
+from computewatch.verification._engine import LocalPool, RayPool, WorkerLimits
+from computewatch.verification._isolation import Isolation, Layer
 from computewatch.verification._results import Verdict
-from computewatch.verification._sandbox import run_isolated
 
 if TYPE_CHECKING:
-    from computewatch.crypto import Signer, VerifyingKey
+    from computewatch.crypto import Signer
+    from computewatch.verification._engine import Engine
 
 __all__ = ["VERDICT_PAYLOAD_TYPE", "ChipInput", "ClusterJob", "cluster_verify", "read_verdict"]
 
@@ -60,6 +76,11 @@ class ClusterJob:
         rules: a rule file to evaluate on the verified facts.
         declared: what the Prover declared for the run (``reported``,
             ``approvals``), from the Verifier's records.
+        workers: replay workers run at once on this host.
+        ray_address: run the replay workers as Ray tasks on this cluster.
+        hide: more paths no replay worker may see (the cluster's key, ...).
+        limits: bounds on each replay worker (strictness comes from
+            `cluster_verify`).
     """
 
     transcript: Path
@@ -71,6 +92,18 @@ class ClusterJob:
     seed: int | None = field(default=None, repr=False)
     rules: Path | None = None
     declared: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1
+    ray_address: str | None = None
+    hide: tuple[Path, ...] = ()
+    limits: WorkerLimits = field(default_factory=WorkerLimits)
+
+    def engine(self, *, strict: bool) -> Engine:
+        """The replay engine this job asks for."""
+        limits = dataclasses.replace(self.limits, strict=strict)
+        hide = tuple(str(p.resolve()) for p in (*self.hide, *(c.log for c in self.chips)))
+        if self.ray_address is not None:
+            return RayPool(self.ray_address, limits=limits, hide=hide, workers=self.workers)
+        return LocalPool(workers=self.workers, limits=limits, hide=hide)
 
     def to_json(self) -> dict[str, Any]:
         """The job as the child reads it."""
@@ -108,30 +141,72 @@ def cluster_verify(
     *,
     key: Signer,
     strict: bool = True,
-    timeout: float = 3600.0,
+    timeout: float | None = None,
 ) -> tuple[Envelope, Verdict]:
-    """Verify `job` in the sandbox and return the signed verdict.
+    """Verify `job` (the Prover's code only in sandboxed workers) and sign the verdict.
+
+    Args:
+        job: what to verify.
+        key: the cluster's signing key.
+        strict: refuse to run a worker without every isolation layer.
+        timeout: wall-clock limit of each replay worker (default: the job's).
 
     Raises:
         IsolationUnavailable: strict mode and the sandbox cannot be set up.
-        SandboxFailed: the verification process failed (one-line reason).
+        IntegrityError, FormatError: the Verifier's own inputs (chip logs,
+            keys, rule file) are tampered or malformed.
     """
-    spec = json.dumps(job.to_json())
-    out, isolation = run_isolated(
-        [sys.executable, "-m", "computewatch.verification._cluster_child", spec],
-        inputs=job.inputs(),
-        strict=strict,
-        timeout=timeout,
+    from computewatch.chip import read_chip_log  # noqa: PLC0415
+    from computewatch.verification._verify import (  # noqa: PLC0415
+        ChipEvidence,
+        VerificationPolicy,
+        verify_transcript,
     )
-    try:
-        doc = json.loads(out)
-    except ValueError as e:
-        msg = f"trusted cluster: the verification process printed no verdict ({e})"
-        raise FormatError(msg) from e
-    doc["isolation"] = isolation.to_dict()
+
+    if timeout is not None:
+        job = dataclasses.replace(job, limits=dataclasses.replace(job.limits, timeout_s=timeout))
+    spec = job.to_json()
+    chips = [
+        ChipEvidence.from_log(c.serial, VerifyingKey.load(c.public_key), read_chip_log(c.log))
+        for c in job.chips
+    ]
+    rules = None
+    if job.rules is not None:
+        from computewatch.rules import load_rules  # noqa: PLC0415
+
+        rules = load_rules(job.rules)
+    records: list[dict[str, Any]] = []
+    verdict = verify_transcript(
+        job.transcript,
+        job.report,
+        chips,
+        VerificationPolicy(budget=job.budget, exact=job.exact, max_compute=job.max_compute),
+        np.random.default_rng(int(spec["seed"])),
+        rules=rules,
+        declared=dict(job.declared),
+        engine=job.engine(strict=strict),
+        isolation=records,
+    )
+    doc = verdict.to_json()
+    doc["isolation"] = _weakest(records)
     verdict = Verdict.from_json(doc)
     envelope = sign_envelope(VERDICT_PAYLOAD_TYPE, canonical_json(verdict.to_json()), [key])
     return envelope, verdict
+
+
+def _weakest(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The isolation every replay worker had (a layer is on only if on for all)."""
+    if not records:
+        return Isolation.none("no replay worker ran", "no replay worker ran").to_dict()
+    layers = {
+        layer.value: all(r.get("layers", {}).get(layer.value) is True for r in records)
+        for layer in Layer
+    }
+    reasons: dict[str, str] = {}
+    for r in records:
+        reasons.update(r.get("reasons", {}))
+    methods = sorted({str(r.get("method")) for r in records})
+    return {"layers": layers, "method": ", ".join(methods), "reasons": reasons}
 
 
 def read_verdict(envelope: Envelope | bytes | str, cluster_key: VerifyingKey) -> Verdict:

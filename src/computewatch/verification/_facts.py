@@ -11,7 +11,8 @@ data, without letting any of it out:
   raw point is checked against its committed hash first);
 * ``hyper``: the run's configuration scalars, plus derived ones
   (``rl_fraction``: 0 for supervised programs);
-* ``benchmarks``: each benchmark's score of the final checkpoint;
+* ``benchmarks``: each benchmark's score of the final checkpoint (computed
+  by a replay worker: the model is the Prover's code);
 * ``declared`` (from the Verifier's records) and ``verified``.
 
 Only the rules' outcomes leave the cluster.
@@ -22,15 +23,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from computewatch.datacenter import point_hash
-from computewatch.errors import IntegrityError
+from computewatch.errors import FormatError, IntegrityError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    import numpy as np
-
+    from computewatch.verification._prover import ProverCalls
     from computewatch.verification._reader import TranscriptReader
-    from computewatch.verification._replay import Replayer
 
 __all__ = ["compute_facts"]
 
@@ -38,16 +37,13 @@ __all__ = ["compute_facts"]
 DATA_SAMPLE = 256
 
 
-def _sampled_points(reader: TranscriptReader, rng: np.random.Generator, n: int) -> list[bytes]:
-    steps = reader.steps
+def _sampled_points(
+    reader: TranscriptReader, prover: ProverCalls, samples: Sequence[tuple[int, int, int]]
+) -> list[bytes]:
     out = []
-    for _ in range(n):
-        step = int(rng.integers(steps))
-        committed = reader.points(step)
-        j = int(rng.integers(len(committed)))
-        index = reader.schedule.indices(step)[j]
-        point = reader.program.data_point(reader.config, index)
-        if point_hash(point) != committed[j]:
+    for step, j, index in samples:
+        point = prover.point(index)
+        if point is None or point_hash(point) != reader.points(step)[j]:
             msg = f"step {step} point {j}: the raw data does not match its committed hash"
             raise IntegrityError(msg)
         out.append(point.contiguous().numpy().tobytes())
@@ -56,20 +52,26 @@ def _sampled_points(reader: TranscriptReader, rng: np.random.Generator, n: int) 
 
 def compute_facts(
     reader: TranscriptReader,
-    replayer: Replayer,
+    prover: ProverCalls,
     *,
     verified: bool,
     declared: Mapping[str, Any],
-    rng: np.random.Generator,
+    samples: Sequence[tuple[int, int, int]],
     classifiers: Sequence[Any],
-    benchmarks: Sequence[Any],
+    scores: Mapping[str, float] | str,
 ) -> dict[str, Any]:
-    """The facts of one run, in the rules' schema."""
+    """The facts of one run, in the rules' schema (`scores`: the benchmark's, from a worker)."""
     from computewatch.rules import estimate_property  # noqa: PLC0415
 
     config = reader.config
     points = reader.schedule.batch_size * reader.steps
-    flops = reader.program.flops_per_point(config, reader.layout.numel) * points
+    per_point = (prover.info or {}).get("flops_per_point")
+    if not isinstance(per_point, float | int) or isinstance(per_point, bool):
+        msg = f"replay worker: no FLOPs per point ({prover.info_failure})"
+        raise FormatError(msg)
+    if isinstance(scores, str):
+        raise FormatError(scores)
+    flops = float(per_point) * points
     metrics = reader.metrics
     seconds = 0.0
     if metrics:
@@ -78,7 +80,7 @@ def compute_facts(
         )
     data = {}
     if classifiers:
-        sample = _sampled_points(reader, rng, DATA_SAMPLE)
+        sample = _sampled_points(reader, prover, samples)
         for classifier in classifiers:
             est = estimate_property(sample, classifier)
             data[classifier.name] = {
@@ -92,18 +94,12 @@ def compute_facts(
         k: v for k, v in config.items() if isinstance(v, bool | int | float | str)
     }
     hyper.setdefault("rl_fraction", 0.0)
-    scores = {}
-    if benchmarks:
-        final = reader.checkpoint_steps[-1]
-        replayer.trainer.load(reader.checkpoint(final))
-        for bench in benchmarks:
-            scores[bench.name] = float(bench.score(replayer.trainer.model, reader.program, config))
     return {
         "run": {"id": reader.run_id, "chips": reader.world_size, "steps": reader.steps},
         "training": {"flops": float(flops), "chip_hours": reader.world_size * seconds / 3600.0},
         "data": data,
         "hyper": hyper,
-        "benchmarks": scores,
+        "benchmarks": dict(scores),
         "declared": {
             "reported": bool(declared.get("reported", False)),
             "approvals": [str(a) for a in declared.get("approvals", [])],

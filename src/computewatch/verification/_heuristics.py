@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from computewatch.datacenter import point_hash
@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from computewatch.chip import LogEntry
+    from computewatch.verification._prover import ProverCalls
     from computewatch.verification._reader import TranscriptReader
-    from computewatch.verification._replay import Replayer
 
 _LOSS_REL_TOLERANCE = 1e-3  # recorded vs recomputed loss (reduction order only)
 
@@ -64,23 +64,34 @@ __all__ = [
 class HeuristicContext:
     """What a heuristic may look at.
 
+    The Prover's code ran only in replay workers; what they answered is here
+    (or, for a custom heuristic, through `prover`, which runs more jobs).
+
     Attributes:
         reader: the verified transcript.
-        replayer: for forward passes on committed data.
+        prover: the replay workers' calls (``info``: the model's FLOPs per
+            point; ``point(index)``: a fetched raw point, unchecked).
         chip_logs: serial -> that chip's verified log entries.
         rng: the Verifier's secret randomness.
         chip_flops_per_second: peak FLOP/s of one chip (for compute checks).
         clock_slack_s: allowed disagreement between chip and host clocks.
         max_forward_checks: budget of forward passes for loss checks.
+        losses: checkpoint step -> the loss a worker computed for its
+            weights on that step's committed batch (or why it could not),
+            for checkpoints drawn in secret.
+        samples: (step, position, dataset index) of committed points drawn in
+            secret and fetched from a worker.
     """
 
     reader: TranscriptReader
-    replayer: Replayer
+    prover: ProverCalls
     chip_logs: dict[str, list[LogEntry]]
     rng: np.random.Generator
     chip_flops_per_second: float
     clock_slack_s: float
     max_forward_checks: int
+    losses: dict[int, float | str] = field(default_factory=dict)
+    samples: tuple[tuple[int, int, int], ...] = ()
 
 
 Heuristic = "Callable[[HeuristicContext], CheckResult]"
@@ -90,30 +101,27 @@ def loss_on_claimed_data(ctx: HeuristicContext) -> CheckResult:
     """Recorded loss at a checkpoint = loss of its weights on its committed batch."""
     name = "heuristic:loss-on-claimed-data"
     metrics = ctx.reader.metrics
-    steps = [s for s in ctx.reader.checkpoint_steps if s < len(metrics)]
-    if not steps:
+    if not ctx.losses:
         return CheckResult.skipped(name, "no checkpoint with a recorded loss")
-    chosen = sorted(
-        ctx.rng.choice(steps, size=min(len(steps), ctx.max_forward_checks), replace=False)
-    )
     worst = 0.0
-    for step in chosen:
-        recorded = float(metrics[int(step)]["loss"])
-        actual = ctx.replayer.loss_at(int(step))
+    for step, actual in sorted(ctx.losses.items()):
+        if isinstance(actual, str):
+            return CheckResult.fail(name, f"step {step}: {actual}", step=step)
+        recorded = float(metrics[step]["loss"])
         rel = abs(actual - recorded) / max(abs(actual), 1e-12)
         worst = max(worst, rel)
-        if rel > _LOSS_REL_TOLERANCE:
+        if not rel <= _LOSS_REL_TOLERANCE:
             return CheckResult.fail(
                 name,
-                f"step {int(step)}: recorded loss differs from the loss on the committed data "
+                f"step {step}: recorded loss differs from the loss on the committed data "
                 f"by {rel:.2%}",
-                step=int(step),
+                step=step,
                 relative_difference=rel,
             )
     return CheckResult.ok(
         name,
-        f"{len(chosen)} checkpoints: recorded loss matches (max rel. diff {worst:.1e})",
-        checked=len(chosen),
+        f"{len(ctx.losses)} checkpoints: recorded loss matches (max rel. diff {worst:.1e})",
+        checked=len(ctx.losses),
         max_relative_difference=worst,
     )
 
@@ -180,13 +188,14 @@ def data_in_committed_set(ctx: HeuristicContext) -> CheckResult:
     steps = len(reader.step_records)
     if steps != reader.steps:
         return CheckResult.fail(name, f"{steps} step records for a {reader.steps}-step run")
-    sample = ctx.rng.choice(steps, size=min(steps, 16), replace=False)
     checked = 0
-    for step in sorted(int(s) for s in sample):
-        committed = reader.points(step)
-        indices = reader.schedule.indices(step)
-        j = int(ctx.rng.integers(len(indices)))
-        if point_hash(reader.program.data_point(reader.config, indices[j])) != committed[j]:
+    for step, j, index in ctx.samples:
+        point = ctx.prover.point(index)
+        if point is None:
+            return CheckResult.fail(
+                name, f"step {step} point {j}: the replay worker returned no data", step=step
+            )
+        if point_hash(point) != reader.points(step)[j]:
             return CheckResult.fail(
                 name,
                 f"step {step} point {j} is not the dataset point its schedule names",
@@ -235,9 +244,13 @@ def claimed_compute_vs_chip_time(ctx: HeuristicContext) -> CheckResult:
     """The run's FLOPs fit in the time its chips were logging it."""
     name = "heuristic:claimed-compute-vs-chip-time"
     reader = ctx.reader
-    flops = reader.program.flops_per_point(reader.config, reader.layout.numel) * (
-        reader.schedule.batch_size * reader.steps
-    )
+    info = ctx.prover.info
+    per_point = info.get("flops_per_point") if info else None
+    if not isinstance(per_point, float | int) or isinstance(per_point, bool):
+        return CheckResult.fail(
+            name, f"replay worker: no FLOPs per point ({ctx.prover.info_failure})"
+        )
+    flops = float(per_point) * (reader.schedule.batch_size * reader.steps)
     spans = []
     for entries in ctx.chip_logs.values():
         times = [

@@ -19,6 +19,8 @@ Example::
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +32,10 @@ from computewatch.datacenter import (
     DataSchedule,
     Determinism,
     FlatLayout,
+    Manifest,
+    MetricsRecord,
+    ProverReport,
+    StepRecord,
     TrainingProgram,
     TranscriptPaths,
     compute_commitment,
@@ -50,18 +56,50 @@ __all__ = ["MAX_DOCUMENT_BYTES", "SnapshotClaim", "TranscriptReader"]
 MAX_DOCUMENT_BYTES = 64 << 20
 #: Largest ω copy the reader opens.
 MAX_SNAPSHOT_BYTES = 1 << 40
+#: Largest transcript file of any kind (checkpoints included).
+MAX_FILE_BYTES = 1 << 40
+#: Most files a transcript folder may hold.
+MAX_FILES = 1 << 20
+
+
+def check_tree(root: Path) -> None:
+    """Refuse a transcript folder holding anything but bounded regular files.
+
+    A symbolic link (say, a checkpoint linked to ``/dev/zero``), a FIFO or a
+    device would make a later read hang or read forever; it is refused here,
+    from `lstat`, before any file is opened.
+
+    Raises:
+        FormatError: naming the offending file.
+    """
+    if root.is_symlink() or not root.is_dir():
+        msg = f"transcript {root}: expected a folder (not a link), got something else"
+        raise FormatError(msg)
+    count = 0
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in [*dirs, *files]:
+            count += 1
+            path = Path(folder) / name
+            info = path.lstat()
+            rel = path.relative_to(root)
+            if count > MAX_FILES:
+                msg = f"transcript {root.name}: more than {MAX_FILES} files"
+                raise FormatError(msg)
+            if stat.S_ISDIR(info.st_mode):
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+                msg = f"transcript file {rel}: expected a regular file, got {kind}"
+                raise FormatError(msg)
+            if info.st_size > MAX_FILE_BYTES:
+                msg = f"transcript file {rel}: larger than {MAX_FILE_BYTES} bytes"
+                raise FormatError(msg)
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_DOCUMENT_BYTES + 1)
-    except OSError as e:
-        msg = f"{what} {path}: cannot read ({e.strerror})"
-        raise FormatError(msg) from e
-    if len(data) > MAX_DOCUMENT_BYTES:
-        msg = f"{what} {path.name}: larger than {MAX_DOCUMENT_BYTES} bytes"
-        raise FormatError(msg)
+    from computewatch.verification._store import read_bounded  # noqa: PLC0415
+
+    data = read_bounded(path, MAX_DOCUMENT_BYTES, f"{what} {path.name}")
     try:
         doc = json.loads(data)
     except ValueError as e:
@@ -73,12 +111,26 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return doc
 
 
-def _field(doc: dict[str, Any], key: str, kind: type, what: str) -> Any:
-    value = doc.get(key)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        msg = f"{what}: field {key!r} expected {kind.__name__}, got {type(value).__name__}"
+def _parse_files(
+    paths: TranscriptPaths, report: str | Path | dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Bounded reads and typed parses of every JSON file, before anything is hashed."""
+    check_tree(paths.root)
+    if not isinstance(report, dict) and Path(report).is_symlink():
+        msg = f"report {Path(report).name}: expected a regular file, got a symbolic link"
         raise FormatError(msg)
-    return value
+    rep = report if isinstance(report, dict) else _read_json(Path(report), "report")
+    typed = ProverReport.from_dict(rep, "report.json")
+    if typed.format != REPORT_FORMAT:
+        msg = f"report.json: field 'format': expected {REPORT_FORMAT!r}, got {typed.format!r}"
+        raise FormatError(msg)
+    manifest = _read_json(paths.manifest, "manifest")
+    Manifest.from_dict(manifest, "manifest.json")
+    for i, line in enumerate(read_lines_checked(paths.steps)):
+        StepRecord.from_dict(line, f"data/steps.jsonl line {i + 1}")
+    for i, line in enumerate(read_lines_checked(paths.metrics)):
+        MetricsRecord.from_dict(line, f"metrics.jsonl line {i + 1}")
+    return rep, manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +175,7 @@ class TranscriptReader:
                 commitment, or the report contradicts the folder.
         """
         paths = TranscriptPaths(run_dir)
-        rep = report if isinstance(report, dict) else _read_json(Path(report), "report")
-        if rep.get("format") != REPORT_FORMAT:
-            msg = f"report: expected format {REPORT_FORMAT!r}, got {rep.get('format')!r}"
-            raise FormatError(msg)
-        manifest = _read_json(paths.manifest, "manifest")
-        for key in ("run_id", "commitment", "precommitment", "code_hash", "data_root"):
-            _field(rep, key, str, "report")
-        _field(rep, "checkpoints", list, "report")
-        _field(rep, "snapshots", list, "report")
+        rep, manifest = _parse_files(paths, report)
         if manifest.get("run_id") != rep["run_id"]:
             got = manifest.get("run_id")
             msg = f"report run_id {rep['run_id']!r} does not match the manifest's {got!r}"
@@ -158,7 +202,27 @@ class TranscriptReader:
         ):
             msg = "report: snapshot claims differ from the committed chip files"
             raise IntegrityError(msg)
-        return cls(paths, manifest, rep)
+        reader = cls(paths, manifest, rep)
+        reader.validate()
+        return reader
+
+    def validate(self) -> None:
+        """Parse every derived view now, so a malformed field fails `open`, not a check."""
+        _ = (self.layout, self.schedule, self.determinism, self.chip_slices, self.claims)
+        if self.steps != len(self.step_records):
+            msg = (
+                f"data/steps.jsonl: {len(self.step_records)} lines, the manifest's schedule "
+                f"has {self.steps} steps"
+            )
+            raise FormatError(msg)
+        for step, rec in enumerate(self.step_records):
+            if len(rec["points"]) != len(self.schedule.indices(step)):
+                msg = f"data/steps.jsonl line {step + 1}: field 'points': not the batch size"
+                raise FormatError(msg)
+        for name, (_, b) in self.chip_slices.items():
+            if b > self.layout.numel:
+                msg = f"manifest.json: field 'sharding.chips': slice of {name} beyond numel"
+                raise FormatError(msg)
 
     # -- M -----------------------------------------------------------------
 

@@ -1,4 +1,10 @@
-"""Replaying segments of a run, and the tolerance replays are held to.
+"""Replaying segments of a run in-process, and the tolerance replays are held to.
+
+`Replayer` and `replay_pair` load the transcript's program into the calling
+process: they are tools for attackers, tests and analyses of programs one
+trusts. `verify_transcript` never uses them; it runs the same replay (the
+`Trainer` step, micro-batches, noise twin) in sandboxed replay workers
+(`_worker`) and keeps only `Tolerance` from here.
 
 The replayer rebuilds the run's model from the transcript's committed
 program and configuration in a single process (`Trainer` with one chip,

@@ -83,6 +83,8 @@ _KEEP_FLAGS = (
     (os.ST_NODIRATIME, _MS_NODIRATIME),
     (os.ST_RELATIME, _MS_RELATIME),
 )
+_PR_SET_PDEATHSIG = 1
+_SIGKILL = 9
 _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAP_AMBIENT = 47
@@ -273,6 +275,27 @@ def _hide_daemon_dirs(report: _Report) -> None:
         )
 
 
+def _hide_paths(paths: list[str], report: _Report) -> None:
+    """Cover each path the command must not see, then check it shows nothing."""
+    for path in paths:
+        if Path(path).is_dir():
+            flags = _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+            report.attempt(
+                READONLY_INPUTS, f"hide {path}", _mount, _EMPTY, path, "tmpfs", flags, "size=4k"
+            )
+        else:
+            report.attempt(
+                READONLY_INPUTS, f"hide {path}", _mount, "/dev/null", path, None, _MS_BIND, None
+            )
+        try:
+            p = Path(path)
+            shows = any(True for _ in p.iterdir()) if p.is_dir() else bool(p.stat().st_size)
+        except OSError:
+            shows = False
+        if shows:
+            report.fail(READONLY_INPUTS, f"{path} is still visible")
+
+
 def _hidden_dirs() -> list[str]:
     return [d for d in HIDDEN_DIRS if Path(d).is_dir() and not Path(d).is_symlink()]
 
@@ -365,6 +388,8 @@ def _isolate(spec: dict[str, Any]) -> dict[str, str]:
             writable = _mount_scratch(spec["scratch"], int(spec["scratch_bytes"]), report)
         if NETWORK not in skip:
             _hide_daemon_dirs(report)
+        if READONLY_INPUTS not in skip:
+            _hide_paths(spec.get("hide", []), report)
     else:  # never mount in the host's mount namespace
         for layer in (READONLY_INPUTS, READONLY_FS, SCRATCH_TMPFS):
             report.fail(layer, "no private mount namespace")
@@ -417,6 +442,7 @@ def _run(command: list[str], home: str) -> int:
         os.chdir(home)
     child = os.fork()
     if child == 0:  # pragma: no cover - replaced by execvp
+        _libc().prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)  # dies with this init
         try:
             os.execvp(command[0], command)  # noqa: S606 - running the command is the point
         except OSError as e:
