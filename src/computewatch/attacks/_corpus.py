@@ -30,13 +30,13 @@ from computewatch.attacks._harness import (
     failed_checks,
     run_on_chip,
 )
+from computewatch.attacks._hostile import HostileProgram
 from computewatch.attacks._location import (
     LocationDelayedAnswer,
     LocationOtherChipKey,
     LocationRelay,
     LocationReplayedAnswer,
 )
-from computewatch.attacks._hostile import HostileProgram
 from computewatch.attacks._protocol import (
     FirmwareRollback,
     ForgedLogEntry,
