@@ -19,7 +19,13 @@ from computewatch.inspection._audit import (
     ProverSubmission,
     audit_prover,
 )
-from computewatch.inspection._inspect import ChipInspection, DirectoryRecord, Finding, inspect_chip
+from computewatch.inspection._inspect import (
+    ChipInspection,
+    DirectoryRecord,
+    Evidence,
+    Finding,
+    inspect_chip,
+)
 from computewatch.inspection._report import AuditPlan, ReportPaths, detection_curve, write_report
 from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sample, verify_draw
 
@@ -28,6 +34,7 @@ __all__ = [
     "ChipDirectory",
     "ChipInspection",
     "DirectoryRecord",
+    "Evidence",
     "Finding",
     "ProverAudit",
     "ProverSubmission",
