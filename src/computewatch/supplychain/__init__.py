@@ -35,6 +35,12 @@ from computewatch.supplychain._app import create_app, status_for
 from computewatch.supplychain._client import ReceiptClient, RegistryClient
 from computewatch.supplychain._directory import Directory
 from computewatch.supplychain._entries import check_receipt
+from computewatch.supplychain._limits import (
+    HttpLimits,
+    LimitsMiddleware,
+    install_limits,
+    uvicorn_options,
+)
 from computewatch.supplychain._model import (
     Actor,
     ChipEvent,
@@ -90,6 +96,8 @@ __all__ = [
     "DiscrepancyReport",
     "Effects",
     "EventKind",
+    "HttpLimits",
+    "LimitsMiddleware",
     "Overloaded",
     "ReceiptClient",
     "ReceiptEffects",
@@ -112,10 +120,12 @@ __all__ = [
     "cosign",
     "create_app",
     "find_discrepancies",
+    "install_limits",
     "make_request",
     "open_engine",
     "payload_type",
     "sign_request",
     "status_for",
+    "uvicorn_options",
     "write_log_key",
 ]

@@ -45,6 +45,7 @@ from computewatch.errors import (
     IntegrityError,
     VerificationFailed,
 )
+from computewatch.supplychain._limits import HttpLimits, install_limits
 from computewatch.supplychain._model import (
     CustodyViolation,
     ReplayError,
@@ -171,6 +172,7 @@ def create_app(
         responses=_ERRORS,
     )
     app.state.registry = registry
+    install_limits(app, HttpLimits(max_body_bytes=settings.max_body_bytes))
 
     @app.exception_handler(ComputeWatchError)
     async def _on_error(_request: Request, exc: ComputeWatchError) -> JSONResponse:
