@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from computewatch.cli._output import console, emit_json, err_console
+from computewatch.cli._paths import output_file
 
 app = typer.Typer(help="Benchmarks of the framework's defences.", no_args_is_help=True)
 
@@ -37,7 +38,10 @@ def attacks_cmd(
         bool, typer.Option("--markdown", help="Print a Markdown table instead.")
     ] = False,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write a bar plot of detection rates (PNG).")
+        Path | None,
+        typer.Option(
+            "--out", help="Write a bar plot of detection rates (PNG).", parser=output_file()
+        ),
     ] = None,
 ) -> None:
     """Run every attack of the corpus N times against the real defences."""

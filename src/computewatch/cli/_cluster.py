@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from computewatch.cli._output import console, emit_json, say
+from computewatch.cli._paths import input_file, input_folder, output_file
 from computewatch.crypto import SigningKey
 from computewatch.errors import FormatError
 from computewatch.verification import ChipInput, ClusterJob, cluster_verify, write_verdict
@@ -33,11 +34,18 @@ def _chip(text: str) -> ChipInput:
 @app.command("verify")
 def verify_cmd(
     transcript: Annotated[
-        Path, typer.Option("--transcript", help="The Prover's transcript folder.")
+        Path,
+        typer.Option("--transcript", help="The Prover's transcript folder.", parser=input_folder()),
     ],
-    report: Annotated[Path, typer.Option("--report", help="The Prover's report (JSON).")],
-    key: Annotated[Path, typer.Option("--key", help="The cluster's signing key.")],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the signed verdict.")],
+    report: Annotated[
+        Path, typer.Option("--report", help="The Prover's report (JSON).", parser=input_file())
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", help="The cluster's signing key.", parser=input_file())
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the signed verdict.", parser=output_file())
+    ],
     chip: Annotated[
         list[str] | None,
         typer.Option("--chip", help="An inspected chip: SERIAL,PUBLIC_KEY,LOG (repeat)."),

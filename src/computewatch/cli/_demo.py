@@ -9,11 +9,13 @@ import typer
 from rich.table import Table
 
 from computewatch.cli._output import console, emit_json, err_console, say
+from computewatch.cli._paths import output_folder
 
 
 def demo_cmd(
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for everything the demo makes.")
+        Path,
+        typer.Option("--out", help="Folder for everything the demo makes.", parser=output_folder()),
     ] = Path("out/demo"),
     strict: Annotated[
         bool,

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from computewatch._validate import int_in_range, text
 from computewatch.cli._output import console, emit_json, say
+from computewatch.cli._paths import input_file, output_file
 from computewatch.crypto import Envelope, NoteVerifier, SigningKey, VerifyingKey
 from computewatch.errors import FormatError, VerificationFailed
 
@@ -33,6 +35,10 @@ LogKey = Annotated[
     str, typer.Option("--log-key", help="The log's note verifier key (vkey text, or a file).")
 ]
 _DAY = 86_400.0
+Registrar = Annotated[
+    Path,
+    typer.Option("--registrar", help="Registrar public key (PEM).", parser=input_file()),
+]
 
 
 def _log_key(value: str) -> NoteVerifier:
@@ -47,10 +53,26 @@ def _log_key(value: str) -> NoteVerifier:
     return NoteVerifier.from_vkey(text)
 
 
+def _server_url(server: str) -> str:
+    """`server` if it is an http(s) URL with a host, else a one-line FormatError."""
+    import httpx  # noqa: PLC0415 - keep the CLI fast
+
+    shown = f"--server {server!r:.80}"
+    try:
+        url = httpx.URL(server)
+    except (httpx.InvalidURL, TypeError, ValueError) as e:
+        msg = f"{shown}: expected a URL such as http://127.0.0.1:8000, got an invalid one ({e})"
+        raise FormatError(msg) from e
+    if url.scheme not in {"http", "https"} or not url.host or not server.isprintable():
+        msg = f"{shown}: expected an http:// or https:// URL with a host"
+        raise FormatError(msg)
+    return server
+
+
 def _client(server: str, log_key: str) -> RegistryClient:
     from computewatch.supplychain import RegistryClient  # noqa: PLC0415 - keep the CLI fast
 
-    return RegistryClient(server, _log_key(log_key))
+    return RegistryClient(_server_url(server), _log_key(log_key))
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -63,7 +85,9 @@ def _read(path: Path, what: str) -> bytes:
 
 @app.command("keygen")
 def keygen_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Note key file to write (0600).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Note key file to write (0600).", parser=output_file())
+    ],
     origin: Annotated[str, typer.Option("--origin", help="The log's origin (the key name).")],
     as_json: JsonFlag = False,
 ) -> None:
@@ -80,8 +104,10 @@ def keygen_cmd(
 @app.command("serve")
 def serve_cmd(
     db: Annotated[str, typer.Option("--db", help="sqlite:///PATH or postgresql://...")],
-    key: Annotated[Path, typer.Option("--key", help="The log's note key file (keygen).")],
-    registrar: Annotated[Path, typer.Option("--registrar", help="Registrar public key (PEM).")],
+    key: Annotated[
+        Path, typer.Option("--key", help="The log's note key file (keygen).", parser=input_file())
+    ],
+    registrar: Registrar,
     registrar_id: Annotated[str, typer.Option("--registrar-id")] = "registrar",
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
@@ -95,8 +121,18 @@ def serve_cmd(
     """Run the registry HTTP service (FastAPI on uvicorn) until interrupted."""
     import uvicorn  # noqa: PLC0415
 
-    from computewatch.supplychain import RegistrySettings, ReportPolicy, create_app  # noqa: PLC0415
+    from computewatch.supplychain import (  # noqa: PLC0415
+        HttpLimits,
+        RegistrySettings,
+        ReportPolicy,
+        create_app,
+        uvicorn_options,
+    )
 
+    # checked before anything is opened: uvicorn would take port 0 (or 65536,
+    # modulo 2**16) as "any free port" and listen somewhere unannounced
+    int_in_range("--port", port, 1, 65_535)
+    text("--host", host, max_len=253)
     policy = ReportPolicy(
         never_registered_days * _DAY, max_transit_days * _DAY, mass_loss, mass_loss_days * _DAY
     )
@@ -120,7 +156,14 @@ def serve_cmd(
         f"registry {signer.name} on http://{host}:{port} ({store.backend}); "
         f"log key {signer.verifier.vkey}"
     )
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        **uvicorn_options(HttpLimits(max_body_bytes=settings.max_body_bytes)),
+    )
 
 
 def _body(kind: str, opts: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - one case per kind
@@ -180,7 +223,9 @@ def request_cmd(
         ),
     ],
     actor: Annotated[str, typer.Option("--actor", help="The submitting actor's id.")],
-    key: Annotated[Path, typer.Option("--key", help="The submitting actor's private key.")],
+    key: Annotated[
+        Path, typer.Option("--key", help="The submitting actor's private key.", parser=input_file())
+    ],
     origin: Annotated[str, typer.Option("--origin", help="The registry's log origin.")],
     serial: Annotated[list[str] | None, typer.Option("--serial", help="A chip (repeat).")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Receiver (transfer, resell).")] = None,
@@ -193,7 +238,8 @@ def request_cmd(
     ] = None,
     role: Annotated[str | None, typer.Option("--role", help="New actor role.")] = None,
     new_key: Annotated[
-        Path | None, typer.Option("--new-key", help="New actor public key PEM.")
+        Path | None,
+        typer.Option("--new-key", help="New actor public key PEM.", parser=input_file()),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="New actor name.")] = None,
     chip: Annotated[
@@ -202,11 +248,13 @@ def request_cmd(
     model: Annotated[str, typer.Option("--model", help="Chip model (fabricate).")] = "cw-emulated",
     capability: Annotated[list[str] | None, typer.Option("--capability")] = None,
     cosigner: Annotated[
-        list[Path] | None, typer.Option("--cosign", help="Another party's key.")
+        list[Path] | None,
+        typer.Option("--cosign", help="Another party's key.", parser=input_file()),
     ] = None,
     counter: Annotated[int | None, typer.Option("--counter", help="Default: time in us.")] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write the signed request here.")
+        Path | None,
+        typer.Option("--out", help="Write the signed request here.", parser=output_file()),
     ] = None,
     server: Annotated[str | None, typer.Option("--server", help="Submit to this registry.")] = None,
     log_key: Annotated[str | None, typer.Option("--log-key", help="Needed with --server.")] = None,
@@ -271,8 +319,10 @@ def _submit(server: str, log_key: str, envelope: Envelope, *, as_json: bool) -> 
 
 @app.command("cosign")
 def cosign_cmd(
-    file: Annotated[Path, typer.Argument(help="A signed request (from 'request --out').")],
-    key: Annotated[Path, typer.Option("--key", help="Your private key.")],
+    file: Annotated[
+        Path, typer.Argument(help="A signed request (from 'request --out').", parser=input_file())
+    ],
+    key: Annotated[Path, typer.Option("--key", help="Your private key.", parser=input_file())],
 ) -> None:
     """Add your signature to a request (the receiver of a transfer, a new actor)."""
     from computewatch.supplychain import cosign  # noqa: PLC0415
@@ -284,7 +334,7 @@ def cosign_cmd(
 
 @app.command("submit")
 def submit_cmd(
-    file: Annotated[Path, typer.Argument(help="A signed request.")],
+    file: Annotated[Path, typer.Argument(help="A signed request.", parser=input_file())],
     server: Server,
     log_key: LogKey,
     as_json: JsonFlag = False,
@@ -332,10 +382,12 @@ def checkpoint_cmd(
     server: Server,
     log_key: LogKey,
     since: Annotated[
-        Path | None, typer.Option("--since", help="A saved checkpoint: prove consistency.")
+        Path | None,
+        typer.Option("--since", help="A saved checkpoint: prove consistency.", parser=input_file()),
     ] = None,
     save: Annotated[
-        Path | None, typer.Option("--save", help="Save the verified checkpoint here.")
+        Path | None,
+        typer.Option("--save", help="Save the verified checkpoint here.", parser=output_file()),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -409,7 +461,7 @@ def report_cmd(
 def audit_cmd(
     server: Server,
     log_key: LogKey,
-    registrar: Annotated[Path, typer.Option("--registrar", help="Registrar public key (PEM).")],
+    registrar: Registrar,
     registrar_id: Annotated[str, typer.Option("--registrar-id")] = "registrar",
     as_json: JsonFlag = False,
 ) -> None:

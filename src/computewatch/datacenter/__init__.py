@@ -40,6 +40,8 @@ from computewatch.datacenter._program import (
 )
 from computewatch.datacenter._recorder import (
     PRECOMMIT_DOMAIN,
+    BatchFn,
+    InitFn,
     Recorder,
     RunSpec,
     TrainSummary,
@@ -64,11 +66,13 @@ __all__ = [
     "MAX_PROGRAM_BYTES",
     "PRECOMMIT_DOMAIN",
     "REPORT_FORMAT",
+    "BatchFn",
     "Checkpoint",
     "DataSchedule",
     "Determinism",
     "DistributedRunError",
     "FlatLayout",
+    "InitFn",
     "Recorder",
     "RunSpec",
     "StepResult",
