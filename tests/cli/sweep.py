@@ -92,6 +92,9 @@ ZERO_OK = frozenset(
         ("registry report", "now_us"),
     }
 )
+#: Evidence options whose bad content is answered by a signed FAIL verdict (exit 1):
+#: the Verifier needs that verdict, so it is the correct answer, not a crash.
+VERDICT_ANSWERS = frozenset({("cluster verify", "report"), ("cluster verify", "transcript")})
 #: Text options for which the empty string is a meaningful value.
 EMPTY_OK: frozenset[tuple[str, str]] = frozenset()
 
@@ -132,6 +135,8 @@ class Case:
     output: str | None = None
     #: The printed answer must not hold NaN or infinity (a numeric option).
     numeric: bool = False
+    #: Exit 1 (a verdict of failure) also counts as refusing this value.
+    verdict: bool = False
 
     @property
     def id(self) -> str:
@@ -248,5 +253,7 @@ def cases() -> list[Case]:
                     continue
                 output = value if role in _OUTPUTS else None
                 argv = tuple(_replace(base, command, param, value))
-                out.append(Case(name, f"{flag}={value!r}", argv, refuse, output, numeric))
+                verdict = (name, param.name) in VERDICT_ANSWERS
+                label = f"{flag}={value!r}"
+                out.append(Case(name, label, argv, refuse, output, numeric, verdict))
     return out

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from computewatch._validate import text
 from computewatch.chip import Chip, LogEntry, read_chip_log, sign_firmware, verify_chip_log
 from computewatch.cli._output import console, emit_json, say
 from computewatch.cli._paths import (
@@ -49,6 +50,11 @@ def create_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Manufacture a chip: secure element, burned-in serial, sealed chipmaker key."""
+    if folder.is_dir() and any(folder.iterdir()):
+        msg = f"chip create {folder}: expected a new or empty folder, got one with files"
+        raise FormatError(msg)
+    if se_uri is not None:
+        text("--se", se_uri, max_len=1024)
     with Chip.provision(
         folder, serial, VerifyingKey.load(chipmaker), se_uri=se_uri, capacity=capacity
     ) as chip:

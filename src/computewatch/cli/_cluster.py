@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from computewatch._validate import int_in_range, positive
 from computewatch.cli._output import console, emit_json, say
 from computewatch.cli._paths import input_file, input_folder, output_file
 from computewatch.crypto import SigningKey
-from computewatch.errors import FormatError
+from computewatch.errors import FormatError, ParameterError
 from computewatch.verification import ChipInput, ClusterJob, cluster_verify, write_verdict
 
 app = typer.Typer(
@@ -29,6 +30,13 @@ def _chip(text: str) -> ChipInput:
         )
         raise FormatError(msg)
     return ChipInput(parts[0], Path(parts[1]), Path(parts[2]))
+
+
+def _fraction(name: str, value: float) -> None:
+    """Refuse a replay fraction outside (0, 1] before the sandbox starts."""
+    if not 0.0 < positive(name, value) <= 1.0:
+        msg = f"{name}: expected a fraction of training in (0, 1], got {value!r}"
+        raise ParameterError(msg)
 
 
 @app.command("verify")
@@ -70,6 +78,11 @@ def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
     """Verify a transcript in the sandbox; exit 0 if it passes, 1 if not."""
+    _fraction("--budget", budget)
+    if max_compute is not None:
+        _fraction("--max-compute", max_compute)
+    if seed is not None:
+        int_in_range("--seed", seed, 0, 2**128 - 1)
     job = ClusterJob(
         transcript=transcript,
         report=report,

@@ -41,6 +41,17 @@ Registrar = Annotated[
 ]
 
 
+def _word(name: str, value: str, *, max_len: int = 256) -> str:
+    """`value` if it is 1..max_len printable UTF-8 characters, else a one-line FormatError."""
+    text(name, value, max_len=max_len)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # bytes from argv that are not UTF-8
+        msg = f"{name} {value!r:.60}: expected UTF-8 text, got bytes that are not"
+        raise FormatError(msg) from e
+    return value
+
+
 def _log_key(value: str) -> NoteVerifier:
     path = Path(value)
     text = value
@@ -94,6 +105,7 @@ def keygen_cmd(
     """Generate the log's note signing key; prints its verifier key (vkey)."""
     from computewatch.supplychain import write_log_key  # noqa: PLC0415
 
+    _word("--origin", origin, max_len=253)
     signer = write_log_key(out, origin)
     if as_json:
         emit_json({"key_file": str(out), "vkey": signer.verifier.vkey})
@@ -213,6 +225,25 @@ def _body(kind: str, opts: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
     return {"serials": serials, **note, **site}
 
 
+def _check_request_options(
+    texts: dict[str, str | None],
+    lists: dict[str, list[str]],
+    counter: int | None,
+    new_key: Path | None,
+) -> None:
+    """Refuse any bad option of `request`, also one the request's kind does not use."""
+    for flag, value in texts.items():
+        if value is not None:
+            _word(flag, value, max_len=4096)
+    for flag, values in lists.items():
+        for value in values:
+            _word(flag, value, max_len=4096)
+    if counter is not None:
+        int_in_range("--counter", counter, 1, 2**63 - 1)
+    if new_key is not None:
+        VerifyingKey.load(new_key)  # a bad key file is refused whatever the kind
+
+
 @app.command("request")
 def request_cmd(
     kind: Annotated[
@@ -263,6 +294,11 @@ def request_cmd(
     """Build and sign a request; write it (--out) or submit it (--server)."""
     from computewatch.supplychain import cosign, make_request, sign_request  # noqa: PLC0415
 
+    texts = {"KIND": kind, "--actor": actor, "--origin": origin, "--to": to, "--note": note}
+    texts |= {"--site": site, "--found-holder": found_holder, "--id": new_id, "--role": role}
+    texts |= {"--name": name, "--model": model, "--log-key": log_key, "--server": server}
+    lists = {"--serial": serial or [], "--chip": chip or [], "--capability": capability or []}
+    _check_request_options(texts, lists, counter, new_key)
     opts = {
         "serial": serial or [],
         "to": to,
@@ -346,6 +382,7 @@ def submit_cmd(
 @app.command("chip")
 def chip_cmd(serial: str, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
     """A chip's directory record and custody history."""
+    _word("SERIAL", serial)
     with _client(server, log_key) as client:
         chip, history = client.chip(serial), client.history(serial)
     if as_json:
@@ -366,6 +403,7 @@ def chip_cmd(serial: str, server: Server, log_key: LogKey, as_json: JsonFlag = F
 @app.command("actor")
 def actor_cmd(actor_id: str, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
     """A registered actor."""
+    _word("ACTOR_ID", actor_id)
     with _client(server, log_key) as client:
         actor = client.actor(actor_id)
     if as_json:
