@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx = getattr(e, "ctx", None)
         where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         if e.format_message():  # empty when a group was called bare and printed its help
-            err_console.print(f"bad usage: {e.format_message()}{where}", markup=False)
+            message = e.format_message().replace("Value error, ", "")  # pydantic's prefix
+            err_console.print(f"bad usage: {message}{where}", markup=False)
         return 2
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted", markup=False)

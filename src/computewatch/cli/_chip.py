@@ -50,7 +50,7 @@ def create_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Manufacture a chip: secure element, burned-in serial, sealed chipmaker key."""
-    if folder.is_dir() and any(folder.iterdir()):
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / "chip.json").exists():
         msg = f"chip create {folder}: expected a new or empty folder, got one with files"
         raise FormatError(msg)
     if se_uri is not None:
