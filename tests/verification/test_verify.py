@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from computewatch.attacks._harness import recommit
+from computewatch.attacks import recommit
 from computewatch.datacenter import DataSchedule, TranscriptPaths, load_checkpoint, save_checkpoint
 from computewatch.verification import CheckStatus, Verdict, verify_transcript
 from tests.verification.conftest import Run, run_on_chip
