@@ -21,7 +21,9 @@ Endpoints (all JSON unless noted):
 
 Errors are `ErrorOut` bodies: 400 malformed (`FormatError`), 401 bad or
 missing signature (`IntegrityError`), 404 unknown actor or chip, 409 replay
-or custody rule broken, 503 not stored (retry).
+or custody rule broken, 503 not stored (retry); and, from the request limits
+(`supplychain._limits`) before the app reads anything, 413 body too large,
+414 target too long, 431 headers too large, 400 a number past 18 digits.
 """
 
 from __future__ import annotations
