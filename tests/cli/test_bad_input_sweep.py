@@ -282,3 +282,20 @@ def test_constants_checked_before_the_slow_imports_match_their_sources() -> None
 
     assert set(_bench.SCALE_NAMES) == set(SCALES)
     assert _demo.DEMO_MARKER == _scenario.MARKER
+
+
+@pytest.mark.parametrize("port", ["65536", "0", "-1", str(10**30), "http"])
+def test_registry_serve_refuses_a_bad_port_before_listening(
+    port: str, world: dict[str, str], tmp_path: Path
+) -> None:
+    outcome = _run(
+        [
+            *("registry", "serve", "--db", f"sqlite:///{tmp_path / 'r.db'}"),
+            *("--key", world["log_skey"], "--registrar", world["registrar_pub"], "--port", port),
+        ]
+    )
+    assert outcome.crash is None, outcome.crash
+    assert outcome.code == 2
+    assert "--port" in outcome.err
+    assert len(outcome.err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.db").exists()  # refused before the database was opened
