@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from computewatch._validate import int_in_range, text
 from computewatch.cli._output import console, emit_json, say
 from computewatch.cli._paths import input_file, output_file
-from computewatch.crypto import Envelope, NoteVerifier, SigningKey, VerifyingKey
+from computewatch.cli._registry_args import (
+    check_request_options,
+    checked_text,
+    client_for,
+    log_verifier,
+    read_input,
+    request_body,
+)
+from computewatch.crypto import Envelope, SigningKey, VerifyingKey
 from computewatch.errors import FormatError, VerificationFailed
-
-if TYPE_CHECKING:
-    from computewatch.supplychain import RegistryClient
 
 app = typer.Typer(
     help="Chip-owner directory, chain of custody and receipt service (paper §6).",
@@ -41,59 +46,6 @@ Registrar = Annotated[
 ]
 
 
-def _word(name: str, value: str, *, max_len: int = 256) -> str:
-    """`value` if it is 1..max_len printable UTF-8 characters, else a one-line FormatError."""
-    text(name, value, max_len=max_len)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as e:  # bytes from argv that are not UTF-8
-        msg = f"{name} {value!r:.60}: expected UTF-8 text, got bytes that are not"
-        raise FormatError(msg) from e
-    return value
-
-
-def _log_key(value: str) -> NoteVerifier:
-    path = Path(value)
-    text = value
-    if "+" not in value or path.is_file():
-        try:
-            text = path.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as e:
-            msg = f"--log-key {value!r:.60}: neither a vkey nor a readable file ({e})"
-            raise FormatError(msg) from e
-    return NoteVerifier.from_vkey(text)
-
-
-def _server_url(server: str) -> str:
-    """`server` if it is an http(s) URL with a host, else a one-line FormatError."""
-    import httpx  # noqa: PLC0415 - keep the CLI fast
-
-    shown = f"--server {server!r:.80}"
-    try:
-        url = httpx.URL(server)
-    except (httpx.InvalidURL, TypeError, ValueError) as e:
-        msg = f"{shown}: expected a URL such as http://127.0.0.1:8000, got an invalid one ({e})"
-        raise FormatError(msg) from e
-    if url.scheme not in {"http", "https"} or not url.host or not server.isprintable():
-        msg = f"{shown}: expected an http:// or https:// URL with a host"
-        raise FormatError(msg)
-    return server
-
-
-def _client(server: str, log_key: str) -> RegistryClient:
-    from computewatch.supplychain import RegistryClient  # noqa: PLC0415 - keep the CLI fast
-
-    return RegistryClient(_server_url(server), _log_key(log_key))
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        msg = f"{what} {path}: cannot read ({e.strerror})"
-        raise FormatError(msg) from e
-
-
 @app.command("keygen")
 def keygen_cmd(
     out: Annotated[
@@ -105,7 +57,7 @@ def keygen_cmd(
     """Generate the log's note signing key; prints its verifier key (vkey)."""
     from computewatch.supplychain import write_log_key  # noqa: PLC0415
 
-    _word("--origin", origin, max_len=253)
+    checked_text("--origin", origin, max_len=253)
     signer = write_log_key(out, origin)
     if as_json:
         emit_json({"key_file": str(out), "vkey": signer.verifier.vkey})
@@ -178,72 +130,6 @@ def serve_cmd(
     )
 
 
-def _body(kind: str, opts: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - one case per kind
-    serials: list[str] = opts["serial"]
-    note = {"note": opts["note"]} if opts["note"] else {}
-    if kind == "register-actor":
-        if not (opts["new_id"] and opts["role"] and opts["new_key"]):
-            msg = "register-actor: expected --id, --role and --new-key"
-            raise FormatError(msg)
-        body = {"id": opts["new_id"], "role": opts["role"]}
-        body["key"] = VerifyingKey.load(opts["new_key"]).raw.hex()
-        if opts["name"]:
-            body["name"] = opts["name"]
-        return body
-    if kind == "fabricate":
-        chips = []
-        for spec in opts["chip"]:
-            serial, sep, pem = spec.partition("=")
-            if not sep:
-                msg = f"--chip {spec!r}: expected SERIAL=PUBLIC_KEY_PEM"
-                raise FormatError(msg)
-            key = VerifyingKey.load(pem).raw.hex()
-            flags = sorted(set(opts["capability"]))
-            chips.append(
-                {"serial": serial, "key": key, "model": opts["model"], "capabilities": flags}
-            )
-        if not chips:
-            msg = "fabricate: expected at least one --chip SERIAL=PUBLIC_KEY_PEM"
-            raise FormatError(msg)
-        return {"chips": chips}
-    if kind in {"transfer", "resell"}:
-        if not opts["to"]:
-            msg = f"{kind}: expected --to RECEIVER"
-            raise FormatError(msg)
-        return {"serials": serials, "to": opts["to"], **note}
-    if kind == "inspect":
-        if not opts["found_holder"]:
-            msg = "inspect: expected --found-holder ACTOR"
-            raise FormatError(msg)
-        return {
-            "serials": serials,
-            "found_holder": opts["found_holder"],
-            "seal_intact": not opts["seal_broken"],
-            **note,
-        }
-    site = {"site": opts["site"]} if opts["site"] and kind == "register-owner" else {}
-    return {"serials": serials, **note, **site}
-
-
-def _check_request_options(
-    texts: dict[str, str | None],
-    lists: dict[str, list[str]],
-    counter: int | None,
-    new_key: Path | None,
-) -> None:
-    """Refuse any bad option of `request`, also one the request's kind does not use."""
-    for flag, value in texts.items():
-        if value is not None:
-            _word(flag, value, max_len=4096)
-    for flag, values in lists.items():
-        for value in values:
-            _word(flag, value, max_len=4096)
-    if counter is not None:
-        int_in_range("--counter", counter, 1, 2**63 - 1)
-    if new_key is not None:
-        VerifyingKey.load(new_key)  # a bad key file is refused whatever the kind
-
-
 @app.command("request")
 def request_cmd(
     kind: Annotated[
@@ -298,7 +184,7 @@ def request_cmd(
     texts |= {"--site": site, "--found-holder": found_holder, "--id": new_id, "--role": role}
     texts |= {"--name": name, "--model": model, "--log-key": log_key, "--server": server}
     lists = {"--serial": serial or [], "--chip": chip or [], "--capability": capability or []}
-    _check_request_options(texts, lists, counter, new_key)
+    check_request_options(texts, lists, counter, new_key)
     opts = {
         "serial": serial or [],
         "to": to,
@@ -321,7 +207,7 @@ def request_cmd(
         actor=actor,
         counter=counter or now_us,
         time_us=now_us,
-        body=_body(kind, opts),
+        body=request_body(kind, opts),
     )
     envelope = sign_request(request, [SigningKey.load(key)])
     for path in cosigner or []:
@@ -340,7 +226,7 @@ def request_cmd(
 
 
 def _submit(server: str, log_key: str, envelope: Envelope, *, as_json: bool) -> None:
-    with _client(server, log_key) as client:
+    with client_for(server, log_key) as client:
         ack = client.submit(envelope)
     if as_json:
         emit_json(
@@ -363,7 +249,7 @@ def cosign_cmd(
     """Add your signature to a request (the receiver of a transfer, a new actor)."""
     from computewatch.supplychain import cosign  # noqa: PLC0415
 
-    envelope = cosign(Envelope.from_json(_read(file, "request")), SigningKey.load(key))
+    envelope = cosign(Envelope.from_json(read_input(file, "request")), SigningKey.load(key))
     file.write_bytes(envelope.to_json() + b"\n")
     say(f"co-signed {file} ({len(envelope.signatures)} signatures)")
 
@@ -376,14 +262,16 @@ def submit_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Submit a signed request; verifies the receipt."""
-    _submit(server, log_key, Envelope.from_json(_read(file, "request").strip()), as_json=as_json)
+    _submit(
+        server, log_key, Envelope.from_json(read_input(file, "request").strip()), as_json=as_json
+    )
 
 
 @app.command("chip")
 def chip_cmd(serial: str, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
     """A chip's directory record and custody history."""
-    _word("SERIAL", serial)
-    with _client(server, log_key) as client:
+    checked_text("SERIAL", serial)
+    with client_for(server, log_key) as client:
         chip, history = client.chip(serial), client.history(serial)
     if as_json:
         emit_json({"chip": chip.to_json(), "history": [e.to_json() for e in history]})
@@ -403,8 +291,8 @@ def chip_cmd(serial: str, server: Server, log_key: LogKey, as_json: JsonFlag = F
 @app.command("actor")
 def actor_cmd(actor_id: str, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
     """A registered actor."""
-    _word("ACTOR_ID", actor_id)
-    with _client(server, log_key) as client:
+    checked_text("ACTOR_ID", actor_id)
+    with client_for(server, log_key) as client:
         actor = client.actor(actor_id)
     if as_json:
         emit_json(actor.to_json())
@@ -432,11 +320,11 @@ def checkpoint_cmd(
     """Fetch and verify the log's checkpoint (and its consistency with a saved one)."""
     from computewatch.crypto import verify_checkpoint  # noqa: PLC0415
 
-    verifier = _log_key(log_key)
-    with _client(server, log_key) as client:
+    verifier = log_verifier(log_key)
+    with client_for(server, log_key) as client:
         if since is not None:
             client.last_checkpoint = verify_checkpoint(
-                _read(since, "--since"), [verifier], client.origin
+                read_input(since, "--since"), [verifier], client.origin
             )
         old = client.last_checkpoint
         cp = client.checkpoint()
@@ -462,7 +350,7 @@ def checkpoint_cmd(
 @app.command("prove")
 def prove_cmd(index: int, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
     """Fetch and verify a receipt (inclusion proof) for log entry INDEX."""
-    with _client(server, log_key) as client:
+    with client_for(server, log_key) as client:
         receipt = client.receipt(index)
     if as_json:
         emit_json({"index": index, "receipt": receipt.to_text()})
@@ -483,7 +371,7 @@ def report_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """The discrepancy report; exits 1 if there is anything to investigate."""
-    with _client(server, log_key) as client:
+    with client_for(server, log_key) as client:
         report = client.discrepancies(now_us)
     if as_json:
         emit_json(report.to_json())
@@ -507,7 +395,7 @@ def audit_cmd(
     from computewatch.crypto import MerkleLog  # noqa: PLC0415
     from computewatch.supplychain import Directory  # noqa: PLC0415
 
-    with _client(server, log_key) as client:
+    with client_for(server, log_key) as client:
         cp = client.checkpoint()
         entries = client.entries(0, cp.size)
         log = MerkleLog.in_memory()
