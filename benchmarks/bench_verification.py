@@ -25,10 +25,10 @@ from scipy import stats
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from computewatch.attacks._harness import make_spec  # noqa: E402
 from computewatch.chip import Chip, read_chip_log, sign_firmware  # noqa: E402
 from computewatch.crypto import SigningKey  # noqa: E402
 from computewatch.datacenter import RunSpec, TranscriptPaths, train, train_distributed  # noqa: E402
+from computewatch.testing import tiny_spec as make_spec  # noqa: E402
 from computewatch.verification import ChipEvidence, VerificationPolicy, verify_transcript  # noqa: E402
 
 EXAMPLE = HERE.parent / "examples" / "tinygpt.py"

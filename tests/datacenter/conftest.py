@@ -6,15 +6,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from computewatch.attacks._harness import EXAMPLE, TINY, make_spec
 from computewatch.chip import Chip, ManualClock, sign_firmware
 from computewatch.crypto import Envelope, SigningKey
+from computewatch.testing import EXAMPLE, TINY
+from computewatch.testing import tiny_spec as make_spec
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-# The tiny example run is defined once, in the attack corpus's harness.
+# The tiny example run is defined once, in the testing kit.
 __all__ = ["EXAMPLE", "TINY", "SteppingClock", "make_spec"]
 
 

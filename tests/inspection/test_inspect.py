@@ -9,7 +9,14 @@ import torch
 
 from computewatch.chip import Chip, ManualClock, sign_firmware
 from computewatch.crypto import SigningKey, json_digest
-from computewatch.inspection import DirectoryRecord, inspect_chip
+from computewatch.errors import (
+    CheckUnavailable,
+    ComputeWatchError,
+    FormatError,
+    IntegrityError,
+    VerificationFailed,
+)
+from computewatch.inspection import DirectoryRecord, Evidence, Finding, inspect_chip
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -78,7 +85,10 @@ def test_broken_seal_and_tampered_log(chip_folder: tuple[Path, DirectoryRecord])
     lines = log.read_bytes().splitlines(keepends=True)
     log.write_bytes(b"".join(lines[:-1]))  # hide the last entry
     result = inspect_chip(folder, record, expected_owner="lab-a", nonce=NONCE, reports=[report])
-    assert "log-tampered" in {f.kind for f in result.findings}  # the SE counts one more
+    # the SE counts one more entry than the log holds: tampering, not "unreadable"
+    kinds = {f.kind for f in result.findings}
+    assert kinds & {"log-tampered", "chip-tampered"}
+    assert {f.evidence for f in result.findings} >= {Evidence.TAMPERED}
 
 
 def test_a_missing_chip_folder_is_a_finding(tmp_path: Path) -> None:
@@ -86,4 +96,40 @@ def test_a_missing_chip_folder_is_a_finding(tmp_path: Path) -> None:
     result = inspect_chip(
         tmp_path / "none", record, expected_owner="lab-a", nonce=NONCE, reports=[]
     )
-    assert [f.kind for f in result.findings] == ["chip-unreadable"]
+    assert [f.kind for f in result.findings] == ["chip-malformed"]
+    assert result.to_json()["findings"][0]["evidence"] == "malformed"
+
+
+def test_a_truncated_log_is_tampering(chip_folder: tuple[Path, DirectoryRecord]) -> None:
+    folder, record = chip_folder
+    log = folder / "nvram.log"
+    log.write_bytes(log.read_bytes()[:-9])  # cut inside the last entry
+    result = inspect_chip(folder, record, expected_owner="lab-a", nonce=NONCE, reports=[])
+    kinds = {(f.kind, f.evidence) for f in result.findings}
+    assert kinds & {("chip-tampered", Evidence.TAMPERED), ("log-tampered", Evidence.TAMPERED)}
+    assert not any("unreadable" in f.kind or "malformed" in f.kind for f in result.findings)
+
+
+def test_a_garbled_chip_record_is_malformed(chip_folder: tuple[Path, DirectoryRecord]) -> None:
+    folder, record = chip_folder
+    (folder / "chip.json").write_bytes(b"\xff{not json")
+    result = inspect_chip(folder, record, expected_owner="lab-a", nonce=NONCE, reports=[])
+    assert [(f.kind, f.evidence) for f in result.findings] == [
+        ("chip-malformed", Evidence.MALFORMED)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (IntegrityError("seq 4: prev-hash mismatch"), "log-tampered"),
+        (FormatError("nvram.log: cannot read"), "log-malformed"),
+        (VerificationFailed("segment 3 diverged"), "log-failed"),
+        (CheckUnavailable("no checkpoint 6"), "log-unavailable"),
+    ],
+)
+def test_a_finding_made_from_an_error_keeps_its_kind(error: ComputeWatchError, kind: str) -> None:
+    finding = Finding.from_error("CW-1", "log", error)
+    assert finding.kind == kind
+    assert finding.evidence is Evidence.of(error)
+    assert finding.to_json()["evidence"] == kind.split("-")[1]

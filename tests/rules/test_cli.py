@@ -71,7 +71,7 @@ def test_check_bad_file_exits_2_with_one_line(
 def test_check_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "rules", "check", str(tmp_path / "nope.yaml"))
     assert code == 2
-    assert "nope.yaml: cannot read the rule file" in err
+    assert "nope.yaml': no such file" in err
 
 
 def test_eval_compliant_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,12 +150,13 @@ def test_eval_missing_or_huge_facts_file_exits_2(
         capsys, "rules", "eval", str(EXAMPLE_RULES), "--facts", str(tmp_path / "none.json")
     )
     assert code == 2
-    assert "cannot read the facts file" in err
+    assert "'--facts'" in err
+    assert "none.json': no such file" in err
     huge = tmp_path / "huge.json"
     huge.write_bytes(b" " * ((1 << 20) + 1))
     code, _, err = run(capsys, "rules", "eval", str(EXAMPLE_RULES), "--facts", str(huge))
     assert code == 2
-    assert "facts file too large" in err
+    assert f"expected at most {1 << 20} bytes, got {(1 << 20) + 1}" in err
 
 
 def test_eval_needs_facts(capsys: pytest.CaptureFixture[str]) -> None:

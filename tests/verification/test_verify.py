@@ -7,16 +7,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-import computewatch.datacenter._recorder as recorder_module
-from computewatch.attacks._harness import recommit
+from computewatch.attacks import recommit
 from computewatch.datacenter import DataSchedule, TranscriptPaths, load_checkpoint, save_checkpoint
 from computewatch.verification import CheckStatus, Verdict, verify_transcript
 from tests.verification.conftest import Run, run_on_chip
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 
 def failed(verdict: Verdict) -> set[str]:
@@ -69,29 +66,29 @@ def test_spoof_omega_claimed_as_the_initialization(honest: Run) -> None:
     assert "init" in failed(verdict)
 
 
-def test_spoof_one_long_run_reported_as_several_short_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_spoof_one_long_run_reported_as_several_short_runs(tmp_path: Path) -> None:
     first = run_on_chip(tmp_path, name="part-1", serial="CW-L-1")
     carried = load_checkpoint(TranscriptPaths(first.run_dir).checkpoint(24)).weights
     # part 2 secretly continues from part 1's weights instead of a fresh init
-    monkeypatch.setattr(recorder_module, "init_flat", lambda *_a, **_k: carried.clone())
-    second = run_on_chip(tmp_path, name="part-2", serial="CW-L-2", data_seed=8)
+    second = run_on_chip(
+        tmp_path,
+        name="part-2",
+        serial="CW-L-2",
+        init=lambda *_a, **_k: carried.clone(),
+        data_seed=8,
+    )
     assert first.verify().passed
     verdict = second.verify()
     assert "init" in failed(verdict)
 
 
-def test_spoof_substituted_data_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spoof_substituted_data_batches(tmp_path: Path) -> None:
     # Precommit to the scheduled (benign) data, train on other points in some steps.
-    honest_local = DataSchedule.local_indices
+    def substituted(schedule: DataSchedule, step: int, rank: int, world_size: int) -> list[int]:
+        idx = schedule.local_indices(step, rank, world_size)
+        return [(i + 1) % schedule.dataset_size for i in idx] if step % 3 == 1 else idx
 
-    def substituted(self: DataSchedule, step: int, rank: int, world_size: int) -> list[int]:
-        idx = honest_local(self, step, rank, world_size)
-        return [(i + 1) % self.dataset_size for i in idx] if step % 3 == 1 else idx
-
-    monkeypatch.setattr(DataSchedule, "local_indices", substituted)
-    run = run_on_chip(tmp_path)
+    run = run_on_chip(tmp_path, batches=substituted)
     verdict = run.verify()
     assert not verdict.passed
     assert failed(verdict) & {"snapshot", "segment", "heuristic"}

@@ -97,6 +97,16 @@ class SamplingParams:
         positive("run_days", self.run_days)
         positive("period_days", self.period_days)
         probability("detection_probability", self.detection_probability)
+        # each value can be finite while the run's size in chips is not (a
+        # denormal a or T): refuse here, not as an overflow deep in Eq. 1
+        chip_days = self.chip_flops_per_day * self.run_days
+        if not (0 < chip_days < math.inf and math.isfinite(self.flops / chip_days)):
+            msg = (
+                f"flops / (chip_flops_per_day * run_days): expected a finite number of "
+                f"chips, got {self.flops:.3g} / ({self.chip_flops_per_day:.3g} * "
+                f"{self.run_days:.3g})"
+            )
+            raise ParameterError(msg)
 
     def with_chips(self, chips: int) -> SamplingParams:
         """Return a copy for a stockpile of `chips` chips."""

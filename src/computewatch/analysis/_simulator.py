@@ -71,6 +71,10 @@ __all__ = [
 _BATCH = 1 << 20
 #: Snapshot events one chip-engine trial may draw before we refuse (memory).
 _MAX_CHIP_EVENTS = 5_000_000
+#: Most trials one call runs: the aggregate engine does about `_TRIALS_PER_S`
+#: a second, so this is minutes of work, never an unbounded hang.
+MAX_TRIALS = 100_000_000
+_TRIALS_PER_S = 500_000
 
 ProgressFn = Callable[[int, int], None]
 
@@ -433,6 +437,12 @@ def simulate(
         progress: called as `progress(done, trials)` while it runs.
     """
     n = positive_int("trials", trials)
+    if n > MAX_TRIALS:
+        msg = (
+            f"trials: expected at most {MAX_TRIALS:,} (about {MAX_TRIALS // _TRIALS_PER_S:,} s "
+            f"of work), got {n:,}"
+        )
+        raise ParameterError(msg)
     level = probability("confidence", confidence)
     choice("engine", engine, Engine)
     if rng is None:

@@ -48,7 +48,6 @@ import torch
 from torch.nn import functional as F  # noqa: N812 - the usual alias
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-import computewatch.datacenter._recorder as recorder_module
 from computewatch.attacks._harness import (
     EXAMPLE,
     SCALE,
@@ -57,7 +56,6 @@ from computewatch.attacks._harness import (
     HonestRun,
     Scale,
     failed_checks,
-    patched,
     recommit,
 )
 from computewatch.datacenter import DataSchedule, Trainer, TranscriptPaths, train
@@ -302,8 +300,12 @@ class AdversarialExamples:
         _crafted_program(program, bytes(data))
         run_dir = folder / "run"
         spec = scale.spec(run_id=run_id, program_path=program, data_seed=seed)
-        with patched(recorder_module, "init_flat", lambda *_a, **_k: w0.clone()):
-            train(spec, run_dir, chip_serials=[str(secret.chip.serial)])
+        train(
+            spec,
+            run_dir,
+            chip_serials=[str(secret.chip.serial)],
+            init=lambda *_a, **_k: w0.clone(),  # the crafted W_0, not the seeded one
+        )
         _graft_claims(secret, run_dir)
         recommit(run_dir)
         return Attempt(

@@ -7,15 +7,13 @@ and the Verifier's real checks. Nothing imports from the test suite.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from computewatch.chip import Chip, read_chip_log, sign_firmware
-from computewatch.crypto import Digest, SigningKey, canonical_json
+from computewatch.chip import Chip, read_chip_log
+from computewatch.crypto import Digest, canonical_json
 from computewatch.datacenter import (
     RunSpec,
     TranscriptPaths,
@@ -25,8 +23,9 @@ from computewatch.datacenter import (
     file_digest,
     manifest_digest,
     precommitment,
-    train,
 )
+from computewatch.testing import EXAMPLE, FAST_RATE, TINY, tiny_spec, train_on_chip
+from computewatch.testing import maker_key as testing_maker_key
 from computewatch.verification import (
     CheckStatus,
     ChipEvidence,
@@ -36,9 +35,13 @@ from computewatch.verification import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
+    from pathlib import Path
 
     import numpy as np
+
+    from computewatch.crypto import SigningKey
+    from computewatch.datacenter import BatchFn, InitFn
 
 __all__ = [
     "EXAMPLE",
@@ -53,33 +56,10 @@ __all__ = [
     "Scale",
     "failed_checks",
     "make_spec",
-    "patched",
     "recommit",
     "run_on_chip",
     "verify_attempt",
 ]
-
-#: The tiny example program (the repository's ``examples/tinygpt.py``).
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "tinygpt.py"
-
-#: Snapshots every few steps in real time (steps take tens of milliseconds).
-FAST_RATE = 86_400.0 * 40
-
-#: A configuration small enough for unit tests (about 30k parameters).
-TINY: dict[str, Any] = {
-    "n_layer": 1,
-    "n_head": 2,
-    "n_embd": 32,
-    "block_size": 16,
-    "corpus_bytes": 1 << 16,
-    "lr": 3e-3,
-    "min_lr": 3e-4,
-    "warmup_steps": 3,
-    "total_steps": 24,
-    "weight_decay": 0.01,
-    "beta1": 0.9,
-    "beta2": 0.99,
-}
 
 _MAKER_SEED = b"computewatch-attacks-maker-seed!"
 
@@ -135,23 +115,12 @@ LONG = Scale("long", steps=480, checkpoint_every=4, snapshot_rate_per_day=86_400
 
 def make_spec(run_id: str = "run-1", **kw: Any) -> RunSpec:
     """A run of the tiny program: 24 steps of 8 points, a checkpoint every 6."""
-    base: dict[str, Any] = {
-        "run_id": run_id,
-        "program_path": EXAMPLE,
-        "config": dict(TINY),
-        "batch_size": 8,
-        "steps": 24,
-        "data_seed": 7,
-        "checkpoint_every": 6,
-        "threads": 1,
-    }
-    base.update(kw)
-    return RunSpec(**base)
+    return tiny_spec(run_id, **kw)
 
 
 def maker_key() -> SigningKey:
     """The chipmaker of every chip in the corpus."""
-    return SigningKey.from_seed(_MAKER_SEED)
+    return testing_maker_key(_MAKER_SEED)
 
 
 @dataclass
@@ -180,24 +149,27 @@ def run_on_chip(
     name: str = "run",
     serial: str = "CW-A-0",
     scale: Scale = SCALE,
+    *,
+    init: InitFn | None = None,
+    batches: BatchFn | None = None,
     **spec: Any,
 ) -> HonestRun:
-    """Train the tiny program at `scale` on a freshly provisioned chip."""
-    maker = maker_key()
-    chip = Chip.provision(workdir / f"chip-{serial}", serial, maker.verifying_key)
-    chip.boot(
-        sign_firmware(
-            name="fw",
-            version=1,
-            code=b"fw",
-            chipmaker=maker,
-            snapshot_rate_per_day=scale.snapshot_rate_per_day,
-        )
+    """Train the tiny program at `scale` on a freshly provisioned chip.
+
+    `init` and `batches` are the run's seams (`computewatch.datacenter.train`):
+    an attack deviates through them.
+    """
+    run = train_on_chip(
+        workdir,
+        name,
+        serial,
+        spec=scale.spec(**spec),
+        maker=maker_key(),
+        snapshot_rate_per_day=scale.snapshot_rate_per_day,
+        init=init,
+        batches=batches,
     )
-    train(scale.spec(**spec), workdir / name, chip=chip)
-    chip.flush()
-    chip.close()
-    return HonestRun(workdir / name, chip)
+    return HonestRun(run.run_dir, run.chip)
 
 
 def recommit(run_dir: Path) -> None:
@@ -240,17 +212,6 @@ def recommit(run_dir: Path) -> None:
     )
     paths.report.write_bytes(canonical_json(report))
     paths.commitment.write_bytes(canonical_json({"root": str(root), "parts": parts}))
-
-
-@contextlib.contextmanager
-def patched(owner: object, name: str, value: object) -> Iterator[None]:
-    """Replace ``owner.name`` by ``value`` for the duration, and restore it."""
-    old = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, old)
 
 
 def failed_checks(verdict: Verdict) -> tuple[str, ...]:

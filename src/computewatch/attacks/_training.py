@@ -11,14 +11,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-import computewatch.datacenter._recorder as recorder_module
 from computewatch.attacks._harness import (
     SCALE,
     Attempt,
     Detection,
     HonestRun,
     Scale,
-    patched,
     run_on_chip,
     verify_attempt,
 )
@@ -51,14 +49,14 @@ class RestartChain:
     ) -> Attempt:
         """Train part 2 on its own chip, starting from part 1's final weights."""
         carried = load_checkpoint(TranscriptPaths(bases[0].run_dir).checkpoint(scale.steps)).weights
-        with patched(recorder_module, "init_flat", lambda *_a, **_k: carried.clone()):
-            second = run_on_chip(
-                workdir / f"{self.name}-{trial}",
-                name="part-2",
-                serial=f"CW-RC-{trial}",
-                scale=scale,
-                data_seed=100 + trial,
-            )
+        second = run_on_chip(
+            workdir / f"{self.name}-{trial}",
+            name="part-2",
+            serial=f"CW-RC-{trial}",
+            scale=scale,
+            init=lambda *_a, **_k: carried.clone(),  # part 1's weights, not the seeded W_0
+            data_seed=100 + trial,
+        )
         return Attempt(run=second)
 
     def detect(
@@ -96,19 +94,18 @@ class DataSubstitution:
         """Train with the substituted batches on a fresh chip."""
         del bases  # trained from scratch
         chosen = self.steps(trial, scale)
-        honest_local = DataSchedule.local_indices
 
-        def substituted(self_: DataSchedule, step: int, rank: int, world_size: int) -> list[int]:
-            idx = honest_local(self_, step, rank, world_size)
-            return [(i + 1) % self_.dataset_size for i in idx] if step in chosen else idx
+        def substituted(schedule: DataSchedule, step: int, rank: int, world_size: int) -> list[int]:
+            idx = schedule.local_indices(step, rank, world_size)
+            return [(i + 1) % schedule.dataset_size for i in idx] if step in chosen else idx
 
-        with patched(DataSchedule, "local_indices", substituted):
-            run = run_on_chip(
-                workdir / f"{self.name}-{trial}",
-                serial=f"CW-DS-{trial}",
-                scale=scale,
-                data_seed=200 + trial,
-            )
+        run = run_on_chip(
+            workdir / f"{self.name}-{trial}",
+            serial=f"CW-DS-{trial}",
+            scale=scale,
+            batches=substituted,
+            data_seed=200 + trial,
+        )
         return Attempt(run=run, data={"substituted_steps": sorted(chosen)})
 
     def detect(

@@ -8,7 +8,10 @@ failed verification) or 2 (bad input).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
+from typing import Any
 
 import typer
 
@@ -66,16 +69,26 @@ def _root(
     """Compute monitoring for AI-training rules (Shavit, arXiv 2303.11341)."""
 
 
+@functools.cache
+def _command() -> Any:
+    """The Click command tree of `app`, built once (building it takes most of a run)."""
+    return typer.main.get_command(app)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and, as a script, exit with) its status."""
-    command = typer.main.get_command(app)
+    command = _command()
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 file name must not crash a print
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
         status = command.main(args=argv, prog_name="computewatch", standalone_mode=False)
     except typer.TyperException as e:  # usage errors: bad or missing options
         ctx = getattr(e, "ctx", None)
         where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         if e.format_message():  # empty when a group was called bare and printed its help
-            err_console.print(f"bad usage: {e.format_message()}{where}", markup=False)
+            message = e.format_message().replace("Value error, ", "")  # pydantic's prefix
+            err_console.print(f"bad usage: {message}{where}", markup=False)
         return 2
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted", markup=False)

@@ -8,9 +8,31 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from computewatch._validate import int_in_range, positive, text
 from computewatch.cli._output import console, emit_json, err_console
+from computewatch.cli._paths import output_file
+from computewatch.errors import ParameterError
 
 app = typer.Typer(help="Benchmarks of the framework's defences.", no_args_is_help=True)
+
+
+#: The corpus's run scales (`computewatch.attacks.SCALES`), known before importing it.
+SCALE_NAMES = ("tiny", "long")
+#: Most trials per attack: each trial trains and verifies runs (seconds each).
+MAX_TRIALS = 10_000
+
+
+def _check_options(
+    trials: int, only: list[str], budget: float | None, max_compute: float | None
+) -> None:
+    """Refuse bad options before the corpus (and torch) is even imported."""
+    int_in_range("--trials", trials, 1, MAX_TRIALS)
+    for name in only:
+        text("--only", name, max_len=128)
+    for flag, value in (("--budget", budget), ("--max-compute", max_compute)):
+        if value is not None and not 0.0 < positive(flag, value) <= 1.0:
+            msg = f"{flag}: expected a fraction of training in (0, 1], got {value!r}"
+            raise ParameterError(msg)
 
 
 @app.command("attacks")
@@ -37,10 +59,17 @@ def attacks_cmd(
         bool, typer.Option("--markdown", help="Print a Markdown table instead.")
     ] = False,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write a bar plot of detection rates (PNG).")
+        Path | None,
+        typer.Option(
+            "--out", help="Write a bar plot of detection rates (PNG).", parser=output_file()
+        ),
     ] = None,
 ) -> None:
     """Run every attack of the corpus N times against the real defences."""
+    _check_options(trials, only or [], budget, max_compute)
+    if scale not in SCALE_NAMES:  # checked again against the corpus once it is imported
+        msg = f"--scale {scale!r:.40}: expected one of {', '.join(SCALE_NAMES)}"
+        raise ParameterError(msg)
     import dataclasses  # noqa: PLC0415
 
     from computewatch.attacks import (  # noqa: PLC0415
@@ -50,7 +79,6 @@ def attacks_cmd(
         plot_detection,
         run_benchmark,
     )
-    from computewatch.errors import ParameterError  # noqa: PLC0415
 
     if scale not in SCALES:
         err_console.print(f"error: --scale {scale!r}: expected one of {', '.join(SCALES)}")

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from computewatch._validate import text
 from computewatch.chip import (
     Chip,
     LogEntry,
@@ -20,6 +21,13 @@ from computewatch.chip import (
     verify_attested_log,
 )
 from computewatch.cli._output import console, emit_json, say
+from computewatch.cli._paths import (
+    input_bytes,
+    input_file,
+    input_folder,
+    output_file,
+    output_folder,
+)
 from computewatch.crypto import SigningKey, VerifyingKey
 from computewatch.errors import FormatError
 
@@ -30,14 +38,17 @@ app = typer.Typer(
 _SHOWN = 24  # characters of a log detail shown in the table
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
-ChipDir = Annotated[Path, typer.Argument(help="The chip's folder.")]
+ChipDir = Annotated[Path, typer.Argument(help="The chip's folder.", parser=input_folder())]
+NewChipDir = Annotated[Path, typer.Argument(help="The new chip's folder.", parser=output_folder())]
 
 
 @app.command("create")
 def create_cmd(
-    folder: ChipDir,
+    folder: NewChipDir,
     serial: Annotated[str, typer.Option("--serial", help="Burned-in serial number.")],
-    chipmaker: Annotated[Path, typer.Option("--chipmaker", help="Chipmaker public key (PEM).")],
+    chipmaker: Annotated[
+        Path, typer.Option("--chipmaker", help="Chipmaker public key (PEM).", parser=input_file())
+    ],
     se_uri: Annotated[
         str | None, typer.Option("--se", help="Secure element URI (default file:FOLDER/se).")
     ] = None,
@@ -47,6 +58,11 @@ def create_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Manufacture a chip: secure element, burned-in serial, sealed chipmaker key."""
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / "chip.json").exists():
+        msg = f"chip create {folder}: expected a new or empty folder, got one with files"
+        raise FormatError(msg)
+    if se_uri is not None:
+        text("--se", se_uri, max_len=1024)
     with Chip.provision(
         folder, serial, VerifyingKey.load(chipmaker), se_uri=se_uri, capacity=capacity
     ) as chip:
@@ -59,10 +75,16 @@ def create_cmd(
 
 @app.command("firmware")
 def firmware_cmd(
-    key: Annotated[Path, typer.Option("--chipmaker-key", help="Chipmaker private key.")],
-    code: Annotated[Path, typer.Option("--code", help="The firmware code file.")],
+    key: Annotated[
+        Path, typer.Option("--chipmaker-key", help="Chipmaker private key.", parser=input_file())
+    ],
+    code: Annotated[
+        Path, typer.Option("--code", help="The firmware code file.", parser=input_bytes())
+    ],
     version: Annotated[int, typer.Option("--version", help="Version (anti-rollback).")],
-    out: Annotated[Path, typer.Option("--out", help="Signed image to write (JSON).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Signed image to write (JSON).", parser=output_file())
+    ],
     name: Annotated[str, typer.Option("--name", help="Firmware name.")] = "computewatch-fw",
     rate: Annotated[
         float, typer.Option("--snapshots-per-day", help="f, set by the Verifier (Eq. 1).")
@@ -88,7 +110,9 @@ def firmware_cmd(
 @app.command("boot")
 def boot_cmd(
     folder: ChipDir,
-    firmware: Annotated[Path, typer.Option("--firmware", help="Signed firmware image.")],
+    firmware: Annotated[
+        Path, typer.Option("--firmware", help="Signed firmware image.", parser=input_file())
+    ],
 ) -> None:
     """Boot signed firmware (refuses unsigned and rolled-back images)."""
     try:
@@ -106,7 +130,11 @@ def log_cmd(
     folder: ChipDir,
     key: Annotated[
         Path | None,
-        typer.Option("--key", help="Verify against this public key instead of the chip's."),
+        typer.Option(
+            "--key",
+            help="Verify against this public key instead of the chip's.",
+            parser=input_file(),
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -161,7 +189,8 @@ def _verified_entries(folder: Path, key: Path | None) -> list[LogEntry]:
 def verify_cmd(
     folder: ChipDir,
     key: Annotated[
-        Path | None, typer.Option("--key", help="Registered public key to verify against.")
+        Path | None,
+        typer.Option("--key", help="Registered public key to verify against.", parser=input_file()),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -181,7 +210,9 @@ def verify_cmd(
 def attest_cmd(
     folder: ChipDir,
     nonce: Annotated[str, typer.Option("--nonce", help="The Verifier's nonce (hex, 8-256 bytes).")],
-    out: Annotated[Path | None, typer.Option("--out", help="Write the envelope here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the envelope here.", parser=output_file())
+    ] = None,
 ) -> None:
     """Produce a signed attestation for the Verifier's nonce."""
     try:

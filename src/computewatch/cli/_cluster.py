@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from computewatch._validate import int_in_range, positive
 from computewatch.cli._output import console, emit_json, say
+from computewatch.cli._paths import input_file, input_folder, output_file
 from computewatch.crypto import SigningKey
-from computewatch.errors import FormatError
+from computewatch.errors import FormatError, ParameterError
 from computewatch.verification import ChipInput, ClusterJob, cluster_verify, write_verdict
 
 app = typer.Typer(
@@ -30,14 +32,28 @@ def _chip(text: str) -> ChipInput:
     return ChipInput(parts[0], Path(parts[1]), Path(parts[2]))
 
 
+def _fraction(name: str, value: float) -> None:
+    """Refuse a replay fraction outside (0, 1] before the sandbox starts."""
+    if not 0.0 < positive(name, value) <= 1.0:
+        msg = f"{name}: expected a fraction of training in (0, 1], got {value!r}"
+        raise ParameterError(msg)
+
+
 @app.command("verify")
 def verify_cmd(
     transcript: Annotated[
-        Path, typer.Option("--transcript", help="The Prover's transcript folder.")
+        Path,
+        typer.Option("--transcript", help="The Prover's transcript folder.", parser=input_folder()),
     ],
-    report: Annotated[Path, typer.Option("--report", help="The Prover's report (JSON).")],
-    key: Annotated[Path, typer.Option("--key", help="The cluster's signing key.")],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the signed verdict.")],
+    report: Annotated[
+        Path, typer.Option("--report", help="The Prover's report (JSON).", parser=input_file())
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", help="The cluster's signing key.", parser=input_file())
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the signed verdict.", parser=output_file())
+    ],
     chip: Annotated[
         list[str] | None,
         typer.Option("--chip", help="An inspected chip: SERIAL,PUBLIC_KEY,LOG (repeat)."),
@@ -69,6 +85,11 @@ def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
     """Verify a transcript (its code only in sandboxed workers); exit 0 if it passes, 1 if not."""
+    _fraction("--budget", budget)
+    if max_compute is not None:
+        _fraction("--max-compute", max_compute)
+    if seed is not None:
+        int_in_range("--seed", seed, 0, 2**128 - 1)
     job = ClusterJob(
         transcript=transcript,
         report=report,

@@ -9,11 +9,18 @@ import typer
 from rich.table import Table
 
 from computewatch.cli._output import console, emit_json, err_console, say
+from computewatch.cli._paths import output_folder
+from computewatch.errors import FormatError
+
+#: The demo's mark on its own output folder (`computewatch.demo`'s MARKER), checked
+#: here before the slow import so a foreign folder is refused at once.
+DEMO_MARKER = ".computewatch-demo"
 
 
 def demo_cmd(
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for everything the demo makes.")
+        Path,
+        typer.Option("--out", help="Folder for everything the demo makes.", parser=output_folder()),
     ] = Path("out/demo"),
     strict: Annotated[
         bool,
@@ -30,6 +37,12 @@ def demo_cmd(
     ] = "full",
 ) -> None:
     """Run an audit of two Provers end to end; exit 1 if one is non-compliant."""
+    if out.is_dir() and any(out.iterdir()) and not (out / DEMO_MARKER).is_file():
+        msg = (
+            f"demo --out {out}: expected a new or empty folder (or one an earlier demo "
+            f"made, holding {DEMO_MARKER}), got a folder with other files"
+        )
+        raise FormatError(msg)
     from computewatch.demo import run_demo  # noqa: PLC0415 - heavy (torch)
 
     with err_console.status("starting", spinner="dots") as status:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from computewatch.cli._output import emit_json, say
+from computewatch.cli._paths import output_file
 from computewatch.crypto import SigningKey
 
 app = typer.Typer(help="Ed25519 key files (private 0600, public .pub).", no_args_is_help=True)
@@ -16,7 +17,11 @@ app = typer.Typer(help="Ed25519 key files (private 0600, public .pub).", no_args
 @app.command("generate")
 def generate_cmd(
     path: Annotated[
-        Path, typer.Argument(help="Private key file to write (PATH.pub gets the public key).")
+        Path,
+        typer.Argument(
+            help="Private key file to write (PATH.pub gets the public key).",
+            parser=output_file(),
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
 ) -> None:

@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
+from computewatch._validate import int_in_range, text
 from computewatch.cli._output import console, emit_json, say
-from computewatch.crypto import Envelope, NoteVerifier, SigningKey, VerifyingKey
+from computewatch.cli._paths import input_file, output_file
+from computewatch.cli._registry_args import (
+    check_request_options,
+    checked_text,
+    client_for,
+    log_verifier,
+    read_input,
+    request_body,
+)
+from computewatch.crypto import Envelope, SigningKey, VerifyingKey
 from computewatch.errors import FormatError, VerificationFailed
-
-if TYPE_CHECKING:
-    from computewatch.supplychain import RegistryClient
 
 app = typer.Typer(
     help="Chip-owner directory, chain of custody and receipt service (paper §6).",
@@ -33,20 +40,6 @@ LogKey = Annotated[
     str, typer.Option("--log-key", help="The log's note verifier key (vkey text, or a file).")
 ]
 _DAY = 86_400.0
-
-
-def _log_key(value: str) -> NoteVerifier:
-    path = Path(value)
-    text = value
-    if "+" not in value or path.is_file():
-        try:
-            text = path.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as e:
-            msg = f"--log-key {value!r:.60}: neither a vkey nor a readable file ({e})"
-            raise FormatError(msg) from e
-    return NoteVerifier.from_vkey(text)
-
-
 PolicyFile = Annotated[
     Path | None,
     typer.Option("--policy", help="tlog-policy file: also require its witness quorum."),
@@ -57,40 +50,24 @@ StateFile = Annotated[
 ]
 
 
-def _client(
-    server: str, log_key: str, policy: Path | None = None, state: Path | None = None
-) -> RegistryClient:
-    from computewatch.crypto import Policy, TrustedCheckpoints  # noqa: PLC0415
-    from computewatch.supplychain import RegistryClient  # noqa: PLC0415 - keep the CLI fast
-
-    key = _log_key(log_key)
-    trust = Policy.for_logs([key])
-    if policy is not None:
-        trust = Policy.parse(_read(policy, "--policy"), str(policy))
-        if key not in [g.key for g in trust.logs]:
-            msg = f"--policy {policy}: does not list the --log-key {key.name}+{key.key_id:08x}"
-            raise FormatError(msg)
-    memory = None if state is None else TrustedCheckpoints.open(state, trust)
-    return RegistryClient(server, trust, key.name, state=memory)
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        msg = f"{what} {path}: cannot read ({e.strerror})"
-        raise FormatError(msg) from e
+Registrar = Annotated[
+    Path,
+    typer.Option("--registrar", help="Registrar public key (PEM).", parser=input_file()),
+]
 
 
 @app.command("keygen")
 def keygen_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Note key file to write (0600).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Note key file to write (0600).", parser=output_file())
+    ],
     origin: Annotated[str, typer.Option("--origin", help="The log's origin (the key name).")],
     as_json: JsonFlag = False,
 ) -> None:
     """Generate the log's note signing key; prints its verifier key (vkey)."""
     from computewatch.supplychain import write_log_key  # noqa: PLC0415
 
+    checked_text("--origin", origin, max_len=253)
     signer = write_log_key(out, origin)
     if as_json:
         emit_json({"key_file": str(out), "vkey": signer.verifier.vkey})
@@ -101,8 +78,10 @@ def keygen_cmd(
 @app.command("serve")
 def serve_cmd(
     db: Annotated[str, typer.Option("--db", help="sqlite:///PATH or postgresql://...")],
-    key: Annotated[Path, typer.Option("--key", help="The log's note key file (keygen).")],
-    registrar: Annotated[Path, typer.Option("--registrar", help="Registrar public key (PEM).")],
+    key: Annotated[
+        Path, typer.Option("--key", help="The log's note key file (keygen).", parser=input_file())
+    ],
+    registrar: Registrar,
     registrar_id: Annotated[str, typer.Option("--registrar-id")] = "registrar",
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
@@ -120,8 +99,18 @@ def serve_cmd(
     """Run the registry HTTP service (FastAPI on uvicorn) until interrupted."""
     import uvicorn  # noqa: PLC0415
 
-    from computewatch.supplychain import RegistrySettings, ReportPolicy, create_app  # noqa: PLC0415
+    from computewatch.supplychain import (  # noqa: PLC0415
+        HttpLimits,
+        RegistrySettings,
+        ReportPolicy,
+        create_app,
+        uvicorn_options,
+    )
 
+    # checked before anything is opened: uvicorn would take port 0 (or 65536,
+    # modulo 2**16) as "any free port" and listen somewhere unannounced
+    int_in_range("--port", port, 1, 65_535)
+    text("--host", host, max_len=253)
     policy = ReportPolicy(
         never_registered_days * _DAY, max_transit_days * _DAY, mass_loss, mass_loss_days * _DAY
     )
@@ -146,54 +135,14 @@ def serve_cmd(
         f"registry {signer.name} on http://{host}:{port} ({store.backend}); "
         f"log key {signer.verifier.vkey}"
     )
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
-
-
-def _body(kind: str, opts: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - one case per kind
-    serials: list[str] = opts["serial"]
-    note = {"note": opts["note"]} if opts["note"] else {}
-    if kind == "register-actor":
-        if not (opts["new_id"] and opts["role"] and opts["new_key"]):
-            msg = "register-actor: expected --id, --role and --new-key"
-            raise FormatError(msg)
-        body = {"id": opts["new_id"], "role": opts["role"]}
-        body["key"] = VerifyingKey.load(opts["new_key"]).raw.hex()
-        if opts["name"]:
-            body["name"] = opts["name"]
-        return body
-    if kind == "fabricate":
-        chips = []
-        for spec in opts["chip"]:
-            serial, sep, pem = spec.partition("=")
-            if not sep:
-                msg = f"--chip {spec!r}: expected SERIAL=PUBLIC_KEY_PEM"
-                raise FormatError(msg)
-            key = VerifyingKey.load(pem).raw.hex()
-            flags = sorted(set(opts["capability"]))
-            chips.append(
-                {"serial": serial, "key": key, "model": opts["model"], "capabilities": flags}
-            )
-        if not chips:
-            msg = "fabricate: expected at least one --chip SERIAL=PUBLIC_KEY_PEM"
-            raise FormatError(msg)
-        return {"chips": chips}
-    if kind in {"transfer", "resell"}:
-        if not opts["to"]:
-            msg = f"{kind}: expected --to RECEIVER"
-            raise FormatError(msg)
-        return {"serials": serials, "to": opts["to"], **note}
-    if kind == "inspect":
-        if not opts["found_holder"]:
-            msg = "inspect: expected --found-holder ACTOR"
-            raise FormatError(msg)
-        return {
-            "serials": serials,
-            "found_holder": opts["found_holder"],
-            "seal_intact": not opts["seal_broken"],
-            **note,
-        }
-    site = {"site": opts["site"]} if opts["site"] and kind == "register-owner" else {}
-    return {"serials": serials, **note, **site}
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        **uvicorn_options(HttpLimits(max_body_bytes=settings.max_body_bytes)),
+    )
 
 
 @app.command("request")
@@ -206,7 +155,9 @@ def request_cmd(
         ),
     ],
     actor: Annotated[str, typer.Option("--actor", help="The submitting actor's id.")],
-    key: Annotated[Path, typer.Option("--key", help="The submitting actor's private key.")],
+    key: Annotated[
+        Path, typer.Option("--key", help="The submitting actor's private key.", parser=input_file())
+    ],
     origin: Annotated[str, typer.Option("--origin", help="The registry's log origin.")],
     serial: Annotated[list[str] | None, typer.Option("--serial", help="A chip (repeat).")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Receiver (transfer, resell).")] = None,
@@ -219,7 +170,8 @@ def request_cmd(
     ] = None,
     role: Annotated[str | None, typer.Option("--role", help="New actor role.")] = None,
     new_key: Annotated[
-        Path | None, typer.Option("--new-key", help="New actor public key PEM.")
+        Path | None,
+        typer.Option("--new-key", help="New actor public key PEM.", parser=input_file()),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="New actor name.")] = None,
     chip: Annotated[
@@ -228,11 +180,13 @@ def request_cmd(
     model: Annotated[str, typer.Option("--model", help="Chip model (fabricate).")] = "cw-emulated",
     capability: Annotated[list[str] | None, typer.Option("--capability")] = None,
     cosigner: Annotated[
-        list[Path] | None, typer.Option("--cosign", help="Another party's key.")
+        list[Path] | None,
+        typer.Option("--cosign", help="Another party's key.", parser=input_file()),
     ] = None,
     counter: Annotated[int | None, typer.Option("--counter", help="Default: time in us.")] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write the signed request here.")
+        Path | None,
+        typer.Option("--out", help="Write the signed request here.", parser=output_file()),
     ] = None,
     server: Annotated[str | None, typer.Option("--server", help="Submit to this registry.")] = None,
     log_key: Annotated[str | None, typer.Option("--log-key", help="Needed with --server.")] = None,
@@ -241,6 +195,11 @@ def request_cmd(
     """Build and sign a request; write it (--out) or submit it (--server)."""
     from computewatch.supplychain import cosign, make_request, sign_request  # noqa: PLC0415
 
+    texts = {"KIND": kind, "--actor": actor, "--origin": origin, "--to": to, "--note": note}
+    texts |= {"--site": site, "--found-holder": found_holder, "--id": new_id, "--role": role}
+    texts |= {"--name": name, "--model": model, "--log-key": log_key, "--server": server}
+    lists = {"--serial": serial or [], "--chip": chip or [], "--capability": capability or []}
+    check_request_options(texts, lists, counter, new_key)
     opts = {
         "serial": serial or [],
         "to": to,
@@ -263,7 +222,7 @@ def request_cmd(
         actor=actor,
         counter=counter or now_us,
         time_us=now_us,
-        body=_body(kind, opts),
+        body=request_body(kind, opts),
     )
     envelope = sign_request(request, [SigningKey.load(key)])
     for path in cosigner or []:
@@ -282,7 +241,7 @@ def request_cmd(
 
 
 def _submit(server: str, log_key: str, envelope: Envelope, *, as_json: bool) -> None:
-    with _client(server, log_key) as client:
+    with client_for(server, log_key) as client:
         ack = client.submit(envelope)
     if as_json:
         emit_json(
@@ -297,32 +256,37 @@ def _submit(server: str, log_key: str, envelope: Envelope, *, as_json: bool) -> 
 
 @app.command("cosign")
 def cosign_cmd(
-    file: Annotated[Path, typer.Argument(help="A signed request (from 'request --out').")],
-    key: Annotated[Path, typer.Option("--key", help="Your private key.")],
+    file: Annotated[
+        Path, typer.Argument(help="A signed request (from 'request --out').", parser=input_file())
+    ],
+    key: Annotated[Path, typer.Option("--key", help="Your private key.", parser=input_file())],
 ) -> None:
     """Add your signature to a request (the receiver of a transfer, a new actor)."""
     from computewatch.supplychain import cosign  # noqa: PLC0415
 
-    envelope = cosign(Envelope.from_json(_read(file, "request")), SigningKey.load(key))
+    envelope = cosign(Envelope.from_json(read_input(file, "request")), SigningKey.load(key))
     file.write_bytes(envelope.to_json() + b"\n")
     say(f"co-signed {file} ({len(envelope.signatures)} signatures)")
 
 
 @app.command("submit")
 def submit_cmd(
-    file: Annotated[Path, typer.Argument(help="A signed request.")],
+    file: Annotated[Path, typer.Argument(help="A signed request.", parser=input_file())],
     server: Server,
     log_key: LogKey,
     as_json: JsonFlag = False,
 ) -> None:
     """Submit a signed request; verifies the receipt."""
-    _submit(server, log_key, Envelope.from_json(_read(file, "request").strip()), as_json=as_json)
+    _submit(
+        server, log_key, Envelope.from_json(read_input(file, "request").strip()), as_json=as_json
+    )
 
 
 @app.command("chip")
 def chip_cmd(serial: str, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
     """A chip's directory record and custody history."""
-    with _client(server, log_key) as client:
+    checked_text("SERIAL", serial)
+    with client_for(server, log_key) as client:
         chip, history = client.chip(serial), client.history(serial)
     if as_json:
         emit_json({"chip": chip.to_json(), "history": [e.to_json() for e in history]})
@@ -342,7 +306,8 @@ def chip_cmd(serial: str, server: Server, log_key: LogKey, as_json: JsonFlag = F
 @app.command("actor")
 def actor_cmd(actor_id: str, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
     """A registered actor."""
-    with _client(server, log_key) as client:
+    checked_text("ACTOR_ID", actor_id)
+    with client_for(server, log_key) as client:
         actor = client.actor(actor_id)
     if as_json:
         emit_json(actor.to_json())
@@ -360,21 +325,23 @@ def checkpoint_cmd(
     policy: PolicyFile = None,
     state: StateFile = None,
     since: Annotated[
-        Path | None, typer.Option("--since", help="A saved checkpoint: prove consistency.")
+        Path | None,
+        typer.Option("--since", help="A saved checkpoint: prove consistency.", parser=input_file()),
     ] = None,
     save: Annotated[
-        Path | None, typer.Option("--save", help="Save the verified checkpoint here.")
+        Path | None,
+        typer.Option("--save", help="Save the verified checkpoint here.", parser=output_file()),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fetch and verify the log's checkpoint (and its consistency with a saved one)."""
     from computewatch.crypto import verify_checkpoint  # noqa: PLC0415
 
-    verifier = _log_key(log_key)
-    with _client(server, log_key, policy, state) as client:
+    verifier = log_verifier(log_key)
+    with client_for(server, log_key, policy, state) as client:
         if since is not None:
             client.last_checkpoint = verify_checkpoint(
-                _read(since, "--since"), [verifier], client.origin
+                read_input(since, "--since"), [verifier], client.origin
             )
         old = client.last_checkpoint
         cp = client.checkpoint()
@@ -400,7 +367,7 @@ def checkpoint_cmd(
 @app.command("prove")
 def prove_cmd(index: int, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
     """Fetch and verify a receipt (inclusion proof) for log entry INDEX."""
-    with _client(server, log_key) as client:
+    with client_for(server, log_key) as client:
         receipt = client.receipt(index)
     if as_json:
         emit_json({"index": index, "receipt": receipt.to_text()})
@@ -421,7 +388,7 @@ def report_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """The discrepancy report; exits 1 if there is anything to investigate."""
-    with _client(server, log_key) as client:
+    with client_for(server, log_key) as client:
         report = client.discrepancies(now_us)
     if as_json:
         emit_json(report.to_json())
@@ -437,7 +404,7 @@ def report_cmd(
 def audit_cmd(
     server: Server,
     log_key: LogKey,
-    registrar: Annotated[Path, typer.Option("--registrar", help="Registrar public key (PEM).")],
+    registrar: Registrar,
     registrar_id: Annotated[str, typer.Option("--registrar-id")] = "registrar",
     policy: PolicyFile = None,
     state: StateFile = None,
@@ -447,7 +414,7 @@ def audit_cmd(
     from computewatch.crypto import MerkleLog  # noqa: PLC0415
     from computewatch.supplychain import Directory  # noqa: PLC0415
 
-    with _client(server, log_key, policy, state) as client:
+    with client_for(server, log_key, policy, state) as client:
         cp = client.checkpoint()
         entries = client.entries(0, cp.size)
         log = MerkleLog.in_memory()

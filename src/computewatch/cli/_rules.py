@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from computewatch.cli._output import console, emit_json, say
+from computewatch.cli._paths import input_file
 from computewatch.errors import FormatError
 from computewatch.rules import Facts, RuleKind, RuleStatus, evaluate, load_rules
 
@@ -25,7 +26,9 @@ app = typer.Typer(
 #: Largest facts file accepted.
 MAX_FACTS_BYTES = 1 << 20
 
-RuleFile = Annotated[Path, typer.Argument(help="The rule file (YAML).", show_default=False)]
+RuleFile = Annotated[
+    Path, typer.Argument(help="The rule file (YAML).", show_default=False, parser=input_file())
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
 
 _STYLE = {
@@ -83,7 +86,10 @@ def eval_cmd(
     facts: Annotated[
         Path,
         typer.Option(
-            "--facts", help="The run's facts (JSON; see docs/rules.md).", show_default=False
+            "--facts",
+            help="The run's facts (JSON; see docs/rules.md).",
+            show_default=False,
+            parser=input_file(MAX_FACTS_BYTES),
         ),
     ],
     as_json: JsonFlag = False,

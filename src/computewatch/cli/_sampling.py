@@ -21,6 +21,7 @@ from computewatch.analysis import (
     table1,
 )
 from computewatch.cli._output import console, emit_json, say, sig3
+from computewatch.cli._paths import output_file
 from computewatch.errors import FormatError
 
 app = typer.Typer(
@@ -193,7 +194,7 @@ def pool_cmd(
 
 @app.command("figure2")
 def figure2_cmd(
-    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")],
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write.", parser=output_file())],
     p: Prob = 0.9,
     as_json: JsonFlag = False,
 ) -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from computewatch._validate import int_in_range, positive, positive_int
 from computewatch.analysis import (
     H100_FLOPS_PER_DAY,
     Engine,
@@ -61,6 +62,13 @@ def simulate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
 ) -> None:
     """Simulate inspections and compare detection with the closed form."""
+    # every option is checked, also those the chosen strategy does not use
+    positive("--stretch", stretch)
+    if compressed_days is not None:
+        positive("--compressed-days", compressed_days)
+    positive_int("--provers", provers)
+    if seed is not None:
+        int_in_range("--seed", seed, 0, 2**128 - 1)
     params = SamplingParams(
         flops=flops,
         chips=chips,

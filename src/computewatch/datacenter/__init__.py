@@ -48,6 +48,8 @@ from computewatch.datacenter._program import (
 )
 from computewatch.datacenter._recorder import (
     PRECOMMIT_DOMAIN,
+    BatchFn,
+    InitFn,
     Recorder,
     RunSpec,
     TrainSummary,
@@ -72,6 +74,7 @@ __all__ = [
     "MAX_PROGRAM_BYTES",
     "PRECOMMIT_DOMAIN",
     "REPORT_FORMAT",
+    "BatchFn",
     "Checkpoint",
     "CheckpointRef",
     "ClaimRecord",
@@ -79,6 +82,7 @@ __all__ = [
     "Determinism",
     "DistributedRunError",
     "FlatLayout",
+    "InitFn",
     "Manifest",
     "MetricsRecord",
     "ProverReport",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,12 +50,19 @@ from computewatch.datacenter._transcript import (
 from computewatch.errors import FormatError, IntegrityError, ParameterError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from computewatch.chip import Chip
 
+#: Makes W_0 as ``init(layout, seed, std=...)`` (the honest one is `init_flat`).
+InitFn = Callable[..., Any]
+#: The indices a chip trains on: ``batches(schedule, step, rank, world_size)``.
+BatchFn = Callable[[DataSchedule, int, int, int], list[int]]
+
 __all__ = [
     "PRECOMMIT_DOMAIN",
+    "BatchFn",
+    "InitFn",
     "Recorder",
     "RunSpec",
     "TrainSummary",
@@ -157,8 +165,15 @@ class Recorder:
         determinism: Determinism,
         code_hash: Digest,
         rank: int = 0,
+        init: InitFn = init_flat,
     ) -> None:
-        """Prepare to record; nothing is written until `begin` or `resume`."""
+        """Prepare to record; nothing is written until `begin` or `resume`.
+
+        `init` makes W_0 from the seed the precommitment implies; anything but
+        the default `init_flat` is a deviation the Verifier must catch (a seam
+        for the attack corpus, never patched in).
+        """
+        self.init = init
         self.spec = spec
         self.paths = TranscriptPaths(run_dir)
         self.trainer = trainer
@@ -270,7 +285,7 @@ class Recorder:
         import torch  # noqa: PLC0415
 
         with torch.no_grad():
-            self.trainer.flat.copy_(init_flat(self.trainer.layout, seed, std=self.spec.init_std))
+            self.trainer.flat.copy_(self.init(self.trainer.layout, seed, std=self.spec.init_std))
             self.trainer.shard.copy_(self.trainer.flat[self.trainer.start : self.trainer.stop])
         self._register()
         self._checkpoint(0)
@@ -445,6 +460,8 @@ def train(
     stop_after: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     barrier: Callable[[], None] | None = None,
+    init: InitFn = init_flat,
+    batches: BatchFn | None = None,
 ) -> TrainSummary:
     """Train `spec` on this chip, recording the transcript.
 
@@ -458,6 +475,11 @@ def train(
         stop_after: stop (as if killed) after this many steps, for tests.
         progress: called as `progress(done, total)` after every step.
         barrier: synchronises the chips of a multi-process run.
+        init: makes W_0 from the precommitted seed (default: the honest
+            `init_flat`; another one is a spoofer's deviation).
+        batches: the data indices this chip trains on at a step, as
+            ``batches(schedule, step, rank, world_size)`` (default: the
+            precommitted schedule's; another one substitutes data).
     """
     determinism = set_determinism(spec.global_seed, spec.threads)
     program, code_hash = load_program(spec.program_path)
@@ -474,6 +496,7 @@ def train(
         determinism=determinism,
         code_hash=code_hash,
         rank=rank,
+        init=init,
     )
     if resume:
         start = rec.resume()
@@ -489,7 +512,11 @@ def train(
             if stop_after is not None and step >= stop_after:
                 summary.seconds = time.perf_counter() - t0
                 return summary
-            idx = rec.schedule.local_indices(step, rank, spec.world_size)
+            idx = (
+                rec.schedule.local_indices(step, rank, spec.world_size)
+                if batches is None
+                else batches(rec.schedule, step, rank, spec.world_size)
+            )
             batch = torch.stack([program.data_point(trainer.config, i) for i in idx])
             t_step = time.perf_counter()
             result = trainer.step(step, batch)

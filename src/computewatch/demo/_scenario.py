@@ -39,7 +39,7 @@ from computewatch.chip import Chip, sign_firmware
 from computewatch.crypto import SigningKey
 from computewatch.datacenter import RunSpec, TranscriptPaths, train, train_distributed
 from computewatch.demo._registry import DemoRegistry
-from computewatch.errors import ParameterError
+from computewatch.errors import FormatError, ParameterError
 from computewatch.inspection import (
     AuditPlan,
     ProverAudit,
@@ -191,6 +191,35 @@ def _graft(spoof: Path, real: Path) -> None:
     sp.report.write_text(json.dumps(report))
 
 
+#: The file that marks a folder as the demo's own, so a rerun may replace it.
+MARKER = ".computewatch-demo"
+
+
+def _fresh_output_folder(out: Path) -> None:
+    """Make `out` an empty folder, removing only what an earlier demo wrote.
+
+    A folder that is not empty and lacks the demo's marker file is someone
+    else's (".", a home folder, a repository): it is refused, never deleted.
+
+    Raises:
+        FormatError: `out` is a file, or a folder the demo did not make.
+    """
+    try:
+        if out.is_dir() and any(out.iterdir()):
+            if not (out / MARKER).is_file():
+                msg = (
+                    f"demo --out {out}: expected a new or empty folder (or one an earlier "
+                    f"demo made, holding {MARKER}), got a folder with other files"
+                )
+                raise FormatError(msg)
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text("made by `computewatch demo`; a rerun replaces this folder\n")
+    except OSError as e:
+        msg = f"demo --out {out}: cannot make the output folder ({e.strerror or e})"
+        raise FormatError(msg) from e
+
+
 def run_demo(
     out: Path,
     *,
@@ -203,9 +232,7 @@ def run_demo(
     size = scale if isinstance(scale, DemoScale) else DemoScale.named(scale)
     say = progress or (lambda _m: None)
     start = time.perf_counter()
-    if out.exists() and any(out.iterdir()):
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _fresh_output_folder(out)
     say("supply chain: registering actors, fabricating chips, delivering them to lab-a and lab-b")
     registry = DemoRegistry(out / "registry.sqlite")
     registry.register_actor("fab-1", "fab")

@@ -27,7 +27,13 @@ from computewatch.inspection._evidence import (
     compare_attestations,
     expected_snapshots,
 )
-from computewatch.inspection._inspect import ChipInspection, DirectoryRecord, Finding, inspect_chip
+from computewatch.inspection._inspect import (
+    ChipInspection,
+    DirectoryRecord,
+    Evidence,
+    Finding,
+    inspect_chip,
+)
 from computewatch.inspection._receipts import check_receipts
 from computewatch.inspection._report import AuditPlan, ReportPaths, detection_curve, write_report
 from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sample, verify_draw
@@ -37,6 +43,7 @@ __all__ = [
     "ChipDirectory",
     "ChipInspection",
     "DirectoryRecord",
+    "Evidence",
     "Finding",
     "ProverAudit",
     "ProverSubmission",

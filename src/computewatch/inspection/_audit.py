@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from computewatch.errors import ComputeWatchError
+from computewatch.errors import CheckUnavailable, ComputeWatchError
 from computewatch.inspection._inspect import ChipInspection, DirectoryRecord, Finding, inspect_chip
 from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sample
 from computewatch.verification import ChipInput, ClusterJob, Verdict, cluster_verify, write_verdict
@@ -157,7 +157,7 @@ def audit_prover(
         folder = submission.chips.get(serial)
         if record is None or folder is None:
             findings.append(
-                Finding(serial, "chip-unreadable", "the Prover did not present the sampled chip")
+                Finding(serial, "chip-missing", "the Prover did not present the sampled chip")
             )
             continue
         say(f"{submission.name}: inspecting chip {serial}")
@@ -198,10 +198,9 @@ def audit_prover(
         )
         try:
             envelope, verdict = cluster_verify(job, key=cluster_key, strict=strict)
-        except ComputeWatchError as e:
-            findings.append(
-                Finding(chips[0].serial, "verification-unavailable", " ".join(e.message.split()))
-            )
+        except ComputeWatchError as e:  # keeps the kind: tampered, malformed or unavailable
+            part = "verification" if isinstance(e, CheckUnavailable) else "transcript"
+            findings.append(Finding.from_error(chips[0].serial, part, e))
             continue
         out = workdir / f"verdict-{submission.name}-{run}.json"
         write_verdict(out, envelope)

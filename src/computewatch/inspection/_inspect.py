@@ -20,13 +20,24 @@ Example::
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from computewatch.chip import ATTESTATION_PAYLOAD_TYPE, Chip, read_chip_log, verify_attested_log
+from computewatch.chip import (
+    ATTESTATION_PAYLOAD_TYPE,
+    Chip,
+    read_chip_log,
+    verify_attested_log,
+)
 from computewatch.crypto import verify_envelope
-from computewatch.errors import ComputeWatchError
+from computewatch.errors import (
+    CheckUnavailable,
+    ComputeWatchError,
+    IntegrityError,
+    VerificationFailed,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -36,7 +47,7 @@ if TYPE_CHECKING:
     from computewatch.crypto import VerifyingKey
     from computewatch.supplychain import LocationCheck
 
-__all__ = ["ChipInspection", "DirectoryRecord", "Finding", "inspect_chip"]
+__all__ = ["ChipInspection", "DirectoryRecord", "Evidence", "Finding", "inspect_chip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,26 @@ class DirectoryRecord:
     public_key: VerifyingKey
 
 
+class Evidence(enum.Enum):
+    """What an error said about the evidence it was raised on (errors.py's four kinds)."""
+
+    TAMPERED = "tampered"  # IntegrityError
+    MALFORMED = "malformed"  # FormatError
+    FAILED = "failed"  # VerificationFailed
+    UNAVAILABLE = "unavailable"  # CheckUnavailable
+
+    @classmethod
+    def of(cls, error: ComputeWatchError) -> Evidence:
+        """The kind of `error`; any other `ComputeWatchError` counts as malformed input."""
+        if isinstance(error, IntegrityError):
+            return cls.TAMPERED
+        if isinstance(error, VerificationFailed):
+            return cls.FAILED
+        if isinstance(error, CheckUnavailable):
+            return cls.UNAVAILABLE
+        return cls.MALFORMED
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """Something an inspection found wrong.
@@ -55,19 +86,40 @@ class Finding:
     Attributes:
         serial: the chip.
         kind: ``serial-mismatch``, ``owner-mismatch``, ``key-substituted``,
-            ``attestation``, ``seal-broken``, ``log-tampered``,
-            ``hidden-snapshot``, ``unreported-run``, ``chip-unreadable``,
-            ``outside-licensed-region``.
+            ``attestation``, ``seal-broken``, ``hidden-snapshot``,
+            ``unreported-run``, ``chip-missing``,
+            ``outside-licensed-region``; for a finding made from an
+            error, the part that failed and what the error says of it:
+            ``chip-tampered``/``chip-malformed`` (the chip would not open),
+            ``log-tampered``/``log-malformed``, ``transcript-tampered``,
+            ``transcript-malformed``, ``verification-unavailable``.
         detail: one line.
+        evidence: for a finding made from an error, the error's kind.
     """
 
     serial: str
     kind: str
     detail: str
+    evidence: Evidence | None = None
+
+    @classmethod
+    def from_error(cls, serial: str, part: str, error: ComputeWatchError) -> Finding:
+        """A finding on `part` ("chip", "log", ...) that keeps `error`'s kind.
+
+        >>> from computewatch.errors import IntegrityError
+        >>> f = Finding.from_error("CW-1", "log", IntegrityError("seq 3: truncated line"))
+        >>> f.kind, f.evidence.value
+        ('log-tampered', 'tampered')
+        """
+        evidence = Evidence.of(error)
+        return cls(serial, f"{part}-{evidence.value}", " ".join(error.message.split()), evidence)
 
     def to_json(self) -> dict[str, str]:
         """For reports."""
-        return {"serial": self.serial, "kind": self.kind, "detail": self.detail}
+        out = {"serial": self.serial, "kind": self.kind, "detail": self.detail}
+        if self.evidence is not None:
+            out["evidence"] = self.evidence.value
+        return out
 
 
 @dataclass(frozen=True)
@@ -194,8 +246,8 @@ def inspect_chip(
         )
     try:
         chip = Chip.open(folder, read_only=True)  # inspecting never writes the evidence
-    except ComputeWatchError as e:
-        findings.append(Finding(serial, "chip-unreadable", " ".join(e.message.split())))
+    except ComputeWatchError as e:  # a truncated log or broken seal says tampered
+        findings.append(Finding.from_error(serial, "chip", e))
         return ChipInspection(serial, tuple(findings))
     with chip:
         if chip.serial != serial:
@@ -217,7 +269,8 @@ def inspect_chip(
             )
             att = json.loads(verified.payload)
         except ComputeWatchError as e:
-            findings.append(Finding(serial, "attestation", " ".join(e.message.split())))
+            evidence = Evidence.of(e)
+            findings.append(Finding(serial, "attestation", " ".join(e.message.split()), evidence))
             return ChipInspection(serial, tuple(findings))
         findings.extend(_attestation_findings(att, serial, nonce, min_firmware))
         try:
@@ -225,7 +278,7 @@ def inspect_chip(
             envelopes = read_chip_log(log_path) if log_path.exists() else []
             entries = verify_attested_log(envelopes, att, record.public_key, serial)
         except ComputeWatchError as e:
-            findings.append(Finding(serial, "log-tampered", " ".join(e.message.split())))
+            findings.append(Finding.from_error(serial, "log", e))
             return ChipInspection(serial, tuple(findings), attestation=att)
     snapshots, runs = _snapshot_findings(entries, serial, reports, findings)
     return ChipInspection(

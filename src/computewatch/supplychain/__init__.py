@@ -35,6 +35,12 @@ from computewatch.supplychain._app import create_app, status_for
 from computewatch.supplychain._client import ReceiptClient, RegistryClient
 from computewatch.supplychain._directory import Directory
 from computewatch.supplychain._entries import check_receipt
+from computewatch.supplychain._limits import (
+    HttpLimits,
+    LimitsMiddleware,
+    install_limits,
+    uvicorn_options,
+)
 from computewatch.supplychain._location import (
     CHECK_RECORD_TYPE,
     LandmarkResult,
@@ -139,12 +145,14 @@ __all__ = [
     "DiscrepancyReport",
     "Effects",
     "EventKind",
+    "HttpLimits",
     "Landmark",
     "LandmarkCore",
     "LandmarkResult",
     "LandmarkServer",
     "LatencyModel",
     "LicensedRegion",
+    "LimitsMiddleware",
     "LocationCheck",
     "LocationLog",
     "LocationPolicy",
@@ -180,6 +188,7 @@ __all__ = [
     "destination",
     "find_discrepancies",
     "great_circle_km",
+    "install_limits",
     "load_cosigner",
     "make_request",
     "measure_at",
@@ -194,6 +203,7 @@ __all__ = [
     "simulate_check",
     "status_for",
     "tile_router",
+    "uvicorn_options",
     "verify_location",
     "write_cosigner_key",
     "write_log_key",

@@ -24,7 +24,9 @@ Endpoints (all JSON unless noted):
 
 Errors are `ErrorOut` bodies: 400 malformed (`FormatError`), 401 bad or
 missing signature (`IntegrityError`), 404 unknown actor or chip, 409 replay
-or custody rule broken, 503 not stored (retry).
+or custody rule broken, 503 not stored (retry); and, from the request limits
+(`supplychain._limits`) before the app reads anything, 413 body too large,
+414 target too long, 431 headers too large, 400 a number past 18 digits.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from computewatch.errors import (
     IntegrityError,
     VerificationFailed,
 )
+from computewatch.supplychain._limits import HttpLimits, install_limits
 from computewatch.supplychain._model import (
     CustodyViolation,
     ReplayError,
@@ -183,6 +186,7 @@ def create_app(
         responses=_ERRORS,
     )
     app.state.registry = registry
+    install_limits(app, HttpLimits(max_body_bytes=settings.max_body_bytes))
 
     @app.exception_handler(ComputeWatchError)
     async def _on_error(_request: Request, exc: ComputeWatchError) -> JSONResponse:

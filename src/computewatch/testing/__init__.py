@@ -1,0 +1,52 @@
+"""A testing kit: tiny monitored runs, provisioned chips and a live registry.
+
+Tests, benchmarks, examples and the attack corpus build their worlds from
+these instead of copying set-up code, and deviate from the honest protocol
+only through the library's explicit seams (`computewatch.datacenter.train`'s
+``init`` and ``batches``), never by patching private functions::
+
+    from computewatch.testing import train_on_chip
+
+    run = train_on_chip(tmp_path)                      # an honest tiny run
+    assert run.verify().passed
+    spoof = train_on_chip(tmp_path, "spoof", "CW-2", init=lambda *a, **k: w.clone())
+
+* `provisioned_chip`: a chip manufactured and booted with signed firmware;
+* `tiny_spec`, `train_on_chip`, `TinyRun`: 24-step runs of the example
+  program on a real chip, with the Verifier's view and `verify()`;
+* `RegistryKeys`, `registry_server`: the registry service as a real child
+  process (``computewatch registry serve``) on a free port of 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from computewatch.testing._chips import FAST_RATE, MAKER_SEED, maker_key, provisioned_chip
+from computewatch.testing._registry import (
+    HOST,
+    ORIGIN,
+    START_TIMEOUT_S,
+    RegistryKeys,
+    RegistryServer,
+    free_port,
+    registry_server,
+)
+from computewatch.testing._runs import EXAMPLE, TINY, TinyRun, tiny_spec, train_on_chip
+
+__all__ = [
+    "EXAMPLE",
+    "FAST_RATE",
+    "HOST",
+    "MAKER_SEED",
+    "ORIGIN",
+    "START_TIMEOUT_S",
+    "TINY",
+    "RegistryKeys",
+    "RegistryServer",
+    "TinyRun",
+    "free_port",
+    "maker_key",
+    "provisioned_chip",
+    "registry_server",
+    "tiny_spec",
+    "train_on_chip",
+]
