@@ -14,6 +14,7 @@ import typer
 
 from computewatch import __version__
 from computewatch.cli import (
+    _audit,
     _bench,
     _chip,
     _cluster,
@@ -43,6 +44,7 @@ app.add_typer(_registry.app, name="registry")
 app.add_typer(_cluster.app, name="cluster")
 app.add_typer(_rules.app, name="rules")
 app.add_typer(_bench.app, name="bench")
+app.add_typer(_audit.app, name="audit")
 app.command("simulate")(_simulate.simulate_cmd)
 app.command("demo")(_demo.demo_cmd)
 

@@ -32,9 +32,11 @@ Example:
 """
 
 from computewatch.supplychain._app import create_app, status_for
+from computewatch.supplychain._audit_client import AuditQueries
 from computewatch.supplychain._client import ReceiptClient, RegistryClient
 from computewatch.supplychain._directory import Directory
 from computewatch.supplychain._entries import check_receipt
+from computewatch.supplychain._holdings import AuditView, Holding, LoggedCommitment, audit_view
 from computewatch.supplychain._model import (
     Actor,
     ChipEvent,
@@ -80,6 +82,8 @@ __all__ = [
     "MAX_SERIALS",
     "Acknowledgement",
     "Actor",
+    "AuditQueries",
+    "AuditView",
     "ChipEvent",
     "ChipState",
     "ChipStatus",
@@ -90,6 +94,8 @@ __all__ = [
     "DiscrepancyReport",
     "Effects",
     "EventKind",
+    "Holding",
+    "LoggedCommitment",
     "Overloaded",
     "ReceiptClient",
     "ReceiptEffects",
@@ -107,6 +113,7 @@ __all__ = [
     "SQLLogStore",
     "StateView",
     "UnknownEntity",
+    "audit_view",
     "check_receipt",
     "check_request",
     "cosign",

@@ -45,6 +45,7 @@ from computewatch.errors import (
     IntegrityError,
     VerificationFailed,
 )
+from computewatch.supplychain._audit_routes import audit_router
 from computewatch.supplychain._model import (
     CustodyViolation,
     ReplayError,
@@ -185,6 +186,7 @@ def create_app(
     _write_routes(app, settings)
     _directory_routes(app, settings, clock)
     _log_routes(app)
+    app.include_router(audit_router())
     return app
 
 
