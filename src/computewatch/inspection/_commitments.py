@@ -137,13 +137,6 @@ def check_commit_reveal(
     p_commit = _need(_first(items, prover, "commit"), f"Prover {prover}'s commitment", period)
     v_reveal = _need(_first(items, verifier, "reveal"), f"Verifier {verifier}'s reveal", period)
     p_reveal = _need(_first(items, prover, "reveal"), f"Prover {prover}'s reveal", period)
-    for who, commit in (("Verifier " + verifier, v_commit), ("Prover " + prover, p_commit)):
-        if commit.index >= committed_size:
-            msg = (
-                f"period {period}: {who}'s commitment is logged at index {commit.index}, after "
-                f"the period's checkpoint (size {committed_size}); expected it before"
-            )
-            raise CommitRevealError(msg)
     for who, commit, other, reveal in (
         ("Prover " + prover, p_commit, "Verifier", v_reveal),
         ("Verifier " + verifier, v_commit, "Prover", p_reveal),
@@ -152,6 +145,13 @@ def check_commit_reveal(
             msg = (
                 f"period {period}: {who}'s commitment (log index {commit.index}) is logged "
                 f"after the {other}'s reveal (log index {reveal.index}); refused"
+            )
+            raise CommitRevealError(msg)
+    for who, commit in (("Verifier " + verifier, v_commit), ("Prover " + prover, p_commit)):
+        if commit.index >= committed_size:
+            msg = (
+                f"period {period}: {who}'s commitment is logged at index {commit.index}, after "
+                f"the period's checkpoint (size {committed_size}); expected it before"
             )
             raise CommitRevealError(msg)
     nonces = {}

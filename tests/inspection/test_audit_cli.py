@@ -1,0 +1,145 @@
+"""`computewatch audit`: the whole audit through the CLI against a live registry on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import TYPE_CHECKING
+
+import pytest
+
+from computewatch.inspection import SampleDraw, verify_draw
+from tests.inspection.audit_world import PERIOD, AuditWorld, audit_world, plan_args
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+V_NONCE = "11" * 32
+A_NONCE = "22" * 32
+B_NONCE = "33" * 32
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[AuditWorld]:
+    with audit_world(tmp_path, f"sqlite:///{tmp_path / 'registry.db'}") as w:
+        yield w
+
+
+def _commit_all(w: AuditWorld, folder: Path) -> None:
+    assert w.cli(*plan_args(w, folder)) == 0
+    assert w.cli("audit", "commit", "--dir", str(folder), "--actor", "reg-1",
+                 "--key", str(w.key_file("reg-1")), "--nonce", V_NONCE) == 0  # fmt: skip
+    for lab, nonce in (("lab-a", A_NONCE), ("lab-b", B_NONCE)):
+        assert w.cli("audit", "commit", "--dir", str(folder), "--actor", lab,
+                     "--key", str(w.key_file(lab)), "--nonce", nonce,
+                     "--nonce-file", str(w.root / f"{lab}.nonce")) == 0  # fmt: skip
+
+
+def _reveal_all(w: AuditWorld, folder: Path) -> None:
+    for actor in ("reg-1", "lab-a", "lab-b"):
+        extra = [] if actor == "reg-1" else ["--nonce-file", str(w.root / f"{actor}.nonce")]
+        assert w.cli("audit", "reveal", "--dir", str(folder), "--actor", actor,
+                     "--key", str(w.key_file(actor)), *extra) == 0  # fmt: skip
+
+
+def _evidence_steps(w: AuditWorld, folder: Path) -> int:
+    d = ["--dir", str(folder)]
+    s = ["--submissions", str(w.submissions)]
+    assert w.cli("audit", "sample", *d) == 0
+    assert w.cli("audit", "inspect", *d, *s) == 0
+    assert w.cli("audit", "verify", *d, *s, "--cluster-key", str(w.cluster_key)) == 0
+    pub = str(w.root / "keys" / "cluster.pub")
+    assert w.cli("audit", "rules", *d, *s, "--cluster-pub", pub) == 0
+    return w.cli("audit", "report", *d)
+
+
+def test_the_whole_audit_runs_from_the_cli_and_reruns_byte_identically(
+    world: AuditWorld, tmp_path: Path
+) -> None:
+    folder = tmp_path / "audit"
+    _commit_all(world, folder)
+    _reveal_all(world, folder)
+    # lab-b presents none of its chips: each sampled chip is a finding; exit 1
+    assert _evidence_steps(world, folder) == 1
+    doc = json.loads((folder / "report" / "audit.json").read_text())
+    assert doc["compliant"] == {"lab-a": True, "lab-b": False}
+    plan = json.loads((folder / "plan.json").read_text())
+    assert {p: v["sample_size"] for p, v in plan["provers"].items()} == {"lab-a": 3, "lab-b": 3}
+    for prover in doc["provers"]:
+        draw = SampleDraw.from_json(prover["sample"])
+        verify_draw(draw)
+        assert draw.verifier_nonce.hex() == V_NONCE
+        assert len(draw.candidates) == 6
+        assert len(draw.chips) == 3
+    b = next(p for p in doc["provers"] if p["prover"] == "lab-b")
+    assert [f["kind"] for f in b["findings"]] == ["chip-unreadable"] * 3
+    html = (folder / "report" / "audit.html").read_text()
+    assert "data:image/png;base64," in html
+    first = (folder / "report" / "audit.json").read_bytes()
+    # the same inputs and nonces: rerun every step in place, and in a fresh folder
+    assert _evidence_steps(world, folder) == 1
+    assert (folder / "report" / "audit.json").read_bytes() == first
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in ("plan.json", "checkpoint.txt"):
+        shutil.copy(folder / name, again / name)
+    shutil.copytree(folder / "verifier", again / "verifier")
+    assert _evidence_steps(world, again) == 1
+    assert (again / "report" / "audit.json").read_bytes() == first
+
+
+def test_a_prover_committing_after_the_verifiers_reveal_is_refused(
+    world: AuditWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "audit"
+    assert world.cli(*plan_args(world, folder)) == 0
+    v = ["--dir", str(folder), "--actor", "reg-1", "--key", str(world.key_file("reg-1"))]
+    assert world.cli("audit", "commit", *v) == 0
+    assert world.cli("audit", "reveal", *v) == 0
+    # lab-b sees the Verifier's nonce, then commits (from its own copy of the plan)
+    own = tmp_path / "lab-b-copy"
+    own.mkdir()
+    shutil.copy(folder / "plan.json", own / "plan.json")
+    nonce_file = str(world.root / "b.nonce")
+    b = ["--actor", "lab-b", "--key", str(world.key_file("lab-b")), "--nonce-file", nonce_file]
+    assert world.cli("audit", "commit", "--dir", str(own), *b) == 0
+    assert world.cli("audit", "reveal", "--dir", str(own), *b) == 0
+    capsys.readouterr()
+    assert world.cli("audit", "sample", "--dir", str(folder), "--prover", "lab-b") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "after the Verifier's reveal" in err
+    assert "Traceback" not in err
+    # and the Verifier's folder refuses a commitment once the period started
+    assert world.cli("audit", "commit", "--dir", str(folder), *b) == 2
+    assert "too late" in capsys.readouterr().err
+
+
+def test_a_reveal_that_does_not_match_its_commitment_is_refused(
+    world: AuditWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "audit"
+    _commit_all(world, folder)
+    (world.root / "lab-a.nonce").write_text("44" * 32 + "\n")  # not the committed nonce
+    _reveal_all(world, folder)
+    capsys.readouterr()
+    assert world.cli("audit", "sample", "--dir", str(folder), "--prover", "lab-a") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "does not match its commitment" in err
+    assert not (folder / "sample" / "lab-a.json").exists()
+    # lab-b's own commit-reveal is in order: its draw stands
+    assert world.cli("audit", "sample", "--dir", str(folder), "--prover", "lab-b") == 0
+
+
+def test_a_period_with_a_missing_reveal_is_refused(
+    world: AuditWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "audit"
+    _commit_all(world, folder)
+    v = ["--dir", str(folder), "--actor", "reg-1", "--key", str(world.key_file("reg-1"))]
+    assert world.cli("audit", "reveal", *v) == 0
+    capsys.readouterr()
+    assert world.cli("audit", "sample", "--dir", str(folder), "--prover", "lab-a") == 2
+    assert f"period {PERIOD}: the Prover lab-a's reveal is not in" in capsys.readouterr().err
