@@ -68,7 +68,7 @@ def _submit(client: RegistryClient, data: bytes) -> None:
     client.submit(data)
 
 
-def plan_args(w: AuditWorld, folder: Path) -> list[str]:
+def plan_args(w: AuditWorld, folder: Path, period: str = PERIOD) -> list[str]:
     """``audit plan`` for both labs: H = 4 chip-days of a 6-chip stockpile (b = 2/3)."""
     return [
         "audit",
@@ -80,7 +80,7 @@ def plan_args(w: AuditWorld, folder: Path) -> list[str]:
         "--log-key",
         w.log_key,
         "--period",
-        PERIOD,
+        period,
         "--verifier",
         "reg-1",
         "--prover",

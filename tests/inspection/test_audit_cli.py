@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 
 from computewatch.inspection import SampleDraw, verify_draw
-from tests.inspection.audit_world import PERIOD, AuditWorld, audit_world, plan_args
+from tests.inspection.audit_world import AuditWorld, audit_world, plan_args
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -20,25 +21,27 @@ A_NONCE = "22" * 32
 B_NONCE = "33" * 32
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[AuditWorld]:
-    with audit_world(tmp_path, f"sqlite:///{tmp_path / 'registry.db'}") as w:
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditWorld]:
+    """One live registry for the module; each test audits its own period."""
+    root = tmp_path_factory.mktemp("audit-world")
+    with audit_world(root, f"sqlite:///{root / 'registry.db'}") as w:
         yield w
 
 
 def _commit_all(w: AuditWorld, folder: Path) -> None:
-    assert w.cli(*plan_args(w, folder)) == 0
+    assert w.cli(*plan_args(w, folder, folder.parent.name)) == 0
     assert w.cli("audit", "commit", "--dir", str(folder), "--actor", "reg-1",
                  "--key", str(w.key_file("reg-1")), "--nonce", V_NONCE) == 0  # fmt: skip
     for lab, nonce in (("lab-a", A_NONCE), ("lab-b", B_NONCE)):
         assert w.cli("audit", "commit", "--dir", str(folder), "--actor", lab,
                      "--key", str(w.key_file(lab)), "--nonce", nonce,
-                     "--nonce-file", str(w.root / f"{lab}.nonce")) == 0  # fmt: skip
+                     "--nonce-file", str(folder.parent / f"{lab}.nonce")) == 0  # fmt: skip
 
 
 def _reveal_all(w: AuditWorld, folder: Path) -> None:
     for actor in ("reg-1", "lab-a", "lab-b"):
-        extra = [] if actor == "reg-1" else ["--nonce-file", str(w.root / f"{actor}.nonce")]
+        extra = [] if actor == "reg-1" else ["--nonce-file", str(folder.parent / f"{actor}.nonce")]
         assert w.cli("audit", "reveal", "--dir", str(folder), "--actor", actor,
                      "--key", str(w.key_file(actor)), *extra) == 0  # fmt: skip
 
@@ -54,14 +57,21 @@ def _evidence_steps(w: AuditWorld, folder: Path) -> int:
     return w.cli("audit", "report", *d)
 
 
-def test_the_whole_audit_runs_from_the_cli_and_reruns_byte_identically(
-    world: AuditWorld, tmp_path: Path
-) -> None:
-    folder = tmp_path / "audit"
+@pytest.fixture(scope="module")
+def audited(world: AuditWorld, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A whole audit of the period, step by step through the CLI."""
+    folder = tmp_path_factory.mktemp("period-1") / "audit"
     _commit_all(world, folder)
     _reveal_all(world, folder)
     # lab-b presents none of its chips: each sampled chip is a finding; exit 1
     assert _evidence_steps(world, folder) == 1
+    return folder
+
+
+def test_the_whole_audit_runs_from_the_cli_and_reruns_byte_identically(
+    world: AuditWorld, audited: Path, tmp_path: Path
+) -> None:
+    folder = audited
     doc = json.loads((folder / "report" / "audit.json").read_text())
     assert doc["compliant"] == {"lab-a": True, "lab-b": False}
     plan = json.loads((folder / "plan.json").read_text())
@@ -93,7 +103,7 @@ def test_a_prover_committing_after_the_verifiers_reveal_is_refused(
     world: AuditWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "audit"
-    assert world.cli(*plan_args(world, folder)) == 0
+    assert world.cli(*plan_args(world, folder, tmp_path.name)) == 0
     v = ["--dir", str(folder), "--actor", "reg-1", "--key", str(world.key_file("reg-1"))]
     assert world.cli("audit", "commit", *v) == 0
     assert world.cli("audit", "reveal", *v) == 0
@@ -101,7 +111,7 @@ def test_a_prover_committing_after_the_verifiers_reveal_is_refused(
     own = tmp_path / "lab-b-copy"
     own.mkdir()
     shutil.copy(folder / "plan.json", own / "plan.json")
-    nonce_file = str(world.root / "b.nonce")
+    nonce_file = str(tmp_path / "b.nonce")
     b = ["--actor", "lab-b", "--key", str(world.key_file("lab-b")), "--nonce-file", nonce_file]
     assert world.cli("audit", "commit", "--dir", str(own), *b) == 0
     assert world.cli("audit", "reveal", "--dir", str(own), *b) == 0
@@ -121,7 +131,7 @@ def test_a_reveal_that_does_not_match_its_commitment_is_refused(
 ) -> None:
     folder = tmp_path / "audit"
     _commit_all(world, folder)
-    (world.root / "lab-a.nonce").write_text("44" * 32 + "\n")  # not the committed nonce
+    (tmp_path / "lab-a.nonce").write_text("44" * 32 + "\n")  # not the committed nonce
     _reveal_all(world, folder)
     capsys.readouterr()
     assert world.cli("audit", "sample", "--dir", str(folder), "--prover", "lab-a") == 2
@@ -142,4 +152,56 @@ def test_a_period_with_a_missing_reveal_is_refused(
     assert world.cli("audit", "reveal", *v) == 0
     capsys.readouterr()
     assert world.cli("audit", "sample", "--dir", str(folder), "--prover", "lab-a") == 2
-    assert f"period {PERIOD}: the Prover lab-a's reveal is not in" in capsys.readouterr().err
+    assert f"period {tmp_path.name}: the Prover lab-a's reveal is not in" in capsys.readouterr().err
+
+
+_CHROMIUM = shutil.which("chromium")
+
+
+def _chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert _CHROMIUM is not None
+    argv = [
+        _CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+        *args, page.as_uri(),
+    ]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)  # noqa: S603
+
+
+def _console(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.mark.skipif(
+    _CHROMIUM is None, reason="needs Debian's chromium (scripts/install-system-deps.sh)"
+)
+def test_the_html_report_opens_in_headless_chromium(audited: Path, tmp_path: Path) -> None:
+    import matplotlib.image as mpimg  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    page = audited / "report" / "audit.html"
+    doc = json.loads((audited / "report" / "audit.json").read_text())
+    shot = tmp_path / "shot.png"
+    run = _chromium(page, tmp_path / "p1", f"--screenshot={shot}", "--window-size=1200,1600")
+    assert _console(run.stderr) == []
+    pixels = np.asarray(mpimg.imread(shot))
+    assert pixels.shape[0] > 100
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20
+    dom = _chromium(page, tmp_path / "p2", "--dump-dom")
+    assert _console(dom.stderr) == []
+    findings = [(a["prover"], f) for a in doc["provers"] for f in a["findings"]]
+    assert findings, "the report must have findings to show"
+    for n, (prover, f) in enumerate(findings, 1):
+        anchor = f'id="finding-{prover}-{n}"'
+        assert anchor in dom.stdout
+        assert f'href="#finding-{prover}-{n}"' in dom.stdout
+        assert f'href="{f["evidence"]}"' in dom.stdout
+        assert (page.parent / f["evidence"]).is_file()
+    assert 'src="data:image/png;base64,' in dom.stdout
+    # the console check can fail: a page that breaks the report's policy is caught
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        page.read_text().replace("</body>", '<img src="http://127.0.0.1:9/x.png"></body>')
+    )
+    assert _console(_chromium(bad, tmp_path / "p3", "--dump-dom").stderr)
