@@ -59,6 +59,7 @@ from computewatch.attacks._transcript import (
     OmegaAsInit,
     ShardRelocation,
 )
+from computewatch.attacks._verdicts import VerdictSwap
 
 __all__ = [
     "ATTACKS",
@@ -89,6 +90,7 @@ __all__ = [
     "SmallUpdateSpoof",
     "SnapshotSwap",
     "UnregisteredChip",
+    "VerdictSwap",
     "attack_names",
     "clopper_pearson",
     "default_policy",

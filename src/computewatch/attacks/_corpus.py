@@ -47,6 +47,7 @@ from computewatch.attacks._transcript import (
     OmegaAsInit,
     ShardRelocation,
 )
+from computewatch.attacks._verdicts import VerdictSwap
 from computewatch.datacenter import TranscriptPaths
 from computewatch.verification import VerificationPolicy, verify_transcript
 
@@ -91,6 +92,7 @@ def _all() -> tuple[Attack, ...]:
         UnregisteredChip(),
         SnapshotSwap(fixed=True),
         SnapshotSwap(fixed=False),
+        VerdictSwap(),
     )
     return cast("tuple[Attack, ...]", attacks)
 
