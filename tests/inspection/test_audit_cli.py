@@ -40,6 +40,7 @@ def _commit_all(w: AuditWorld, folder: Path) -> None:
 
 
 def _reveal_all(w: AuditWorld, folder: Path) -> None:
+    assert w.cli("audit", "start", "--dir", str(folder)) == 0
     for actor in ("reg-1", "lab-a", "lab-b"):
         extra = [] if actor == "reg-1" else ["--nonce-file", str(folder.parent / f"{actor}.nonce")]
         assert w.cli("audit", "reveal", "--dir", str(folder), "--actor", actor,
@@ -106,6 +107,7 @@ def test_a_prover_committing_after_the_verifiers_reveal_is_refused(
     assert world.cli(*plan_args(world, folder, tmp_path.name)) == 0
     v = ["--dir", str(folder), "--actor", "reg-1", "--key", str(world.key_file("reg-1"))]
     assert world.cli("audit", "commit", *v) == 0
+    assert world.cli("audit", "start", "--dir", str(folder)) == 0
     assert world.cli("audit", "reveal", *v) == 0
     # lab-b sees the Verifier's nonce, then commits (from its own copy of the plan)
     own = tmp_path / "lab-b-copy"
@@ -149,6 +151,7 @@ def test_a_period_with_a_missing_reveal_is_refused(
     folder = tmp_path / "audit"
     _commit_all(world, folder)
     v = ["--dir", str(folder), "--actor", "reg-1", "--key", str(world.key_file("reg-1"))]
+    assert world.cli("audit", "start", "--dir", str(folder)) == 0
     assert world.cli("audit", "reveal", *v) == 0
     capsys.readouterr()
     assert world.cli("audit", "sample", "--dir", str(folder), "--prover", "lab-a") == 2

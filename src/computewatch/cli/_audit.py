@@ -2,8 +2,8 @@
 
 In the paper's order: ``plan`` (sample sizes from Equation 1 and the
 registry's chip counts), ``commit`` (each party logs its nonce commitment
-before the period), ``reveal`` (the Verifier records the period's
-checkpoint, then each party logs its nonce), ``sample`` (the commit-reveal
+before the period), ``start`` (the Verifier records the checkpoint that
+starts the period), ``reveal`` (after it, each party logs its nonce), ``sample`` (the commit-reveal
 order checked in the log, the sample drawn from the chips held at the
 committed checkpoint), ``inspect``, ``verify`` (the trusted cluster),
 ``rules`` (each verdict bound to its run) and ``report``. Every step reads
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from computewatch.supplychain import RegistryClient
 
 app = typer.Typer(
-    help="A Verifier's audit over a live registry: plan, commit, reveal, sample, inspect, "
+    help="A Verifier's audit over a live registry: plan, commit, start, reveal, sample, inspect, "
     "verify, rules, report (docs/audit.md).",
     no_args_is_help=True,
 )
@@ -191,6 +191,23 @@ def commit_cmd(
         say(f"{actor} committed {record['commitment']} (log index {record['index']})")
 
 
+@app.command("start")
+def start_cmd(folder: Dir, as_json: JsonFlag = False) -> None:
+    """Start the period: record the registry checkpoint the sample will be drawn from."""
+    from computewatch.inspection import start  # noqa: PLC0415
+
+    fold = _folder(folder)
+    with _client(fold) as client:
+        record = start(fold, client)
+    if as_json:
+        emit_json(record)
+    else:
+        say(
+            f"period started at checkpoint {record['size']}; committed: "
+            f"{', '.join(record['committed']) or 'nobody'}"
+        )
+
+
 @app.command("reveal")
 def reveal_cmd(
     folder: Dir,
@@ -201,7 +218,7 @@ def reveal_cmd(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Log a party's nonce; the Verifier's reveal first records the period's checkpoint."""
+    """Log a party's nonce (after the period)."""
     from computewatch.inspection import reveal  # noqa: PLC0415
 
     fold = _folder(folder)

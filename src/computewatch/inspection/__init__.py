@@ -7,7 +7,7 @@ name and evaluate the rules on it (`audit_prover`), and write the report
 (`write_report`).
 
 The same audit as files, step by step against a live registry service (the
-`computewatch audit` commands): `plan_audit`, `commit`, `reveal`, `sample`
+`computewatch audit` commands): `plan_audit`, `commit`, `start`, `reveal`, `sample`
 (the commit-reveal order checked in the registry's log,
 `check_commit_reveal`), `inspect`, `verify`, `check_verdicts` (each verdict
 bound to the run it is filed under) and `write_folder_report` (JSON,
@@ -44,6 +44,7 @@ from computewatch.inspection._period import (
     plan_audit,
     reveal,
     sample,
+    start,
 )
 from computewatch.inspection._report import AuditPlan, ReportPaths, detection_curve, write_report
 from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sample, verify_draw
@@ -79,6 +80,7 @@ __all__ = [
     "reveal",
     "sample",
     "sample_request",
+    "start",
     "verify",
     "verify_draw",
     "write_folder_report",

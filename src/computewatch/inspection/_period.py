@@ -7,9 +7,9 @@ the registry through a `RegistryClient` whose log key is the trust root.
   checkpoint and Equation 1 (`plan_samples`) give the sample sizes;
 * `commit`: a party logs ``H(party ‖ nonce)`` (the Verifier before the
   period; each Prover too);
-* `reveal`: the Verifier first records the checkpoint that starts the
-  period (it must hold every commitment), then logs its nonce; each Prover
-  logs its own;
+* `start`: the Verifier records the checkpoint that starts the period
+  (after the commitments; the sample is drawn from the holdings in it);
+* `reveal`: after the period, each party logs its nonce;
 * `sample`: the period's commitments and reveals are read from the log (each
   item proved against a fresh checkpoint consistent with the committed one)
   and checked for order and match (`check_commit_reveal`); the Prover's
@@ -44,7 +44,15 @@ if TYPE_CHECKING:
     from computewatch.crypto import Checkpoint, Signer
     from computewatch.supplychain import RegistryClient
 
-__all__ = ["commit", "committed_checkpoint", "load_plan", "plan_audit", "reveal", "sample"]
+__all__ = [
+    "commit",
+    "committed_checkpoint",
+    "load_plan",
+    "plan_audit",
+    "reveal",
+    "sample",
+    "start",
+]
 
 PLAN_FORMAT = "computewatch-audit-plan/v1"
 
@@ -175,6 +183,30 @@ def _read_nonce(path: Path) -> bytes:
     return nonce
 
 
+def start(folder: AuditFolder, client: RegistryClient) -> dict[str, Any]:
+    """Record the checkpoint that starts the period (``checkpoint.txt``); after the commitments.
+
+    Raises:
+        FormatError: Already started, or the Verifier's commitment is not logged yet.
+    """
+    plan = load_plan(folder)
+    if folder.checkpoint.exists():
+        msg = f"audit start: the period already started ({folder.checkpoint})"
+        raise FormatError(msg)
+    record = read_json(folder.verifier("commitment.json"), "the Verifier's commitment")
+    checkpoint = client.checkpoint()
+    if client.last_signed is None:  # pragma: no cover - set by checkpoint()
+        msg = "audit start: no signed checkpoint"
+        raise IntegrityError(msg)
+    if int(record["index"]) >= checkpoint.size:
+        msg = f"audit start: the Verifier's commitment is not in checkpoint {checkpoint.size}"
+        raise FormatError(msg)
+    write_bytes(folder.checkpoint, client.last_signed.to_bytes())
+    logged = AuditQueries(client).commitments(plan["period"], checkpoint)
+    committed = sorted({c.actor for c in logged if c.kind == "commit"})
+    return {"size": checkpoint.size, "root": checkpoint.root_hash.hex(), "committed": committed}
+
+
 def reveal(
     folder: AuditFolder,
     client: RegistryClient,
@@ -183,15 +215,13 @@ def reveal(
     key: Signer,
     nonce_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Log ``actor``'s nonce; the Verifier first records the period's checkpoint."""
+    """Log ``actor``'s nonce (after the period: `start` must have run for the Verifier)."""
     plan = load_plan(folder)
     party = "verifier" if actor == plan["verifier"] else "prover"
     if party == "verifier":
-        client.checkpoint()
-        if client.last_signed is None:  # pragma: no cover - set by checkpoint()
-            msg = "audit reveal: no signed checkpoint"
-            raise IntegrityError(msg)
-        write_bytes(folder.checkpoint, client.last_signed.to_bytes())
+        if not folder.checkpoint.exists():
+            msg = "audit reveal: the period has not started; run 'audit start' first"
+            raise FormatError(msg)
         nonce_path = folder.verifier("nonce")
     else:
         if nonce_file is None:
@@ -219,7 +249,7 @@ def committed_checkpoint(folder: AuditFolder, client: RegistryClient) -> Checkpo
     try:
         data = folder.checkpoint.read_bytes()
     except OSError as e:
-        msg = f"checkpoint {folder.checkpoint}: cannot read ({e.strerror}); run 'audit reveal'"
+        msg = f"checkpoint {folder.checkpoint}: cannot read ({e.strerror}); run 'audit start'"
         raise FormatError(msg) from e
     return SignedCheckpoint.parse(data).verify(client.trusted, client.origin)
 
