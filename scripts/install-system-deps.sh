@@ -4,7 +4,9 @@
 # `pip install tpm2-pytss` needs to build against tpm2-tss (libtss2-dev,
 # pkg-config, a C compiler, and Python's headers when the interpreter lacks
 # them); and PostgreSQL (postgresql), which the registry tests and benchmark
-# start themselves with initdb and pg_ctl (computewatch.supplychain).
+# start themselves with initdb and pg_ctl (computewatch.supplychain); and
+# Chromium (chromium, chromium-driver), which the audit report's test opens
+# headless (tests/inspection/test_audit_cli.py; never a downloaded browser).
 # Idempotent: when everything is installed it changes nothing and skips
 # `apt-get update`. Run as root (or with sudo available) on Debian 12.
 #
@@ -17,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(swtpm libtss2-dev pkg-config gcc libc6-dev postgresql)
+packages=(swtpm libtss2-dev pkg-config gcc libc6-dev postgresql chromium chromium-driver)
 for arg in "$@"; do
   case "$arg" in
     --with-tools) packages+=(swtpm-tools tpm2-tools) ;;
