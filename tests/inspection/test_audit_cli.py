@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from typing import TYPE_CHECKING
@@ -159,6 +160,8 @@ def test_a_period_with_a_missing_reveal_is_refused(
 
 
 _CHROMIUM = shutil.which("chromium")
+if _CHROMIUM is None and os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+    pytest.fail("CI must install chromium (scripts/install-system-deps.sh)", pytrace=False)
 
 
 def _chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:

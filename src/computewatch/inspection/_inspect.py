@@ -55,7 +55,8 @@ class Finding:
         serial: the chip.
         kind: ``serial-mismatch``, ``owner-mismatch``, ``key-substituted``,
             ``attestation``, ``seal-broken``, ``log-tampered``,
-            ``hidden-snapshot``, ``unreported-run``, ``chip-unreadable``.
+            ``hidden-snapshot``, ``unreported-run``, ``chip-unreadable``,
+            ``verdict-mismatch`` (a verdict that is not its run's).
         detail: one line.
     """
 
