@@ -60,13 +60,17 @@ class AuditQueries:
         """
         doc = self.client.get_json(f"/v1/audit/holdings/{actor}", size=checkpoint.size)
         out = []
-        for item in doc.get("chips", []):
+        for item in _list(doc, "chips"):
             entry = _proved_entry(item, checkpoint, f"holdings of {actor}")
-            serial = str(item["serial"])
-            if serial.encode() not in base64.b64decode(_payload_of(entry)):
-                msg = f"registry audit query: the proved entry does not name chip S/N {serial}"
+            try:
+                holding = Holding(str(item["serial"]), str(item["key"]), int(item["last_index"]))
+            except (KeyError, TypeError, ValueError) as e:
+                msg = f"registry audit query holdings of {actor}: malformed item ({e!r:.80})"
+                raise IntegrityError(msg) from e
+            if holding.serial.encode() not in base64.b64decode(_payload_of(entry)):
+                msg = f"registry audit query: the proved entry does not name {holding.serial}"
                 raise IntegrityError(msg)
-            out.append(Holding(serial, str(item["key"]), int(item["last_index"])))
+            out.append(holding)
         return tuple(out)
 
     def commitments(self, period: str, checkpoint: Checkpoint) -> tuple[LoggedCommitment, ...]:
@@ -77,22 +81,25 @@ class AuditQueries:
         """
         doc = self.client.get_json("/v1/audit/commitments", period=period, size=checkpoint.size)
         out = []
-        for item in doc.get("commitments", []):
+        for item in _list(doc, "commitments"):
             entry = _proved_entry(item, checkpoint, f"commitments of {period}")
-            value = str(item["value"])
-            if value.encode() not in base64.b64decode(_payload_of(entry)):
-                msg = f"registry audit query: the proved entry {item['index']} lacks {value:.20}"
-                raise IntegrityError(msg)
-            out.append(
-                LoggedCommitment(
+            try:
+                logged = LoggedCommitment(
                     int(item["index"]),
                     str(item["kind"]),
                     str(item["actor"]),
                     str(item["role"]),
                     str(item["period"]),
-                    value,
+                    str(item["value"]),
                 )
-            )
+            except (KeyError, TypeError, ValueError) as e:
+                msg = f"registry audit query commitments of {period}: malformed item ({e!r:.80})"
+                raise IntegrityError(msg) from e
+            payload = base64.b64decode(_payload_of(entry))
+            if logged.value.encode() not in payload or logged.actor.encode() not in payload:
+                msg = f"registry audit query: the proved entry {logged.index} is not that item"
+                raise IntegrityError(msg)
+            out.append(logged)
         return tuple(out)
 
     def replay(
@@ -112,6 +119,14 @@ class AuditQueries:
             )
             raise IntegrityError(msg)
         return audit_view(entries, checkpoint.origin, registrar_id, registrar_key)
+
+
+def _list(doc: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    items = doc.get(field)
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        msg = f"registry audit query: expected a list of objects in {field!r}"
+        raise IntegrityError(msg)
+    return items
 
 
 def _payload_of(entry: bytes) -> str:
