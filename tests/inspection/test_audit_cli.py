@@ -211,3 +211,34 @@ def test_the_html_report_opens_in_headless_chromium(audited: Path, tmp_path: Pat
         page.read_text().replace("</body>", '<img src="http://127.0.0.1:9/x.png"></body>')
     )
     assert _console(_chromium(bad, tmp_path / "p3", "--dump-dom").stderr)
+
+
+def test_holdings_are_those_at_the_checkpoint_proved_and_replayed(world: AuditWorld) -> None:
+    from computewatch.crypto import Checkpoint  # noqa: PLC0415
+    from computewatch.errors import IntegrityError  # noqa: PLC0415
+    from computewatch.supplychain import AuditQueries, RegistryClient  # noqa: PLC0415
+
+    w = world.world
+    with RegistryClient(world.server.url, world.keys.log.verifier) as client:
+        for lab in ("lab-c", "lab-d"):
+            client.submit(w.register(lab, "owner"))
+        serials = ["CW-C000", "CW-C001"]
+        client.submit(w.fabricate("fab-1", serials))
+        client.submit(w.custody("transfer", "fab-1", serials, to="lab-c"))
+        client.submit(w.custody("receive", "lab-c", serials))
+        client.submit(w.custody("register-owner", "lab-c", serials))
+        before = client.checkpoint()
+        client.submit(w.custody("resell", "lab-c", serials[:1], to="lab-d"))
+        client.submit(w.custody("receive", "lab-d", serials[:1]))
+        after = client.checkpoint()
+        queries = AuditQueries(client)
+        held = queries.holdings("lab-c", before)
+        assert [h.serial for h in held] == serials
+        assert [h.serial for h in queries.holdings("lab-c", after)] == serials[1:]
+        registrar = world.keys.registrar.verifying_key
+        assert queries.replay(before, "registrar", registrar).holdings("lab-c") == held
+        forged = Checkpoint(before.origin, before.size, bytes(32))
+        with pytest.raises(IntegrityError):
+            queries.holdings("lab-c", forged)
+        with pytest.raises(IntegrityError):
+            queries.replay(forged, "registrar", registrar)
