@@ -40,7 +40,7 @@ def test_the_audit_tutorial_runs_from_an_empty_folder_to_a_report(tmp_path: Path
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=3000,
         check=False,
     )
     assert run.returncode == 0, run.stderr[-2000:]
