@@ -39,13 +39,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _outcome(report: dict[str, Any]) -> dict[str, Any]:
-    """Per Prover: compliant, and per run the verdict, failing check kinds and violated rules."""
+    """Per Prover: compliant, and per run the verdict, whether a check failed, violated rules.
+
+    Which checks fail can depend on which chips were sampled (each audit
+    draws its own sample), so only whether any failed is compared.
+    """
     out: dict[str, Any] = {}
     for a in report["provers"]:
         runs = {
             run: (
                 v["verdict"],
-                sorted({c["name"].split(":")[0] for c in v["checks"] if c["status"] == "fail"}),
+                any(c["status"] == "fail" for c in v["checks"]),
                 sorted(r["id"] for r in v["rules"] if r["status"] in ("violation", "error")),
             )
             for run, v in a["verdicts"].items()
