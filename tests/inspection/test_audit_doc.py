@@ -47,6 +47,6 @@ def test_the_audit_tutorial_runs_from_an_empty_folder_to_a_report(tmp_path: Path
     report = tmp_path / "tutorial" / "audit" / "report"
     doc = json.loads((report / "audit.json").read_text())
     assert doc["compliant"] == {"lab-a": True}
-    assert len(doc["provers"][0]["sample"]["chips"]) == 3
+    assert len(doc["provers"][0]["sample"]["chips"]) == 2  # Equation 1: s = 2
     assert (report / "audit.html").read_text().startswith("<!DOCTYPE html>")
     assert "Audit report: period 2026-12" in (report / "audit.md").read_text()
