@@ -10,6 +10,7 @@ must get the demo's verdicts.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,11 +24,9 @@ from tests.supplychain.server import ORIGIN, RegistryKeys, registry_server
 from tests.supplychain.world import World
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.supplychain.pg import PostgresServer
 
-RULES = "examples/rules.yaml"
+RULES = str(Path(__file__).resolve().parents[2] / "examples" / "rules.yaml")
 
 
 @pytest.fixture(scope="module")
