@@ -3,7 +3,7 @@
 # (files and SQLite): a registry, two Provers training on emulated chips, one
 # of them breaking the rules and spoofing its transcript, and the Verifier's
 # sampled inspections and sandboxed verification. Outputs go to ./out/demo/
-# (report: out/demo/report/audit.md, audit.json, detection.png).
+# (report: out/demo/audit/report/audit.html, audit.md, audit.json, detection.png).
 #
 # `computewatch demo` exits 1 when a Prover is non-compliant, which is the
 # expected outcome here (lab-b is caught); any other failure exits 2.

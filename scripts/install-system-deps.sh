@@ -7,6 +7,8 @@
 # start themselves with initdb and pg_ctl (computewatch.supplychain); and
 # iproute2 (ip, tc), which the location tests use to put landmarks and chips
 # in network namespaces (they skip without root; netem needs sch_netem).
+# Chromium (chromium, chromium-driver), which the audit report's test opens
+# headless (tests/inspection/test_audit_cli.py; never a downloaded browser).
 # Idempotent: when everything is installed it changes nothing and skips
 # `apt-get update`. Run as root (or with sudo available) on Debian 12.
 #
@@ -19,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(swtpm libtss2-dev pkg-config gcc libc6-dev postgresql iproute2)
+packages=(swtpm libtss2-dev pkg-config gcc libc6-dev postgresql iproute2 chromium chromium-driver)
 for arg in "$@"; do
   case "$arg" in
     --with-tools) packages+=(swtpm-tools tpm2-tools) ;;

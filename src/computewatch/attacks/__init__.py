@@ -81,6 +81,7 @@ from computewatch.attacks._transcript import (
     OmegaAsInit,
     ShardRelocation,
 )
+from computewatch.attacks._verdicts import VerdictSwap
 
 __all__ = [
     "ATTACKS",
@@ -130,6 +131,7 @@ __all__ = [
     "TruncatedLog",
     "UnregisteredChip",
     "UnreportedRun",
+    "VerdictSwap",
     "attack_names",
     "clopper_pearson",
     "default_policy",

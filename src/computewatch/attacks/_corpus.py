@@ -56,6 +56,7 @@ from computewatch.attacks._transcript import (
     OmegaAsInit,
     ShardRelocation,
 )
+from computewatch.attacks._verdicts import VerdictSwap
 from computewatch.datacenter import TranscriptPaths
 from computewatch.verification import VerificationPolicy, verify_transcript
 
@@ -110,6 +111,7 @@ def _all() -> tuple[Attack, ...]:
         HostileProgram("print-verdict"),
         HostileProgram("patch-verifier"),
         HostileProgram("read-outside"),
+        VerdictSwap(),
     )
     return cast("tuple[Attack, ...]", attacks)
 

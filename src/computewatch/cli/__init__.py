@@ -17,6 +17,7 @@ import typer
 
 from computewatch import __version__
 from computewatch.cli import (
+    _audit,
     _bench,
     _chip,
     _cluster,
@@ -50,6 +51,7 @@ app.add_typer(_rules.app, name="rules")
 app.add_typer(_bench.app, name="bench")
 app.add_typer(_witness.app, name="witness")
 app.add_typer(_location.app, name="location")
+app.add_typer(_audit.app, name="audit")
 app.command("simulate")(_simulate.simulate_cmd)
 app.command("demo")(_demo.demo_cmd)
 

@@ -68,6 +68,6 @@ def demo_cmd(
                 "\n".join(p["violated_rules"]) or "-",
             )
         console.print(t)
-        say(f"report: {doc['markdown']} (JSON {doc['report']}, plot {doc['plot']})")
+        say(f"report: {doc['html']} ({doc['markdown']}, JSON {doc['report']})")
     if not all(result.compliant.values()):
         raise typer.Exit(1)

@@ -1,38 +1,29 @@
-"""The demo's chip-owner directory: fab, custody and ownership, signed and logged."""
+"""The demo's supply chain: fab, custody and ownership, signed and sent to the live registry."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
-from computewatch.crypto import MerkleLog, SigningKey, VerifyingKey
-from computewatch.inspection import DirectoryRecord
-from computewatch.supplychain import (
-    ChipStatus,
-    Directory,
-    RequestKind,
-    cosign,
-    make_request,
-    sign_request,
-)
+from computewatch.crypto import SigningKey
+from computewatch.supplychain import RequestKind, cosign, make_request, sign_request
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
 
-ORIGIN = "computewatch.example/demo-registry"
+    from computewatch.crypto import VerifyingKey
+    from computewatch.supplychain import RegistryClient
+
+__all__ = ["DemoSupplyChain"]
 
 
-class DemoRegistry:
-    """An embedded registry: the custody rules over a directory and its Merkle log."""
+class DemoSupplyChain:
+    """The registrar, the fab and the owners, each signing its own requests to the registry."""
 
-    def __init__(self, log_path: Path | None = None) -> None:
-        """Start a registry with a fresh registrar; its log in SQLite at `log_path`."""
-        self.registrar = SigningKey.generate()
-        self.directory = Directory(ORIGIN, "registrar", self.registrar.verifying_key)
-        self.log = MerkleLog.open(log_path) if log_path is not None else MerkleLog.in_memory()
-        self.keys: dict[str, SigningKey] = {"registrar": self.registrar}
-        self._counters: dict[str, int] = {}
-        self._time_us = 1_700_000_000_000_000
+    def __init__(self, client: RegistryClient, registrar: SigningKey) -> None:
+        """Submit through `client`; `registrar` is the registry's registrar key."""
+        self.client = client
+        self.keys: dict[str, SigningKey] = {"registrar": registrar}
 
     def _submit(
         self,
@@ -42,26 +33,17 @@ class DemoRegistry:
         cosigner: str | None = None,
         extra: Sequence[str] = (),
     ) -> None:
-        self._counters[actor] = self._counters.get(actor, 0) + 1
-        self._time_us += 1_000_000
+        now = time.time_ns() // 1000
         request = make_request(
-            kind,
-            registry=ORIGIN,
-            actor=actor,
-            counter=self._counters[actor],
-            time_us=self._time_us,
-            body=body,
+            kind, registry=self.client.origin, actor=actor, counter=now, time_us=now, body=body
         )
-        signers = [self.keys[actor], *(self.keys[e] for e in extra)]
-        envelope = sign_request(request, signers)
+        envelope = sign_request(request, [self.keys[actor], *(self.keys[e] for e in extra)])
         if cosigner is not None:
             envelope = cosign(envelope, self.keys[cosigner])
-        data = envelope.to_json()
-        self.directory.submit(data)
-        self.log.append(data)
+        self.client.submit(envelope)
 
     def register_actor(self, actor_id: str, role: str) -> SigningKey:
-        """Register an actor (signed by the registrar and the actor)."""
+        """Register an actor (signed by the registrar and the actor); its new key."""
         key = SigningKey.generate()
         self.keys[actor_id] = key
         body = {"id": actor_id, "role": role, "key": key.verifying_key.raw.hex()}
@@ -71,12 +53,7 @@ class DemoRegistry:
     def fabricate(self, fab: str, chips: dict[str, VerifyingKey]) -> None:
         """The fab registers chips with their identity keys."""
         specs = [
-            {
-                "serial": s,
-                "key": k.raw.hex(),
-                "model": "cw-emulated-accelerator",
-                "capabilities": [],
-            }
+            {"serial": s, "key": k.raw.hex(), "model": "cw-emulated-accelerator"}
             for s, k in chips.items()
         ]
         self._submit(RequestKind.FABRICATE, fab, {"chips": specs})
@@ -88,34 +65,3 @@ class DemoRegistry:
         )
         self._submit(RequestKind.RECEIVE, receiver, {"serials": serials})
         self._submit(RequestKind.REGISTER_OWNER, receiver, {"serials": serials})
-
-    # -- the audit's view (inspection.ChipDirectory) -----------------------
-
-    def chips_of(self, owner: str) -> list[str]:
-        """Serials the directory says `owner` holds."""
-        return sorted(
-            c.serial
-            for c in self.directory.chips
-            if c.owner == owner and c.status is ChipStatus.HELD
-        )
-
-    def record(self, serial: str) -> DirectoryRecord | None:
-        """The directory's record of a chip."""
-        state = self.directory.chip(serial)
-        if state is None or state.owner is None:
-            return None
-        return DirectoryRecord(serial, state.owner, VerifyingKey.from_raw(state.key))
-
-    def checkpoint_root(self) -> bytes:
-        """The root of the registry's Merkle log now."""
-        return self.log.root()
-
-    def summary(self) -> dict[str, object]:
-        """For the demo's output."""
-        return {
-            "origin": ORIGIN,
-            "log_size": self.log.size,
-            "root": self.log.root().hex(),
-            "chips": {c.serial: c.owner for c in self.directory.chips},
-            "events": len(self.directory.events()),
-        }

@@ -1,8 +1,11 @@
 """`computewatch demo`: an end-to-end audit on the embedded defaults.
 
-The story (paper §2-§6): a fab makes emulated chips and the registry (its
-log in SQLite) records their custody to two Provers. Each Prover boots its
-chips with chipmaker-signed firmware and trains on four of its six chips:
+The story (paper §2-§6): a fab makes emulated chips and a live registry
+service (``computewatch registry serve`` on 127.0.0.1, SQLite) records
+their custody to two Provers. The Verifier plans the period from the
+registry's chip counts, and the Verifier and both Provers log their
+sampling commitments; the Verifier starts the period. Each Prover boots
+its chips with chipmaker-signed firmware and trains on four of its six:
 
 * Prover A (``lab-a``) trains a compliant model on the stdlib corpus,
   below every compute threshold, and reports its true transcript.
@@ -11,9 +14,9 @@ chips with chipmaker-signed firmware and trains on four of its six chips:
   transcript and reports a spoofed one: a benign run with the same name and
   compute, into which it grafts its chips' real snapshot claims.
 
-The Verifier draws each Prover's sample by commit-reveal, inspects the
-sampled chips, and has the trusted cluster (sandboxed) verify the runs
-they name and evaluate the rules file. The report shows A compliant and B
+Then the audit runs exactly as `computewatch audit` does, step by step over
+the folder ``OUT/audit``: reveal, sample, inspect, verify (the trusted
+cluster, sandboxed), rules and report. The report shows A compliant and B
 caught, with the evidence (failed checks, findings, violated rules).
 
 `DemoScale` sets the sizes: ``full`` (the numbers above, minutes) or
@@ -27,26 +30,33 @@ from __future__ import annotations
 
 import json
 import runpy
-import secrets
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from computewatch.analysis import SamplingParams
 from computewatch.attacks._harness import recommit
 from computewatch.chip import Chip, sign_firmware
 from computewatch.crypto import SigningKey
 from computewatch.datacenter import RunSpec, TranscriptPaths, train, train_distributed
-from computewatch.demo._registry import DemoRegistry
+from computewatch.demo._registry import DemoSupplyChain
+from computewatch.demo._server import registry_process
 from computewatch.errors import FormatError, ParameterError
 from computewatch.inspection import (
-    AuditPlan,
-    ProverAudit,
-    ProverSubmission,
-    audit_prover,
-    write_report,
+    AuditFolder,
+    check_verdicts,
+    commit,
+    inspect,
+    plan_audit,
+    reveal,
+    sample,
+    start,
+    verify,
+    write_folder_report,
 )
+from computewatch.supplychain import RegistryClient
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -68,7 +78,6 @@ class DemoScale:
         name: ``full`` or ``tiny``.
         chips_per_prover: chips delivered to each lab.
         run_chips: chips each lab trains on.
-        sample_size: chips the Verifier inspects per lab.
         steps_a: lab A's (compliant) run length.
         batch_a: lab A's batch size.
         steps_b: lab B's runs (hidden and spoofed) length.
@@ -79,7 +88,6 @@ class DemoScale:
     name: str
     chips_per_prover: int
     run_chips: int
-    sample_size: int
     steps_a: int
     batch_a: int
     steps_b: int
@@ -101,8 +109,8 @@ class DemoScale:
 
 #: The scales by name. B's compute (steps x batch) is the same in both.
 SCALES: dict[str, DemoScale] = {
-    "full": DemoScale("full", 6, 4, 3, 60, 32, 240, 32, DEMO_RATE),
-    "tiny": DemoScale("tiny", 3, 2, 2, 16, 32, 24, 320, 86_400.0),
+    "full": DemoScale("full", 6, 4, 60, 32, 240, 32, DEMO_RATE),
+    "tiny": DemoScale("tiny", 3, 2, 16, 32, 24, 320, 86_400.0),
 }
 
 
@@ -111,14 +119,14 @@ class DemoResult:
     """What the demo found.
 
     Attributes:
-        audits: one per Prover.
+        doc: the audit report (``audit.json``).
         report: the report's JSON path.
         markdown: the readable report.
         plot: the detection-probability plot.
         seconds: wall time.
     """
 
-    audits: tuple[ProverAudit, ...]
+    doc: dict[str, Any]
     report: Path
     markdown: Path
     plot: Path
@@ -127,27 +135,38 @@ class DemoResult:
     @property
     def compliant(self) -> dict[str, bool]:
         """Prover -> compliant."""
-        return {a.prover: a.compliant for a in self.audits}
+        return {str(k): bool(v) for k, v in self.doc["compliant"].items()}
 
     def to_json(self) -> dict[str, Any]:
         """The demo's JSON output."""
         provers = {}
-        for a in self.audits:
-            failing = sorted({c.name for v in a.verdicts.values() for c in v.failures})
-            rules = sorted({r["id"] for v in a.verdicts.values() for r in v.violations})
-            provers[a.prover] = {
-                "compliant": a.compliant,
-                "sampled_chips": list(a.draw.chips),
-                "findings": [f.to_json() for f in a.findings],
+        for a in self.doc["provers"]:
+            verdicts = a["verdicts"].values()
+            failing = sorted(
+                {c["name"] for v in verdicts for c in v["checks"] if c["status"] == "fail"}
+            )
+            rules = sorted(
+                {
+                    r["id"]
+                    for v in verdicts
+                    for r in v["rules"]
+                    if r["status"] in ("violation", "error")
+                }
+            )
+            provers[a["prover"]] = {
+                "compliant": a["compliant"],
+                "sampled_chips": list(a["sample"]["chips"]),
+                "findings": [f for f in a["findings"] if f["kind"] != "verdict-fail"],
                 "failing_checks": failing,
                 "violated_rules": rules,
-                "runs_verified": sorted(a.verdicts),
+                "runs_verified": sorted(a["verdicts"]),
             }
         return {
             "compliant": self.compliant,
             "provers": provers,
             "report": str(self.report),
             "markdown": str(self.markdown),
+            "html": str(self.report.with_name("audit.html")),
             "plot": str(self.plot),
             "seconds": round(self.seconds, 1),
         }
@@ -191,6 +210,63 @@ def _graft(spoof: Path, real: Path) -> None:
     sp.report.write_text(json.dumps(report))
 
 
+def demo_params(size: DemoScale) -> SamplingParams:
+    """The demo's sampling parameters.
+
+    A run on 4 of a Prover's 6 chips (``full``; 2 of 3 in ``tiny``: b = 2/3
+    either way), about three snapshots per chip per period (p_w = 0.95),
+    p = 0.9: s = 3.
+    """
+    return SamplingParams(
+        flops=float(size.run_chips),
+        chips=size.chips_per_prover,
+        chip_flops_per_day=1.0,
+        snapshots_per_day=3.0,
+        run_days=1.0,
+        period_days=1.0,
+        detection_probability=0.9,
+    )
+
+
+PERIOD = "demo-period-1"
+VERIFIER = "regulator"
+LABS = (("lab-a", "A"), ("lab-b", "B"))
+
+
+def _submission(folder: Path, lab: str, chips: dict[str, Path], run: str, run_dir: Path) -> None:
+    doc = {
+        "prover": lab,
+        "chips": {s: str(p.relative_to(folder)) for s, p in chips.items()},
+        "runs": {run: {"transcript": str(run_dir.relative_to(folder))}},
+        "declared": {run: {"reported": False, "approvals": []}},
+    }
+    (folder / "submission.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def _train(
+    out: Path,
+    folders: dict[str, dict[str, Path]],
+    firmware: bytes,
+    size: DemoScale,
+    say: Callable[[str], None],
+) -> dict[str, tuple[str, Path]]:
+    n = size.run_chips
+    say(f"lab-a: training a compliant model on {n} chips (transcript recorded)")
+    run_a = out / "submissions" / "lab-a" / "runs" / "assistant-v1"
+    spec_a = _spec("assistant-v1", size.steps_a, "stdlib", n, size.batch_a)
+    train_distributed(spec_a, run_a, list(folders["lab-a"].values())[:n], firmware)
+
+    say(f"lab-b: training over the compute threshold on banned data ({n} chips)")
+    real_b = out / "lab-b-hidden" / "codegen-x"
+    spec_b = _spec("codegen-x", size.steps_b, "exploit", n, size.batch_b)
+    train_distributed(spec_b, real_b, list(folders["lab-b"].values())[:n], firmware)
+    say("lab-b: fabricating a benign transcript and grafting its chips' snapshots into it")
+    spoof_b = out / "submissions" / "lab-b" / "runs" / "codegen-x"
+    train(_spec("codegen-x", size.steps_b, "stdlib", 1, size.batch_b), spoof_b)
+    _graft(spoof_b, real_b)
+    return {"lab-a": ("assistant-v1", run_a), "lab-b": ("codegen-x", spoof_b)}
+
+
 #: The file that marks a folder as the demo's own, so a rerun may replace it.
 MARKER = ".computewatch-demo"
 
@@ -228,92 +304,106 @@ def run_demo(
     rules: Path | None = EXAMPLES / "rules.yaml",
     scale: DemoScale | str = "full",
 ) -> DemoResult:
-    """Run the whole story into `out` (replacing what an earlier demo left there)."""
+    """Run the whole story into `out` at `scale` (replacing an earlier demo's folder).
+
+    Raises:
+        ParameterError: `scale` names no scale.
+        FormatError: `out` is a file, or a non-empty folder no demo made.
+    """
     size = scale if isinstance(scale, DemoScale) else DemoScale.named(scale)
     say = progress or (lambda _m: None)
-    start = time.perf_counter()
+    start_time = time.perf_counter()
     _fresh_output_folder(out)
-    say("supply chain: registering actors, fabricating chips, delivering them to lab-a and lab-b")
-    registry = DemoRegistry(out / "registry.sqlite")
-    registry.register_actor("fab-1", "fab")
-    for lab in ("lab-a", "lab-b"):
-        registry.register_actor(lab, "owner")
-    maker = SigningKey.generate()
-    firmware = sign_firmware(
-        name="computewatch-fw",
-        version=1,
-        code=b"demo firmware",
-        chipmaker=maker,
-        snapshot_rate_per_day=size.snapshot_rate,
-    ).to_json()
-    folders: dict[str, dict[str, Path]] = {}
-    for lab, tag in (("lab-a", "A"), ("lab-b", "B")):
-        chips = {}
-        keys = {}
-        for i in range(size.chips_per_prover):
-            serial = f"CW-{tag}{i:03d}"
-            folder = out / lab / "chips" / serial
-            with Chip.provision(folder, serial, maker.verifying_key) as chip:
-                chip.boot(firmware)  # every chip runs signed, logging firmware
-                keys[serial] = chip.public_key
-            chips[serial] = folder
-        registry.fabricate("fab-1", keys)
-        registry.deliver("fab-1", lab, list(keys))
-        folders[lab] = chips
+    keys = out / "keys"
+    keys.mkdir()
+    say("registry: starting the registry service on 127.0.0.1 (SQLite)")
+    with (
+        registry_process(out / "registry") as server,
+        RegistryClient(server.url, server.verifier) as client,
+    ):
+        say("supply chain: registering actors, fabricating chips, delivering them to the labs")
+        chain = DemoSupplyChain(client, server.registrar)
+        for actor, role in (
+            ("fab-1", "fab"),
+            ("lab-a", "owner"),
+            ("lab-b", "owner"),
+            (VERIFIER, "verifier"),
+        ):
+            chain.register_actor(actor, role).save(keys / f"{actor}.key")
+        maker = SigningKey.generate()
+        firmware = sign_firmware(
+            name="computewatch-fw",
+            version=1,
+            code=b"demo firmware",
+            chipmaker=maker,
+            snapshot_rate_per_day=size.snapshot_rate,
+        ).to_json()
+        folders: dict[str, dict[str, Path]] = {}
+        for lab, tag in LABS:
+            chips, chip_keys = {}, {}
+            for i in range(size.chips_per_prover):
+                serial = f"CW-{tag}{i:03d}"
+                folder = out / "submissions" / lab / "chips" / serial
+                with Chip.provision(folder, serial, maker.verifying_key) as chip:
+                    chip.boot(firmware)  # every chip runs signed, logging firmware
+                    chip_keys[serial] = chip.public_key
+                chips[serial] = folder
+            chain.fabricate("fab-1", chip_keys)
+            chain.deliver("fab-1", lab, list(chip_keys))
+            folders[lab] = chips
 
-    n = size.run_chips
-    say(f"lab-a: training a compliant model on {n} chips (transcript recorded)")
-    run_a = out / "lab-a" / "runs" / "assistant-v1"
-    spec_a = _spec("assistant-v1", size.steps_a, "stdlib", n, size.batch_a)
-    train_distributed(spec_a, run_a, list(folders["lab-a"].values())[:n], firmware)
-
-    say(f"lab-b: training over the compute threshold on banned data ({n} chips)")
-    real_b = out / "lab-b" / "hidden" / "codegen-x"
-    spec_b = _spec("codegen-x", size.steps_b, "exploit", n, size.batch_b)
-    train_distributed(spec_b, real_b, list(folders["lab-b"].values())[:n], firmware)
-    say("lab-b: fabricating a benign transcript and grafting its chips' snapshots into it")
-    spoof_b = out / "lab-b" / "runs" / "codegen-x"
-    train(_spec("codegen-x", size.steps_b, "stdlib", 1, size.batch_b), spoof_b)
-    _graft(spoof_b, real_b)
-
-    cluster_key = SigningKey.generate()
-    period = "demo-period-1"
-    audits = []
-    for lab, run, run_dir in (("lab-a", "assistant-v1", run_a), ("lab-b", "codegen-x", spoof_b)):
-        say(f"verifier: auditing {lab}")
-        submission = ProverSubmission(
-            name=lab,
-            reports={run: (TranscriptPaths(run_dir).report, run_dir)},
-            chips=folders[lab],
-            nonce=secrets.token_bytes(32),
-            declared={run: {"reported": False, "approvals": []}},
+        audit = AuditFolder(out / "audit")
+        say("verifier: planning the period from the registry's chip counts (Equation 1)")
+        plan_audit(
+            audit,
+            client,
+            period=PERIOD,
+            verifier=VERIFIER,
+            provers=[lab for lab, _ in LABS],
+            params=demo_params(size),
+            server=server.url,
+            rules=rules,
         )
-        audits.append(
-            audit_prover(
-                submission,
-                registry,
-                sample_size=size.sample_size,
-                period=period,
-                cluster_key=cluster_key,
-                workdir=out / "verifier" / lab,
-                rules=rules,
-                strict=strict,
-                progress=say,
+        say("verifier and provers: logging their sampling commitments; the period starts")
+        commit(audit, client, actor=VERIFIER, key=SigningKey.load(keys / f"{VERIFIER}.key"))
+        for lab, _ in LABS:
+            commit(
+                audit,
+                client,
+                actor=lab,
+                key=SigningKey.load(keys / f"{lab}.key"),
+                nonce_file=keys / f"{lab}.nonce",
             )
-        )
-    plan = AuditPlan(
-        period=period,
-        sample_size=size.sample_size,
-        run_fraction=size.run_chips / size.chips_per_prover,
-        snapshot_probability=0.95,
-        target=0.9,
-        basis=f"budget of {size.sample_size} chips of {size.chips_per_prover} per Prover",
-    )
-    paths = write_report(audits, plan, out / "report")
+        start(audit, client)
+
+        runs = _train(out, folders, firmware, size, say)
+        for lab, (run, run_dir) in runs.items():
+            _submission(out / "submissions" / lab, lab, folders[lab], run, run_dir)
+
+        say("after the period: the verifier and the provers reveal their nonces")
+        reveal(audit, client, actor=VERIFIER, key=SigningKey.load(keys / f"{VERIFIER}.key"))
+        for lab, _ in LABS:
+            reveal(
+                audit,
+                client,
+                actor=lab,
+                key=SigningKey.load(keys / f"{lab}.key"),
+                nonce_file=keys / f"{lab}.nonce",
+            )
+        cluster = SigningKey.generate()
+        for lab, _ in LABS:
+            say(f"verifier: sampling and inspecting {lab}'s chips")
+            sample(audit, client, lab)
+            inspect(audit, out / "submissions", lab)
+            verify(
+                audit, out / "submissions", lab, cluster_key=cluster, strict=strict, progress=say
+            )
+            check_verdicts(audit, out / "submissions", lab, cluster.verifying_key)
+    paths = write_folder_report(audit)
     return DemoResult(
-        audits=tuple(audits),
+        doc=json.loads(paths.json.read_text()),
         report=paths.json,
         markdown=paths.markdown,
         plot=paths.plot,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start_time,
     )

@@ -6,6 +6,13 @@ neither party controls alone (`draw_sample`), inspect each sampled chip
 name and evaluate the rules on it (`audit_prover`), and write the report
 (`write_report`).
 
+The same audit as files, step by step against a live registry service (the
+`computewatch audit` commands): `plan_audit`, `commit`, `start`, `reveal`, `sample`
+(the commit-reveal order checked in the registry's log,
+`check_commit_reveal`), `inspect`, `verify`, `check_verdicts` (each verdict
+bound to the run it is filed under) and `write_folder_report` (JSON,
+Markdown and a self-contained HTML page), over an `AuditFolder`.
+
 Example::
 
     >>> from computewatch.inspection import commit_nonce
@@ -19,6 +26,13 @@ from computewatch.inspection._audit import (
     ProverSubmission,
     audit_prover,
 )
+from computewatch.inspection._audit_steps import check_verdicts, inspect, verify
+from computewatch.inspection._commitments import (
+    CommitRevealError,
+    Reveals,
+    check_commit_reveal,
+    sample_request,
+)
 from computewatch.inspection._evidence import (
     check_claims,
     check_firmware_history,
@@ -27,6 +41,9 @@ from computewatch.inspection._evidence import (
     compare_attestations,
     expected_snapshots,
 )
+from computewatch.inspection._folder import AuditFolder, Submission
+from computewatch.inspection._folder_report import FOLDER_REPORT_FORMAT, write_folder_report
+from computewatch.inspection._html import render_html
 from computewatch.inspection._inspect import (
     ChipInspection,
     DirectoryRecord,
@@ -34,33 +51,61 @@ from computewatch.inspection._inspect import (
     Finding,
     inspect_chip,
 )
+from computewatch.inspection._period import (
+    commit,
+    committed_checkpoint,
+    load_plan,
+    plan_audit,
+    reveal,
+    sample,
+    start,
+)
 from computewatch.inspection._receipts import check_receipts
 from computewatch.inspection._report import AuditPlan, ReportPaths, detection_curve, write_report
 from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sample, verify_draw
 
 __all__ = [
+    "FOLDER_REPORT_FORMAT",
+    "AuditFolder",
     "AuditPlan",
     "ChipDirectory",
     "ChipInspection",
+    "CommitRevealError",
     "DirectoryRecord",
     "Evidence",
     "Finding",
     "ProverAudit",
     "ProverSubmission",
     "ReportPaths",
+    "Reveals",
     "SampleDraw",
+    "Submission",
     "audit_prover",
     "check_claims",
+    "check_commit_reveal",
     "check_firmware_history",
     "check_receipts",
     "check_run_against_transcript",
     "check_snapshot_rate",
+    "check_verdicts",
+    "commit",
     "commit_nonce",
+    "committed_checkpoint",
     "compare_attestations",
     "detection_curve",
     "draw_sample",
     "expected_snapshots",
+    "inspect",
     "inspect_chip",
+    "load_plan",
+    "plan_audit",
+    "render_html",
+    "reveal",
+    "sample",
+    "sample_request",
+    "start",
+    "verify",
     "verify_draw",
+    "write_folder_report",
     "write_report",
 ]

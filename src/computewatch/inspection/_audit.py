@@ -109,6 +109,30 @@ class ProverAudit:
         }
 
 
+def _mismatch(run: str, verdict: Verdict, report: dict[str, Any], serial: str) -> Finding | None:
+    """A finding unless `verdict` is the verdict of `run` (its id and its report's commitment)."""
+    claimed = str(report.get("commitment", ""))
+    if verdict.run_id == run and verdict.commitment == claimed:
+        return None
+    return Finding(
+        serial,
+        "verdict-mismatch",
+        f"the verdict filed under run {run!r} is the verdict of run {verdict.run_id!r} "
+        f"(commitment {verdict.commitment[:19]}…, report {claimed[:19]}…)",
+    )
+
+
+def _read_reports(submission: ProverSubmission) -> dict[str, dict[str, Any]]:
+    """Each run's report; an unreadable one claims nothing (its chips' snapshots are hidden)."""
+    reports: dict[str, dict[str, Any]] = {}
+    for run_id, (report_path, _) in submission.reports.items():
+        try:
+            reports[run_id] = json.loads(report_path.read_text())
+        except (OSError, ValueError):
+            reports[run_id] = {}
+    return reports
+
+
 def audit_prover(
     submission: ProverSubmission,
     directory: ChipDirectory,
@@ -143,12 +167,7 @@ def audit_prover(
         period=period,
     )
     say(f"{submission.name}: sampled {len(draw.chips)} of {len(candidates)} chips")
-    reports = {}
-    for run_id, (report_path, _) in submission.reports.items():
-        try:
-            reports[run_id] = json.loads(report_path.read_text())
-        except (OSError, ValueError):
-            reports[run_id] = {}
+    reports = _read_reports(submission)
     inspections: list[ChipInspection] = []
     findings: list[Finding] = []
     runs: dict[str, list[ChipInput]] = {}
@@ -201,6 +220,10 @@ def audit_prover(
         except ComputeWatchError as e:  # keeps the kind: tampered, malformed or unavailable
             part = "verification" if isinstance(e, CheckUnavailable) else "transcript"
             findings.append(Finding.from_error(chips[0].serial, part, e))
+            continue
+        mismatch = _mismatch(run, verdict, reports.get(run, {}), chips[0].serial)
+        if mismatch is not None:
+            findings.append(mismatch)
             continue
         out = workdir / f"verdict-{submission.name}-{run}.json"
         write_verdict(out, envelope)

@@ -92,7 +92,8 @@ class Finding:
             error, the part that failed and what the error says of it:
             ``chip-tampered``/``chip-malformed`` (the chip would not open),
             ``log-tampered``/``log-malformed``, ``transcript-tampered``,
-            ``transcript-malformed``, ``verification-unavailable``.
+            ``transcript-malformed``, ``verification-unavailable``;
+            ``verdict-mismatch`` (a verdict that is not its run's).
         detail: one line.
         evidence: for a finding made from an error, the error's kind.
     """

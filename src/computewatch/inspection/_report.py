@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from computewatch.inspection._audit import ProverAudit
 
-__all__ = ["AuditPlan", "ReportPaths", "detection_curve", "write_report"]
+__all__ = ["AuditPlan", "ReportPaths", "detection_curve", "plot_curves", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -77,39 +77,42 @@ class ReportPaths:
     plot: Path
 
 
-def _plot(plan: AuditPlan, path: Path) -> None:
+def plot_curves(curves: Sequence[tuple[str, float, float, int]], target: float) -> bytes:
+    """PNG of Equation 1's curve per (label, b, p_w, sampled s), with the target and each s."""
+    import io  # noqa: PLC0415
+
     import matplotlib as mpl  # noqa: PLC0415 - heavy, only here
 
     mpl.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    top = max(plan.sample_size * 3, 10)
-    curve = detection_curve(plan, top)
+    top = max([s * 3 for *_, s in curves] + [10])
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     try:
-        ax.plot(range(1, top + 1), curve, label=rf"$1-(1-b\,p_w)^s$, b={plan.run_fraction:.2f}")
+        for label, b, p_w, s in curves:
+            q = b * p_w
+            ys = [1.0 - math.pow(1.0 - q, k) for k in range(1, top + 1)]
+            (line,) = ax.plot(range(1, top + 1), ys, label=rf"{label}: $1-(1-b\,p_w)^s$, b={b:.2f}")
+            ax.axvline(s, color=line.get_color(), linewidth=0.8, linestyle=":")
         ax.axhline(
-            plan.target,
-            color="grey",
-            linestyle="--",
-            linewidth=0.8,
-            label=f"target p = {plan.target:g}",
+            target, color="grey", linestyle="--", linewidth=0.8, label=f"target p = {target:g}"
         )
-        ax.axvline(
-            plan.sample_size,
-            color="tab:red",
-            linewidth=0.8,
-            label=f"sampled s = {plan.sample_size}",
-        )
-        ax.set_xlabel("chips inspected this period, s")
+        ax.set_xlabel("chips inspected this period, s (dotted: sampled)")
         ax.set_ylabel("probability of catching the run")
         ax.set_ylim(0, 1.02)
         ax.legend(loc="lower right", fontsize=8)
         ax.set_title("Detection probability against samples (Equation 1)", fontsize=10)
         fig.tight_layout()
-        fig.savefig(path, format="png")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", metadata={"Software": None})
     finally:
         plt.close(fig)
+    return buf.getvalue()
+
+
+def _plot(plan: AuditPlan, path: Path) -> None:
+    curve = [("sampled", plan.run_fraction, plan.snapshot_probability, plan.sample_size)]
+    path.write_bytes(plot_curves(curve, plan.target))
 
 
 def _markdown(doc: dict[str, Any]) -> str:

@@ -53,6 +53,7 @@ from computewatch.rules._facts import (
     RunFacts,
     TrainingFacts,
 )
+from computewatch.rules._resources import BenchmarkSpec, ClassifierSpec, PatternClassifier
 from computewatch.rules._ruleset import (
     MAX_RULE_FILE_BYTES,
     MAX_RULES,
@@ -68,12 +69,15 @@ __all__ = [
     "MAX_RULE_FILE_BYTES",
     "NAMESPACES",
     "Benchmark",
+    "BenchmarkSpec",
     "Classifier",
+    "ClassifierSpec",
     "DeclaredFacts",
     "ExploitCodeClassifier",
     "Facts",
     "HeldOutBitsPerByte",
     "HyperValue",
+    "PatternClassifier",
     "PropertyEstimate",
     "Rule",
     "RuleKind",

@@ -15,6 +15,8 @@ non-standard tag such as `!!python/object`)::
         kind: mitigation
         when: "hyper.rl_fraction > 0.1 && training.flops > 1e19"
         require: "benchmarks.cyber_uplift < 0.2"   # mitigation rules only (required there)
+    classifiers: [...]               # optional: what computes data.<name> (_resources.py)
+    benchmarks: [...]                # optional: what computes benchmarks.<name>
 
 Every problem raises `FormatError` with one line that names the file, the
 rule (by id, or by its 1-based position `#n` while the id is unknown) and
@@ -43,12 +45,18 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from computewatch.errors import FormatError
 from computewatch.rules._expr import CompiledExpr, compile_expr
+from computewatch.rules._resources import (
+    BenchmarkSpec,
+    ClassifierSpec,
+    parse_benchmarks,
+    parse_classifiers,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -62,7 +70,7 @@ MAX_RULES = 1000
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _MAX_NAME = 200
 _MAX_DESCRIPTION = 2000
-_TOP_KEYS = ("name", "rules", "version")
+_TOP_KEYS = ("benchmarks", "classifiers", "name", "rules", "version")
 _RULE_KEYS = ("description", "id", "kind", "require", "when")
 _TAGS = frozenset(
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")
@@ -163,6 +171,8 @@ class RuleSet:
     name: str
     rules: tuple[Rule, ...]
     source: str = "<rules>"
+    classifiers: tuple[ClassifierSpec, ...] = ()
+    benchmarks: tuple[BenchmarkSpec, ...] = ()
 
     def __post_init__(self) -> None:
         """Check the name, that there is a rule, and that ids are unique."""
@@ -202,6 +212,14 @@ class RuleSet:
         """The rule ids, in order."""
         return tuple(r.id for r in self.rules)
 
+    def make_classifiers(self) -> list[Any]:
+        """The data classifiers the file declares (``data.<name>``), in file order."""
+        return [c.make() for c in self.classifiers]
+
+    def make_benchmarks(self) -> list[Any]:
+        """The benchmarks the file declares (``benchmarks.<name>``), in file order."""
+        return [b.make() for b in self.benchmarks]
+
 
 def load_rules(source: str | os.PathLike[str], *, name: str | None = None) -> RuleSet:
     """Load and check a rule file.
@@ -228,7 +246,8 @@ def load_rules(source: str | os.PathLike[str], *, name: str | None = None) -> Ru
     else:
         msg = f"rules: expected a path or YAML text, got {type(given).__name__}"
         raise FormatError(msg)
-    return _build(where, _parse_yaml(where, text))
+    base = None if isinstance(given, str) and "\n" in given else Path(given).parent
+    return _build(where, _parse_yaml(where, text), base)
 
 
 def _read(where: str, path: Path) -> str:
@@ -302,7 +321,7 @@ def _check_nodes(where: str, root: yaml.Node) -> None:
             stack.extend(node.value)
 
 
-def _build(where: str, doc: object) -> RuleSet:
+def _build(where: str, doc: object, base: Path | None = None) -> RuleSet:
     if not isinstance(doc, dict):
         msg = f"{where}: expected a mapping with version, name and rules, got {_yaml_type(doc)}"
         raise FormatError(msg)
@@ -327,7 +346,13 @@ def _build(where: str, doc: object) -> RuleSet:
         rule = _build_rule(where, n, item, first)
         first[rule.id] = n
         rules.append(rule)
-    return RuleSet(name=doc["name"], rules=tuple(rules), source=where)
+    return RuleSet(
+        name=doc["name"],
+        rules=tuple(rules),
+        source=where,
+        classifiers=parse_classifiers(where, doc.get("classifiers", []), base),
+        benchmarks=parse_benchmarks(where, doc.get("benchmarks", [])),
+    )
 
 
 def _build_rule(where: str, n: int, item: object, first: Mapping[str, int]) -> Rule:

@@ -32,9 +32,11 @@ Example:
 """
 
 from computewatch.supplychain._app import create_app, status_for
+from computewatch.supplychain._audit_client import AuditQueries
 from computewatch.supplychain._client import ReceiptClient, RegistryClient
 from computewatch.supplychain._directory import Directory
 from computewatch.supplychain._entries import check_receipt
+from computewatch.supplychain._holdings import AuditView, Holding, LoggedCommitment, audit_view
 from computewatch.supplychain._limits import (
     HttpLimits,
     LimitsMiddleware,
@@ -135,6 +137,8 @@ __all__ = [
     "VACUUM_KM_PER_MS_RTT",
     "Acknowledgement",
     "Actor",
+    "AuditQueries",
+    "AuditView",
     "ChipEvent",
     "ChipState",
     "ChipStatus",
@@ -145,6 +149,7 @@ __all__ = [
     "DiscrepancyReport",
     "Effects",
     "EventKind",
+    "Holding",
     "HttpLimits",
     "Landmark",
     "LandmarkCore",
@@ -157,6 +162,7 @@ __all__ = [
     "LocationLog",
     "LocationPolicy",
     "LocationStatus",
+    "LoggedCommitment",
     "Overloaded",
     "ReceiptClient",
     "ReceiptEffects",
@@ -178,6 +184,7 @@ __all__ = [
     "UnknownEntity",
     "WitnessPool",
     "WitnessStats",
+    "audit_view",
     "calibrate_radius",
     "check_location",
     "check_receipt",

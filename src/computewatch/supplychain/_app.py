@@ -50,6 +50,7 @@ from computewatch.errors import (
     IntegrityError,
     VerificationFailed,
 )
+from computewatch.supplychain._audit_routes import audit_router
 from computewatch.supplychain._limits import HttpLimits, install_limits
 from computewatch.supplychain._model import (
     CustodyViolation,
@@ -202,6 +203,7 @@ def create_app(
     _directory_routes(app, settings, clock)
     _log_routes(app)
     app.include_router(tile_router())
+    app.include_router(audit_router())
     return app
 
 

@@ -469,3 +469,18 @@ class RegistryClient:
         )
         truncated = tuple(DiscrepancyKind(k) for k in d["truncated"])
         return DiscrepancyReport(d["now_us"], policy, items, truncated)
+
+    # --- read-only queries of other routers (e.g. AuditQueries) -------------------
+
+    def get_json(self, path: str, **params: Any) -> dict[str, Any]:
+        """GET ``path`` (a JSON object answer; unverified: the caller checks proofs)."""
+        doc = self._get(path, **params).json()
+        if not isinstance(doc, dict):
+            msg = f"registry GET {path}: expected a JSON object"
+            raise FormatError(msg)
+        return doc
+
+    @property
+    def trusted(self) -> list[NoteVerifier]:
+        """The log keys this client trusts (its policy's logs)."""
+        return [log.key for log in self._trusted.logs]

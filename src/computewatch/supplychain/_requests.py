@@ -83,6 +83,10 @@ class RequestKind(enum.StrEnum):
     DESTROY = "destroy"
     LOSE = "lose"
     INSPECT = "inspect"
+    #: An audit party's commitment to its secret sampling nonce for a period.
+    SAMPLE_COMMIT = "sample-commit"
+    #: The reveal of that nonce (checked against the commitment by the audit).
+    SAMPLE_REVEAL = "sample-reveal"
 
 
 def payload_type(kind: RequestKind) -> str:
@@ -169,6 +173,21 @@ def _check_chip_spec(i: int, spec: object) -> None:
         raise FormatError(msg)
     if flags != sorted(set(flags)):
         msg = f"{where}.capabilities: expected sorted, distinct flags"
+        raise FormatError(msg)
+
+
+def _check_sample_body(kind: RequestKind, body: dict[str, Any]) -> None:
+    commit = kind is RequestKind.SAMPLE_COMMIT
+    field, prefix = ("commitment", "sha256:") if commit else ("nonce", "")
+    _only(body, {"period", field}, kind)
+    _text(body, "period", required=True, limit=64)
+    value = body.get(field)
+    digits = value[len(prefix) :] if isinstance(value, str) and value.startswith(prefix) else ""
+    if len(digits) != 64 or digits.strip("0123456789abcdef"):  # noqa: PLR2004 - 32 bytes
+        msg = (
+            f"{kind.value} request body {field}: expected {prefix}<64 lower-case hex digits>, "
+            f"got {str(value)[:80]!r}"
+        )
         raise FormatError(msg)
 
 
@@ -260,7 +279,8 @@ class Request:
         if not isinstance(body, dict):
             msg = f"request body: expected an object, got {type(body).__name__}"
             raise FormatError(msg)
-        _check_body(self.kind, self.body)
+        sample = self.kind in {RequestKind.SAMPLE_COMMIT, RequestKind.SAMPLE_REVEAL}
+        (_check_sample_body if sample else _check_body)(self.kind, self.body)
 
     @property
     def payload_type(self) -> str:

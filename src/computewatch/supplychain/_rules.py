@@ -77,6 +77,8 @@ _ROLE_FOR = {
     RequestKind.REGISTER_OWNER: {Role.OWNER},
     RequestKind.RESELL: {Role.OWNER},
     RequestKind.INSPECT: {Role.VERIFIER},
+    RequestKind.SAMPLE_COMMIT: {Role.OWNER, Role.VERIFIER},
+    RequestKind.SAMPLE_REVEAL: {Role.OWNER, Role.VERIFIER},
 }
 
 
@@ -183,6 +185,9 @@ def check_request(
     updated = replace(actor, last_counter=request.counter)
     if request.kind is RequestKind.REGISTER_ACTOR:
         return _register_actor(view, request, updated, digest, index)
+    if request.kind in {RequestKind.SAMPLE_COMMIT, RequestKind.SAMPLE_REVEAL}:
+        # logged for the audit's commit-reveal order (inspection.audit); no custody effect
+        return Effects(request, digest, index, (updated,), (), ())
     chips, events = _custody(view, request, index)
     return Effects(request, digest, index, (updated,), tuple(chips), tuple(events))
 
