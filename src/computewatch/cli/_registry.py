@@ -444,3 +444,30 @@ def audit_cmd(
             f"registry audit: the directory differs from the log's replay: chips {mismatched[:10]}"
         )
         raise VerificationFailed(msg)
+
+
+@app.command("verify")
+def verify_cmd(
+    receipt: Annotated[Path, typer.Argument(help="A receipt (c2sp.org/tlog-proof text).")],
+    policy: Annotated[Path, typer.Option("--policy", help="tlog-policy file (logs, quorum).")],
+    origin: Annotated[str, typer.Option("--origin", help="The log's origin.")],
+    entry: Annotated[
+        Path | None, typer.Option("--entry", help="The entry the receipt must prove.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Verify an offline bundle: a receipt and a policy, no server (exit 1 if it fails)."""
+    from computewatch.crypto import Policy, Receipt, verify_receipt  # noqa: PLC0415
+
+    trust = Policy.parse(_read(policy, "--policy"), str(policy))
+    parsed = Receipt.from_text(_read(receipt, "receipt"))
+    data = None if entry is None else _read(entry, "--entry")
+    witnessed = trust.verify(parsed.checkpoint, origin)
+    cp = verify_receipt(parsed, trust, origin, entry=data)
+    names = sorted(witnessed.witnesses)
+    doc = {"origin": cp.origin, "index": parsed.index, "size": cp.size, "witnesses": names}
+    if as_json:
+        emit_json(doc)
+    else:
+        names_text = ", ".join(names) or "none needed"
+        say(f"entry {parsed.index} is in {cp.origin} at size {cp.size}; cosigned by {names_text}")
