@@ -106,7 +106,7 @@ def test_bench_cli_refuses_bad_scale_and_budget(capsys: pytest.CaptureFixture[st
     code = main(["bench", "attacks", "--only", "forged-log-entry", "--max-compute", "-1"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "max_compute" in err
+    assert "max-compute" in err
     assert "Traceback" not in err
 
 

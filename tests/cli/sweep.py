@@ -95,6 +95,9 @@ ZERO_OK = frozenset(
 #: Evidence options whose bad content is answered by a signed FAIL verdict (exit 1):
 #: the Verifier needs that verdict, so it is the correct answer, not a crash.
 VERDICT_ANSWERS = frozenset({("cluster verify", "report"), ("cluster verify", "transcript")})
+#: Chip folders whose tampered log is reported, not refused: an attestation is
+#: the secure element's own count, the very evidence that shows the log cut short.
+TAMPERED_CHIP_ANSWERED = frozenset({("chip attest", "folder")})
 #: Text options for which the empty string is a meaningful value.
 EMPTY_OK: frozenset[tuple[str, str]] = frozenset()
 
@@ -221,7 +224,10 @@ def _values(name: str, param: Any) -> list[tuple[str, bool, bool]]:
     if kind is Path:
         role = path_role(param)
         refused = [*_PATH_REFUSED, *_ROLE_REFUSED[role]]
-        answered = _ROLE_ANSWERED.get(role, [])
+        answered = list(_ROLE_ANSWERED.get(role, []))
+        if key in TAMPERED_CHIP_ANSWERED:
+            refused.remove("{bad_chip}")
+            answered.append("{bad_chip}")
         return [(v, True, False) for v in refused] + [(v, False, False) for v in answered]
     return [
         ("", key not in EMPTY_OK, False),
