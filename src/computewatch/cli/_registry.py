@@ -459,9 +459,9 @@ def verify_cmd(
     """Verify an offline bundle: a receipt and a policy, no server (exit 1 if it fails)."""
     from computewatch.crypto import Policy, Receipt, verify_receipt  # noqa: PLC0415
 
-    trust = Policy.parse(_read(policy, "--policy"), str(policy))
-    parsed = Receipt.from_text(_read(receipt, "receipt"))
-    data = None if entry is None else _read(entry, "--entry")
+    trust = Policy.parse(read_input(policy, "--policy"), str(policy))
+    parsed = Receipt.from_text(read_input(receipt, "receipt"))
+    data = None if entry is None else read_input(entry, "--entry")
     witnessed = trust.verify(parsed.checkpoint, origin)
     cp = verify_receipt(parsed, trust, origin, entry=data)
     names = sorted(witnessed.witnesses)
