@@ -110,10 +110,12 @@ def _logged(
     steps: int = 20,
     registered_code: str = _CODE,
     step_claim: int = 1,
+    forced: bool = False,
 ) -> _Chipset:
     """Boot v2; per run: precommit, register, train `steps` steps (about 0.63 snapshots a step).
 
-    The host passes ``step * step_claim`` as the step number (1: the truth).
+    The host passes ``step * step_claim`` as the step number (1: the truth);
+    ``forced`` adds one inspector-triggered snapshot at the end of each run.
     """
     cs = _Chipset(folder, serial)
     with cs.open() as chip:
@@ -126,6 +128,8 @@ def _logged(
                 cs.tick()
                 w.add_(1.0)
                 chip.on_step(step * step_claim)
+            if forced:
+                chip.snapshot_now(steps * step_claim)
     return cs
 
 

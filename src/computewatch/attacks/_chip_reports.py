@@ -62,10 +62,10 @@ class DoubleClaim(_Claims):
     def build(self, folder: Path, trial: int, *, cheat: bool) -> Attempt:
         """Two runs; run-b's report also claims one of run-a's snapshots."""
         serial = f"CW-DC-{trial}"
-        cs = _logged(folder, serial, trial, runs=("run-a", "run-b"), steps=6)
+        cs = _logged(folder, serial, trial, runs=("run-a", "run-b"), steps=6, forced=True)
         entries, _ = _entries(cs.folder, serial)
-        reports = _reports(entries, serial)
-        if cheat and reports[0]["snapshots"]:
+        reports = _reports(entries, serial, ["run-a", "run-b"])
+        if cheat:
             stolen = reports[0]["snapshots"][trial % len(reports[0]["snapshots"])]
             reports[1]["snapshots"].append(stolen)
         return Attempt(data={"folder": folder, "serial": serial, "reports": reports})
@@ -81,7 +81,7 @@ class UnreportedRun(_Claims):
     def build(self, folder: Path, trial: int, *, cheat: bool) -> Attempt:
         """Two runs on the chip; only run-a is reported."""
         serial = f"CW-UR2-{trial}"
-        cs = _logged(folder, serial, trial, runs=("run-a", "run-b"), steps=3)
+        cs = _logged(folder, serial, trial, runs=("run-a", "run-b"), steps=3, forced=True)
         entries, _ = _entries(cs.folder, serial)
         reports = _reports(entries, serial, ["run-a"] if cheat else ["run-a", "run-b"])
         return Attempt(data={"folder": folder, "serial": serial, "reports": reports})
