@@ -73,7 +73,7 @@ def campaign(
     trials: int = TRIALS, only: tuple[str, ...] = (), *, record: bool = True
 ) -> dict[str, Any]:
     """Run each selected attack (and its honest twin) until it has ``trials`` trials."""
-    from computewatch.attacks import CHIP_EVIDENCE_ATTACKS  # noqa: PLC0415
+    from computewatch.attacks import CHIP_EVIDENCE_ATTACKS, Detection  # noqa: PLC0415
 
     doc: dict[str, Any] = _load() if record else {"backend": "file", "attacks": {}}
     rng = np.random.default_rng(16)
@@ -90,6 +90,9 @@ def campaign(
             try:
                 caught = attack.detect(attack.create(work, trial, []), None, rng)  # type: ignore[arg-type]
                 honest = attack.detect(attack.honest(work, trial), None, rng)  # type: ignore[arg-type]
+            except Exception as e:  # noqa: BLE001 - a broken trial is recorded, not fatal
+                failed = Detection(detected=False, detail=f"trial raised {type(e).__name__}: {e}")
+                caught, honest = failed, Detection(detected=True, detail=failed.detail)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             rec["seconds"] += time.perf_counter() - t0

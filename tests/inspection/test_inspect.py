@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING
 
 import pytest
 import torch
 
-from computewatch.chip import Chip, ManualClock, sign_firmware
+from computewatch.chip import Chip, ManualClock, check_attestation, sign_firmware
 from computewatch.crypto import SigningKey, json_digest
 from computewatch.errors import (
     CheckUnavailable,
@@ -133,3 +134,25 @@ def test_a_finding_made_from_an_error_keeps_its_kind(error: ComputeWatchError, k
     assert finding.kind == kind
     assert finding.evidence is Evidence.of(error)
     assert finding.to_json()["evidence"] == kind.split("-")[1]
+
+
+def test_a_restored_older_copy_of_the_chip_is_found_against_an_earlier_attestation(
+    tmp_path: Path,
+) -> None:
+    maker = SigningKey.generate()
+    image = sign_firmware(name="fw", version=2, code=b"", chipmaker=maker)
+    folder = tmp_path / "chip"
+    with Chip.provision(folder, "CW-I-2", maker.verifying_key, clock=ManualClock()) as chip:
+        chip.boot(image)
+        record = DirectoryRecord("CW-I-2", "lab-a", chip.public_key)
+    shutil.copytree(folder, tmp_path / "backup")  # SE files and log, as the Prover keeps them
+    with Chip.open(folder, clock=ManualClock()) as chip:
+        chip.boot(image)  # the chip goes on working: its counters and log grow
+    with Chip.open(folder, read_only=True) as chip:
+        seen = check_attestation(chip.attest(NONCE), record.public_key, "CW-I-2", NONCE)
+    kw = {"expected_owner": "lab-a", "nonce": NONCE, "reports": [], "earlier": seen}
+    assert inspect_chip(folder, record, **kw).passed  # type: ignore[arg-type]
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "backup", folder)
+    result = inspect_chip(folder, record, **kw)  # type: ignore[arg-type]
+    assert "state-rolled-back" in {f.kind for f in result.findings}

@@ -16,9 +16,7 @@ Example::
 
 from computewatch.attacks._adversarial import AdversarialExamples
 from computewatch.attacks._chip_evidence import (
-    CHIP_EVIDENCE_ATTACKS,
     CodeHashLie,
-    DoubleClaim,
     EmptiedLog,
     FirmwareUpdateBeforeInspection,
     HugeFirmwareVersion,
@@ -27,6 +25,11 @@ from computewatch.attacks._chip_evidence import (
     SlowedHostClock,
     StepNumberLie,
     TruncatedLog,
+)
+from computewatch.attacks._chip_reports import (
+    CHIP_EVIDENCE_ATTACKS,
+    DoubleClaim,
+    ReceiptMisuse,
     UnreportedRun,
 )
 from computewatch.attacks._corpus import (
@@ -117,6 +120,7 @@ __all__ = [
     "NoiseUnderEpsilon",
     "OmegaAsInit",
     "PrecommitmentLie",
+    "ReceiptMisuse",
     "ReplayedLogEntry",
     "ResoldChip",
     "RestartChain",

@@ -33,7 +33,6 @@ from computewatch.errors import ComputeWatchError
 from computewatch.inspection import (
     DirectoryRecord,
     Finding,
-    check_claims,
     check_firmware_history,
     check_run_against_transcript,
     compare_attestations,
@@ -41,18 +40,17 @@ from computewatch.inspection import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     import numpy as np
 
     from computewatch.attacks._harness import HonestRun
+    from computewatch.crypto import Envelope
     from computewatch.verification import VerificationPolicy
 
 __all__ = [
-    "CHIP_EVIDENCE_ATTACKS",
     "CodeHashLie",
-    "DoubleClaim",
     "EmptiedLog",
     "FirmwareUpdateBeforeInspection",
     "HugeFirmwareVersion",
@@ -61,7 +59,6 @@ __all__ = [
     "SlowedHostClock",
     "StepNumberLie",
     "TruncatedLog",
-    "UnreportedRun",
 ]
 
 _NONCE = bytes(range(7, 39))
@@ -93,11 +90,11 @@ class _Chipset:
         self.host = ManualClock()
         Chip.provision(folder, serial, maker_key().verifying_key, clock=self.host).close()
 
-    def open(self) -> Chip:
+    def open(self, receipts: Callable[[Envelope], Any] | None = None) -> Chip:
         se = FileSecureElement.open(
             self.folder / "se", ticker=lambda: int(self.chip_clock.now() * 1e9)
         )
-        return Chip(self.folder, se, clock=self.host)
+        return Chip(self.folder, se, clock=self.host, receipts=receipts)
 
     def tick(self, chip_s: float = _STEP_S, host_s: float = _STEP_S) -> None:
         self.chip_clock.advance(chip_s)
@@ -113,10 +110,12 @@ def _logged(
     steps: int = 20,
     registered_code: str = _CODE,
     step_claim: int = 1,
+    forced: bool = False,
 ) -> _Chipset:
     """Boot v2; per run: precommit, register, train `steps` steps (about 0.63 snapshots a step).
 
-    The host passes ``step * step_claim`` as the step number (1: the truth).
+    The host passes ``step * step_claim`` as the step number (1: the truth);
+    ``forced`` adds one inspector-triggered snapshot at the end of each run.
     """
     cs = _Chipset(folder, serial)
     with cs.open() as chip:
@@ -129,6 +128,8 @@ def _logged(
                 cs.tick()
                 w.add_(1.0)
                 chip.on_step(step * step_claim)
+            if forced:
+                chip.snapshot_now(steps * step_claim)
     return cs
 
 
@@ -397,51 +398,6 @@ class PrecommitmentLie(_Transcript):
         )
 
 
-class _Claims(_EvidenceAttack):
-    """Checked by `check_claims` over all of the Prover's reports."""
-
-    def check(self, attempt: Attempt) -> Detection:
-        """One snapshot, one claim; every run the log names reported."""
-        d = attempt.data
-        entries, _ = _entries(d["folder"], d["serial"])
-        return _from_findings(check_claims({d["serial"]: entries}, d["reports"]))
-
-
-class DoubleClaim(_Claims):
-    """One logged snapshot claimed by two runs' reports (evidence counted twice)."""
-
-    name = "double-claim"
-    threat = "§4: one snapshot claimed by two reports of a period"
-    expected = ("double-claim",)
-
-    def build(self, folder: Path, trial: int, *, cheat: bool) -> Attempt:
-        """Two runs; run-b's report also claims one of run-a's snapshots."""
-        serial = f"CW-DC-{trial}"
-        cs = _logged(folder, serial, trial, runs=("run-a", "run-b"), steps=6)
-        entries, _ = _entries(cs.folder, serial)
-        reports = _reports(entries, serial)
-        if cheat and reports[0]["snapshots"]:
-            stolen = reports[0]["snapshots"][trial % len(reports[0]["snapshots"])]
-            reports[1]["snapshots"].append(stolen)
-        return Attempt(data={"folder": folder, "serial": serial, "reports": reports})
-
-
-class UnreportedRun(_Claims):
-    """A run the chip's log names, left out of every report."""
-
-    name = "unreported-run"
-    threat = "§3.1: a run on a monitored chip never reported"
-    expected = ("hidden-snapshot", "unreported-run")
-
-    def build(self, folder: Path, trial: int, *, cheat: bool) -> Attempt:
-        """Two runs on the chip; only run-a is reported."""
-        serial = f"CW-UR2-{trial}"
-        cs = _logged(folder, serial, trial, runs=("run-a", "run-b"), steps=3)
-        entries, _ = _entries(cs.folder, serial)
-        reports = _reports(entries, serial, ["run-a"] if cheat else ["run-a", "run-b"])
-        return Attempt(data={"folder": folder, "serial": serial, "reports": reports})
-
-
 class HugeFirmwareVersion(_EvidenceAttack):
     """A signed firmware with a huge version: hours of counter climb, a chip left between."""
 
@@ -533,19 +489,3 @@ class RolledBackState(_EvidenceAttack):
         d = attempt.data
         _, now = _entries(d["folder"], d["serial"])
         return _from_findings(compare_attestations(d["seen"], now, serial=d["serial"]))
-
-
-#: The attacks of issue 16, in the order the chip benchmark runs them.
-CHIP_EVIDENCE_ATTACKS: tuple[_EvidenceAttack, ...] = (
-    TruncatedLog(),
-    EmptiedLog(),
-    SlowedHostClock(),
-    StepNumberLie(),
-    CodeHashLie(),
-    PrecommitmentLie(),
-    DoubleClaim(),
-    UnreportedRun(),
-    HugeFirmwareVersion(),
-    FirmwareUpdateBeforeInspection(),
-    RolledBackState(),
-)

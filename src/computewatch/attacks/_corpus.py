@@ -19,7 +19,7 @@ import numpy as np
 from scipy.stats import beta
 
 from computewatch.attacks._adversarial import AdversarialExamples
-from computewatch.attacks._chip_evidence import CHIP_EVIDENCE_ATTACKS
+from computewatch.attacks._chip_reports import CHIP_EVIDENCE_ATTACKS
 from computewatch.attacks._harness import (
     LONG,
     SCALE,

@@ -47,6 +47,7 @@ from computewatch.chip._chiplog import (
     verify_chip_log,
 )
 from computewatch.chip._clock import Clock, ManualClock, SystemClock
+from computewatch.chip._eat import EAR_PROFILE, EAT_PROFILE, appraise, eat_claims, ueid_of
 from computewatch.chip._file_se import FileSecureElement
 from computewatch.chip._firmware import (
     FIRMWARE_PAYLOAD_TYPE,
@@ -55,7 +56,7 @@ from computewatch.chip._firmware import (
     sign_firmware,
     verify_firmware,
 )
-from computewatch.chip._interface import ChipSerial, SecureElement
+from computewatch.chip._interface import ChipSerial, ChipTime, SecureElement
 from computewatch.chip._location import (
     LOCATION_ANSWER_TYPE,
     LocationAnswerer,
@@ -67,6 +68,8 @@ from computewatch.chip._scheduler import SECONDS_PER_DAY, PoissonScheduler
 
 __all__ = [
     "ATTESTATION_PAYLOAD_TYPE",
+    "EAR_PROFILE",
+    "EAT_PROFILE",
     "ENTRY_KINDS",
     "FIRMWARE_PAYLOAD_TYPE",
     "LOCATION_ANSWER_TYPE",
@@ -77,6 +80,7 @@ __all__ = [
     "Chip",
     "ChipError",
     "ChipSerial",
+    "ChipTime",
     "Clock",
     "FileSecureElement",
     "FirmwareImage",
@@ -90,15 +94,18 @@ __all__ = [
     "SnapshotRecord",
     "SnapshotStalledError",
     "SystemClock",
+    "appraise",
     "attested_log_size",
     "check_attestation",
     "check_landmark_id",
     "check_location_nonce",
+    "eat_claims",
     "genesis_hash",
     "open_secure_element",
     "provision_secure_element",
     "read_chip_log",
     "sign_firmware",
+    "ueid_of",
     "verify_attested_log",
     "verify_chip_log",
     "verify_firmware",

@@ -58,6 +58,7 @@ from computewatch.chip._attested import ATTESTATION_PAYLOAD_TYPE
 from computewatch.chip._backends import open_secure_element, provision_secure_element
 from computewatch.chip._chiplog import ChipLog, LogEntry
 from computewatch.chip._clock import Clock, SystemClock
+from computewatch.chip._eat import attestation_claims
 from computewatch.chip._firmware import FirmwareImage, verify_firmware
 from computewatch.chip._scheduler import PoissonScheduler
 from computewatch.chip._snapshot import (
@@ -492,21 +493,15 @@ class Chip:
         """A signed statement of identity, firmware, counters, log head and seal."""
         _check_nonce(nonce)
         self.flush()
-        state = self._state()
-        doc = {
-            "serial": str(self.serial),
-            "public_key": self.public_key.key_id,
-            "nonce": nonce.hex(),
-            "time_us": self._now_us(),
-            "chip_time": self._se.read_clock().to_json(),
-            "firmware": state.get("fw"),
-            "booted": self._firmware is not None,
-            "counters": {name: self._se.read_counter(name) for name in ("firmware", "boot", "log")},
-            # The count is read from the secure element now, under this nonce:
-            # a log file cut short or emptied since cannot match it.
-            "log": {"size": self._se.read_counter("log"), "head": str(self._log.head)},
-            "seal": {"id": state["seal"], "intact": bool(state["intact"])},
-        }
+        doc = attestation_claims(
+            self._se,
+            self._state(),
+            nonce=nonce,
+            time_us=self._now_us(),
+            booted=self._firmware is not None,
+            log_head=str(self._log.head),
+            oemid=self.chipmaker_key.key_id,
+        )
         return sign_envelope(ATTESTATION_PAYLOAD_TYPE, canonical_json(doc), [self._se])
 
 

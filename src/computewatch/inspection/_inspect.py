@@ -40,7 +40,7 @@ from computewatch.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from computewatch.chip import LogEntry
@@ -218,6 +218,27 @@ def _snapshot_findings(
     return snapshots, runs
 
 
+def _history_findings(
+    entries: Sequence[LogEntry],
+    serial: str,
+    att: Mapping[str, Any],
+    earlier: Mapping[str, Any] | None,
+) -> list[Finding]:
+    """Firmware history against the attested chip time; the attestation against an earlier one."""
+    from computewatch.inspection._evidence import (  # noqa: PLC0415 - _evidence imports Finding
+        check_firmware_history,
+        compare_attestations,
+    )
+
+    clock = (att.get("chip_time") or {}).get("clock_ms")
+    found = check_firmware_history(
+        entries, serial=serial, inspection_clock_ms=clock if isinstance(clock, int) else None
+    )
+    if earlier is not None:
+        found.extend(compare_attestations(earlier, att, serial=serial))
+    return found
+
+
 def inspect_chip(
     folder: Path,
     record: DirectoryRecord,
@@ -227,11 +248,17 @@ def inspect_chip(
     reports: Sequence[dict[str, Any]],
     min_firmware: int = 1,
     location: LocationCheck | None = None,
+    earlier: Mapping[str, Any] | None = None,
 ) -> ChipInspection:
     """Inspect the chip in `folder` against its directory record and the Prover's reports.
 
     ``location``, the chip's latest location check if it has a licensed
     region, is a finding unless it proved the chip inside.
+    ``earlier`` is an attestation the Verifier holds from before (delivery,
+    the last inspection, or the registry's high-water mark): a counter, log
+    size or reset count lower now is a finding (``state-rolled-back``). The
+    log's firmware history is checked too (no update during a run or just
+    before this inspection).
     """
     serial = record.serial
     findings: list[Finding] = []
@@ -282,6 +309,7 @@ def inspect_chip(
             findings.append(Finding.from_error(serial, "log", e))
             return ChipInspection(serial, tuple(findings), attestation=att)
     snapshots, runs = _snapshot_findings(entries, serial, reports, findings)
+    findings.extend(_history_findings(entries, serial, att, earlier))
     return ChipInspection(
         serial,
         tuple(findings),

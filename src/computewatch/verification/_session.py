@@ -385,7 +385,7 @@ class Session(StaticChecks):
 
     def rules(self, rules: Any, declared: dict[str, Any]) -> tuple[dict[str, str], ...]:
         """Compute the verified facts and evaluate `rules` on them."""
-        from computewatch.rules import ExploitCodeClassifier, evaluate  # noqa: PLC0415
+        from computewatch.rules import evaluate  # noqa: PLC0415
         from computewatch.verification._facts import compute_facts  # noqa: PLC0415
 
         verified = not any(c.status.value == "fail" for c in self.checks)
@@ -396,7 +396,7 @@ class Session(StaticChecks):
                 verified=verified,
                 declared=declared,
                 samples=self.fact_samples,
-                classifiers=[ExploitCodeClassifier()],
+                classifiers=rules.make_classifiers(),  # declared by the rule file
                 scores=self.scores,
             )
         except ComputeWatchError as e:
