@@ -86,6 +86,7 @@ EXPENSIVE = frozenset({"demo", "registry serve", "cluster verify", "bench attack
 ZERO_OK = frozenset(
     {
         ("simulate", "seed"),
+        ("location simulate", "seed"),
         ("simulate", "offset_days"),
         ("cluster verify", "seed"),
         ("registry prove", "index"),

@@ -104,6 +104,8 @@ def test_cluster_cli_pass_and_fail(
 
 
 def test_cluster_cli_bad_chip_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "r.json").write_text("{}")  # the report and key exist: the chip spec is wrong
+    (tmp_path / "k").write_text("key")
     code = main(
         [
             "cluster",

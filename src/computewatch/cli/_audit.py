@@ -20,6 +20,7 @@ import typer
 from rich.table import Table
 
 from computewatch.cli._output import console, emit_json, err_console, say
+from computewatch.cli._paths import input_file, input_folder, output_file, output_folder
 from computewatch.errors import FormatError
 
 if TYPE_CHECKING:
@@ -34,12 +35,25 @@ app = typer.Typer(
 )
 
 Dir = Annotated[
-    Path, typer.Option("--dir", help="The audit folder (plan.json and each step's files).")
+    Path,
+    typer.Option(
+        "--dir", help="The audit folder (plan.json and each step's files).", parser=input_folder()
+    ),
+]
+NewDir = Annotated[
+    Path,
+    typer.Option(
+        "--dir",
+        help="The audit folder to plan into (new, empty, or an earlier plan's).",
+        parser=output_folder(),
+    ),
 ]
 Submissions = Annotated[
     Path,
     typer.Option(
-        "--submissions", help="Folder of the Provers' submissions (PROVER/submission.json)."
+        "--submissions",
+        help="Folder of the Provers' submissions (PROVER/submission.json).",
+        parser=input_folder(),
     ),
 ]
 ProverOpt = Annotated[
@@ -83,7 +97,7 @@ def _signer(path: Path) -> SigningKey:
 
 @app.command("plan")
 def plan_cmd(
-    folder: Dir,
+    folder: NewDir,
     server: Annotated[
         str, typer.Option("--server", help="Registry URL, e.g. http://127.0.0.1:8000.")
     ],
@@ -100,7 +114,8 @@ def plan_cmd(
     period_days: Annotated[float, typer.Option("--period-days", help="T_m.")] = 30.0,
     target: Annotated[float, typer.Option("--target", help="p: detection probability.")] = 0.9,
     rules: Annotated[
-        Path | None, typer.Option("--rules", help="The rule file the cluster evaluates.")
+        Path | None,
+        typer.Option("--rules", help="The rule file the cluster evaluates.", parser=input_file()),
     ] = None,
     budget: Annotated[float, typer.Option("--budget", help="Segment replay budget.")] = 0.05,
     max_compute: Annotated[
@@ -161,9 +176,14 @@ def plan_cmd(
 def commit_cmd(
     folder: Dir,
     actor: Annotated[str, typer.Option("--actor", help="Who commits (the Verifier or a Prover).")],
-    key: Annotated[Path, typer.Option("--key", help="That actor's registry signing key.")],
+    key: Annotated[
+        Path, typer.Option("--key", help="That actor's registry signing key.", parser=input_file())
+    ],
     nonce_file: Annotated[
-        Path | None, typer.Option("--nonce-file", help="A Prover's file for its secret nonce.")
+        Path | None,
+        typer.Option(
+            "--nonce-file", help="A Prover's file for its secret nonce.", parser=output_file()
+        ),
     ] = None,
     nonce: Annotated[
         str | None, typer.Option("--nonce", help="The nonce as 64 hex digits (default: random).")
@@ -212,9 +232,12 @@ def start_cmd(folder: Dir, as_json: JsonFlag = False) -> None:
 def reveal_cmd(
     folder: Dir,
     actor: Annotated[str, typer.Option("--actor", help="Who reveals.")],
-    key: Annotated[Path, typer.Option("--key", help="That actor's registry signing key.")],
+    key: Annotated[
+        Path, typer.Option("--key", help="That actor's registry signing key.", parser=input_file())
+    ],
     nonce_file: Annotated[
-        Path | None, typer.Option("--nonce-file", help="A Prover's nonce file.")
+        Path | None,
+        typer.Option("--nonce-file", help="A Prover's nonce file.", parser=input_file()),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -273,7 +296,10 @@ def verify_cmd(
     folder: Dir,
     submissions: Submissions,
     cluster_key: Annotated[
-        Path, typer.Option("--cluster-key", help="The trusted cluster's signing key.")
+        Path,
+        typer.Option(
+            "--cluster-key", help="The trusted cluster's signing key.", parser=input_file()
+        ),
     ],
     strict: Annotated[
         bool,
@@ -310,7 +336,10 @@ def rules_cmd(
     folder: Dir,
     submissions: Submissions,
     cluster_pub: Annotated[
-        Path, typer.Option("--cluster-pub", help="The trusted cluster's public key.")
+        Path,
+        typer.Option(
+            "--cluster-pub", help="The trusted cluster's public key.", parser=input_file()
+        ),
     ],
     prover: ProverOpt = None,
     as_json: JsonFlag = False,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from computewatch._validate import int_in_range, positive
+from computewatch._validate import int_in_range, positive, text
 from computewatch.cli._output import console, emit_json, say
 from computewatch.cli._paths import input_file, input_folder, output_file
 from computewatch.crypto import SigningKey
@@ -90,6 +90,8 @@ def verify_cmd(
         _fraction("--max-compute", max_compute)
     if seed is not None:
         int_in_range("--seed", seed, 0, 2**128 - 1)
+    if ray_address is not None:
+        text("--ray-address", ray_address, max_len=256)
     job = ClusterJob(
         transcript=transcript,
         report=report,

@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from computewatch._validate import positive_int
+from computewatch._validate import int_in_range
 from computewatch.chip import LocationAnswerer, LogState, genesis_hash, provision_secure_element
 from computewatch.cli._output import emit_json, say
+from computewatch.cli._paths import input_file, input_folder, output_file
 from computewatch.crypto import Envelope, MerkleLog, SigningKey, VerifyingKey
 from computewatch.errors import FormatError, VerificationFailed
 from computewatch.supplychain import (
@@ -29,6 +30,9 @@ from computewatch.supplychain import (
     parse_address,
     run_campaign,
 )
+
+#: Most chips of each kind `location simulate` runs (about a minute of work).
+MAX_SIM_TRIALS = 30_000
 
 app = typer.Typer(
     help="Where is the chip? Delay-based location checks (docs/location.md).",
@@ -59,11 +63,17 @@ def _read_json(path: Path, what: str) -> Any:
 @app.command("landmark")
 def landmark_cmd(
     landmark_id: Annotated[str, typer.Option("--id", help="The landmark's id.")],
-    key: Annotated[Path, typer.Option("--key", help="Its measurement signing key (private).")],
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="Its measurement signing key (private).", parser=input_file()),
+    ],
     bind: Annotated[str, typer.Option("--bind", help="UDP address HOST:PORT to serve.")],
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a nonce stays valid.")] = 2.0,
     ready_file: Annotated[
-        Path | None, typer.Option("--ready-file", help="Write the bound address here when up.")
+        Path | None,
+        typer.Option(
+            "--ready-file", help="Write the bound address here when up.", parser=output_file()
+        ),
     ] = None,
     serve_for: Annotated[
         float | None, typer.Option("--serve-for", help="Stop after this many seconds.")
@@ -97,11 +107,16 @@ def _landmark_option(value: str) -> tuple[str, tuple[str, int]]:
 
 @app.command("answer")
 def answer_cmd(
-    chip: Annotated[Path, typer.Option("--chip", help="The chip's folder.")],
+    chip: Annotated[Path, typer.Option("--chip", help="The chip's folder.", parser=input_folder())],
     landmarks: Annotated[
         list[str], typer.Option("--landmark", help="ID=HOST:PORT of a landmark (repeat).")
     ],
-    out: Annotated[Path, typer.Option("--out", help="Write the signed measurements here (JSON).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Write the signed measurements here (JSON).", parser=output_file()
+        ),
+    ],
     probes: Annotated[int, typer.Option("--probes", help="Measurements per landmark.")] = 3,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait per reply.")] = 2.0,
 ) -> None:
@@ -129,20 +144,31 @@ def _landmarks(path: Path) -> list[Landmark]:
 @app.command("check")
 def check_cmd(
     serial: Annotated[str, typer.Option("--serial", help="The chip's serial.")],
-    chip_key: Annotated[Path, typer.Option("--chip-key", help="Its registered key (PEM).")],
-    region: Annotated[Path, typer.Option("--region", help="Its licensed region (JSON).")],
-    landmarks: Annotated[Path, typer.Option("--landmarks", help="Trusted landmarks (JSON).")],
+    chip_key: Annotated[
+        Path, typer.Option("--chip-key", help="Its registered key (PEM).", parser=input_file())
+    ],
+    region: Annotated[
+        Path, typer.Option("--region", help="Its licensed region (JSON).", parser=input_file())
+    ],
+    landmarks: Annotated[
+        Path, typer.Option("--landmarks", help="Trusted landmarks (JSON).", parser=input_file())
+    ],
     measurements: Annotated[
-        Path, typer.Option("--measurements", help="What `location answer` wrote.")
+        Path,
+        typer.Option("--measurements", help="What `location answer` wrote.", parser=input_file()),
     ],
     km_per_ms: Annotated[
         float, typer.Option("--km-per-ms", help="100 (fibre) or 149.9 (free-space links).")
     ] = 100.0,
     log: Annotated[
-        Path | None, typer.Option("--log", help="Append the check to this location log (SQLite).")
+        Path | None,
+        typer.Option(
+            "--log", help="Append the check to this location log (SQLite).", parser=output_file()
+        ),
     ] = None,
     log_key: Annotated[
-        Path | None, typer.Option("--log-key", help="The checker's signing key for --log.")
+        Path | None,
+        typer.Option("--log-key", help="The checker's signing key for --log.", parser=input_file()),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -181,10 +207,13 @@ def check_cmd(
 def simulate_cmd(
     trials: Annotated[int, typer.Option("--trials", help="Chips of each kind.")] = 300,
     seed: Annotated[int, typer.Option("--seed", help="The campaign's random seed.")] = 0,
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the JSON here.", parser=output_file())
+    ] = None,
 ) -> None:
     """Flag rates of honest and diverted chips over the published latency model."""
-    positive_int("--trials", trials)
+    int_in_range("--trials", trials, 1, MAX_SIM_TRIALS)  # ~2 ms a trial: priced up front
+    int_in_range("--seed", seed, 0, 2**128 - 1)
     with tempfile.TemporaryDirectory(prefix="cw-location-") as tmp:
         se = provision_secure_element(f"file:{tmp}/se", "CW-SIM-0")
         with LocationAnswerer(se, LogState(0, genesis_hash("CW-SIM-0"))) as answerer:

@@ -42,11 +42,19 @@ LogKey = Annotated[
 _DAY = 86_400.0
 PolicyFile = Annotated[
     Path | None,
-    typer.Option("--policy", help="tlog-policy file: also require its witness quorum."),
+    typer.Option(
+        "--policy",
+        help="tlog-policy file: also require its witness quorum.",
+        parser=input_file(),
+    ),
 ]
 StateFile = Annotated[
     Path | None,
-    typer.Option("--state", help="SQLite file of accepted checkpoints: refuse rollbacks/forks."),
+    typer.Option(
+        "--state",
+        help="SQLite file of accepted checkpoints: refuse rollbacks/forks.",
+        parser=output_file(),
+    ),
 ]
 
 
@@ -93,7 +101,11 @@ def serve_cmd(
     mass_loss_days: Annotated[float, typer.Option("--mass-loss-days")] = 365.0,
     witnesses: Annotated[
         Path | None,
-        typer.Option("--witnesses", help="tlog-policy file: push checkpoints to its witnesses."),
+        typer.Option(
+            "--witnesses",
+            help="tlog-policy file: push checkpoints to its witnesses.",
+            parser=input_file(),
+        ),
     ] = None,
 ) -> None:
     """Run the registry HTTP service (FastAPI on uvicorn) until interrupted."""
@@ -448,11 +460,16 @@ def audit_cmd(
 
 @app.command("verify")
 def verify_cmd(
-    receipt: Annotated[Path, typer.Argument(help="A receipt (c2sp.org/tlog-proof text).")],
-    policy: Annotated[Path, typer.Option("--policy", help="tlog-policy file (logs, quorum).")],
+    receipt: Annotated[
+        Path, typer.Argument(help="A receipt (c2sp.org/tlog-proof text).", parser=input_file())
+    ],
+    policy: Annotated[
+        Path, typer.Option("--policy", help="tlog-policy file (logs, quorum).", parser=input_file())
+    ],
     origin: Annotated[str, typer.Option("--origin", help="The log's origin.")],
     entry: Annotated[
-        Path | None, typer.Option("--entry", help="The entry the receipt must prove.")
+        Path | None,
+        typer.Option("--entry", help="The entry the receipt must prove.", parser=input_file()),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:

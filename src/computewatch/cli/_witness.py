@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 
 from computewatch.cli._output import emit_json, say
+from computewatch.cli._paths import input_file, output_file
+from computewatch.cli._registry_args import checked_text
 from computewatch.crypto import CosignatureKind, NoteVerifier
 from computewatch.errors import FormatError
 
@@ -36,7 +38,9 @@ def _vkey(value: str) -> NoteVerifier:
 
 @app.command("keygen")
 def keygen_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Key file to write (0600).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Key file to write (0600).", parser=output_file())
+    ],
     name: Annotated[str, typer.Option("--name", help="The witness's name, e.g. w1.example.")],
     mldsa: Annotated[bool, typer.Option("--mldsa", help="ML-DSA-44 instead of Ed25519.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -44,6 +48,7 @@ def keygen_cmd(
     """Generate a witness cosigning key; prints its vkey (for tlog-policy files)."""
     from computewatch.supplychain import write_cosigner_key  # noqa: PLC0415
 
+    checked_text("--name", name)
     kind = CosignatureKind.MLDSA44 if mldsa else CosignatureKind.ED25519
     cosigner = write_cosigner_key(out, name, kind)
     if as_json:
@@ -54,8 +59,13 @@ def keygen_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    db: Annotated[Path, typer.Option("--db", help="SQLite file of the witness's state.")],
-    key: Annotated[list[Path], typer.Option("--key", help="Cosigning key file (repeatable).")],
+    db: Annotated[
+        Path, typer.Option("--db", help="SQLite file of the witness's state.", parser=output_file())
+    ],
+    key: Annotated[
+        list[Path],
+        typer.Option("--key", help="Cosigning key file (repeatable).", parser=input_file()),
+    ],
     log: Annotated[list[str], typer.Option("--log", help="A log's note vkey, or a file.")],
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8100,
