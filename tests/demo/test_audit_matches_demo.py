@@ -32,7 +32,7 @@ RULES = str(Path(__file__).resolve().parents[2] / "examples" / "rules.yaml")
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "out"
-    result = run_demo(out, scale="tiny")  # the same story on fewer chips (see DemoScale)
+    result = run_demo(out)
     assert result.compliant == {"lab-a": True, "lab-b": False}
     return out
 
