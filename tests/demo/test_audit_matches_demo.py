@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 RULES = str(Path(__file__).resolve().parents[2] / "examples" / "rules.yaml")
 
+# one xdist worker runs both tests, so the module's demo (minutes) runs once
+pytestmark = pytest.mark.xdist_group("audit-matches-demo")
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
