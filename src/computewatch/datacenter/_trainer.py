@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     import torch
 
     from computewatch.datacenter._checkpoint import Checkpoint
-    from computewatch.datacenter._layout import FlatLayout
     from computewatch.datacenter._program import TrainingProgram
 
 __all__ = ["StepResult", "Trainer"]
@@ -91,11 +90,6 @@ class Trainer:
         self.optimizer = program.build_optimizer([self.shard], self.config)
         self._params = [p for _, p in self.model.named_parameters()]
         self._max_shard = math.ceil(self.layout.numel / world_size)
-
-    @property
-    def flat_layout(self) -> FlatLayout:
-        """The layout of the flat weights."""
-        return self.layout
 
     # -- the step ----------------------------------------------------------
 

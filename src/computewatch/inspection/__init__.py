@@ -3,12 +3,11 @@
 Per monitoring period and Prover: draw the chip sample with randomness
 neither party controls alone (`draw_sample`), inspect each sampled chip
 (`inspect_chip`), have the trusted cluster verify every run the chips' logs
-name and evaluate the rules on it (`audit_prover`), and write the report
-(`write_report`).
-
-The same audit as files, step by step against a live registry service (the
-`computewatch audit` commands): `plan_audit`, `commit`, `start`, `reveal`, `sample`
-(the commit-reveal order checked in the registry's log,
+name and evaluate the rules on it, and write the report. The audit runs as
+files, step by step against a live registry service (the `computewatch
+audit` commands, and the demo through the same functions): `plan_audit`,
+`commit`, `start`, `reveal`, `sample` (the commit-reveal order checked in
+the registry's log,
 `check_commit_reveal`), `inspect`, `verify`, `check_verdicts` (each verdict
 bound to the run it is filed under) and `write_folder_report` (JSON,
 Markdown and a self-contained HTML page), over an `AuditFolder`.
@@ -20,12 +19,6 @@ Example::
     True
 """
 
-from computewatch.inspection._audit import (
-    ChipDirectory,
-    ProverAudit,
-    ProverSubmission,
-    audit_prover,
-)
 from computewatch.inspection._audit_steps import check_verdicts, inspect, verify
 from computewatch.inspection._commitments import (
     CommitRevealError,
@@ -61,26 +54,19 @@ from computewatch.inspection._period import (
     start,
 )
 from computewatch.inspection._receipts import check_receipts
-from computewatch.inspection._report import AuditPlan, ReportPaths, detection_curve, write_report
 from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sample, verify_draw
 
 __all__ = [
     "FOLDER_REPORT_FORMAT",
     "AuditFolder",
-    "AuditPlan",
-    "ChipDirectory",
     "ChipInspection",
     "CommitRevealError",
     "DirectoryRecord",
     "Evidence",
     "Finding",
-    "ProverAudit",
-    "ProverSubmission",
-    "ReportPaths",
     "Reveals",
     "SampleDraw",
     "Submission",
-    "audit_prover",
     "check_claims",
     "check_commit_reveal",
     "check_firmware_history",
@@ -92,7 +78,6 @@ __all__ = [
     "commit_nonce",
     "committed_checkpoint",
     "compare_attestations",
-    "detection_curve",
     "draw_sample",
     "expected_snapshots",
     "inspect",
@@ -107,5 +92,4 @@ __all__ = [
     "verify",
     "verify_draw",
     "write_folder_report",
-    "write_report",
 ]

@@ -9,7 +9,7 @@ firmware log and verifies it entry by entry against the registered key and
 the attested size and head; (5) checks that every snapshot hash the chip
 logged appears in one of the Prover's reports: an unreported snapshot is
 itself a finding. The runs the chip's log names are then verified in the
-trusted cluster (`audit_prover`).
+trusted cluster (`verify` in `_audit_steps`).
 
 Example::
 

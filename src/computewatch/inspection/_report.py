@@ -1,71 +1,28 @@
-"""The audit report: JSON for programs, Markdown for people, a PNG plot.
+"""The audit report's parts: where it went, and Equation 1's detection plot.
 
-The report holds the sampling plan and its recomputable draw, each chip
-inspection, each run's checks and rules, and a plot of detection
-probability against the number of chips sampled for the plan's parameters
-(Equation 1's curve), with the sample actually drawn marked.
+`plot_curves` draws the detection probability against the number of chips
+sampled (``1 - (1 - b p_w)^s``, paper Equation 1) per Prover, with the
+sample actually drawn marked; `write_folder_report` puts the PNG beside the
+JSON and Markdown it writes.
 
 Example::
 
-    >>> paths = write_report(audits, plan, "out/audit")  # doctest: +SKIP
+    >>> png = plot_curves([("lab-a", 0.5, 0.9, 4)], target=0.9)
+    >>> png[1:4]
+    b'PNG'
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from computewatch.errors import FormatError
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
-    from computewatch.inspection._audit import ProverAudit
-
-__all__ = ["AuditPlan", "ReportPaths", "detection_curve", "plot_curves", "write_report"]
-
-
-@dataclass(frozen=True)
-class AuditPlan:
-    """The sampling plan behind an audit.
-
-    Attributes:
-        period: the monitoring period.
-        sample_size: chips inspected per Prover.
-        run_fraction: `b`, the share of a Prover's chips a targeted run needs.
-        snapshot_probability: `p_w`, the chance a run chip logged a snapshot
-            in the period.
-        target: the detection probability the plan aims for.
-        basis: how `sample_size` was chosen (Equation 1 or a budget).
-    """
-
-    period: str
-    sample_size: int
-    run_fraction: float
-    snapshot_probability: float
-    target: float
-    basis: str
-
-    def to_json(self) -> dict[str, Any]:
-        """For the report."""
-        return {
-            "period": self.period,
-            "sample_size": self.sample_size,
-            "run_fraction": self.run_fraction,
-            "snapshot_probability": self.snapshot_probability,
-            "target": self.target,
-            "basis": self.basis,
-            "detection_probability": detection_curve(self, self.sample_size)[-1],
-        }
-
-
-def detection_curve(plan: AuditPlan, max_samples: int) -> list[float]:
-    """P(detect) for 1..max_samples samples: ``1 - (1 - b p_w)^s`` (Equation 1)."""
-    q = plan.run_fraction * plan.snapshot_probability
-    return [1.0 - math.pow(1.0 - q, s) for s in range(1, max_samples + 1)]
+__all__ = ["ReportPaths", "plot_curves"]
 
 
 @dataclass(frozen=True)
@@ -108,100 +65,3 @@ def plot_curves(curves: Sequence[tuple[str, float, float, int]], target: float) 
     finally:
         plt.close(fig)
     return buf.getvalue()
-
-
-def _plot(plan: AuditPlan, path: Path) -> None:
-    curve = [("sampled", plan.run_fraction, plan.snapshot_probability, plan.sample_size)]
-    path.write_bytes(plot_curves(curve, plan.target))
-
-
-def _markdown(doc: dict[str, Any]) -> str:
-    plan = doc["plan"]
-    lines = [
-        f"# Audit report: period {plan['period']}",
-        "",
-        (
-            f"Sampling plan: {plan['sample_size']} chips per Prover ({plan['basis']}); a run on "
-            f"{plan['run_fraction']:.0%} of a Prover's chips is caught with probability "
-            f"{plan['detection_probability']:.3f} (target {plan['target']:g})."
-        ),
-        "",
-        "![detection probability](detection.png)",
-        "",
-        "| Prover | verdict | findings | runs verified |",
-        "|---|---|---|---|",
-    ]
-    for a in doc["provers"]:
-        verdict = "**compliant**" if a["compliant"] else "**NON-COMPLIANT**"
-        lines.append(f"| {a['prover']} | {verdict} | {len(a['findings'])} | {len(a['verdicts'])} |")
-    for a in doc["provers"]:
-        lines += [
-            "",
-            f"## {a['prover']}",
-            "",
-            (
-                f"Sample seed `{a['sample']['seed']}` over "
-                f"{len(a['sample']['candidates'])} chips: {', '.join(a['sample']['chips'])}."
-            ),
-            "",
-        ]
-        lines += [
-            "### Inspections",
-            "",
-            "| chip | passed | log entries | snapshots | findings |",
-            "|---|---|---|---|---|",
-        ]
-        for i in a["inspections"]:
-            found = "; ".join(f"{f['kind']}: {f['detail']}" for f in i["findings"]) or "none"
-            row = [
-                i["serial"],
-                str(i["passed"]),
-                str(i["log_size"]),
-                str(len(i["snapshots"])),
-                found,
-            ]
-            lines.append("| " + " | ".join(row) + " |")
-        if a["findings"]:
-            lines += ["", "### Findings", ""]
-            lines += [f"- `{f['serial']}` **{f['kind']}**: {f['detail']}" for f in a["findings"]]
-        for run, v in a["verdicts"].items():
-            lines += [
-                "",
-                f"### Run `{run}`: {v['verdict'].upper()}",
-                "",
-                (
-                    f"Replayed {v['replayed_steps']} of {v['training_steps']} steps "
-                    f"({v['compute_fraction']:.1%} of training compute)."
-                ),
-                "",
-                "| check | result | detail |",
-                "|---|---|---|",
-            ]
-            lines += [f"| {c['name']} | {c['status']} | {c['detail']} |" for c in v["checks"]]
-            if v.get("rules"):
-                lines += ["", "| rule | kind | result |", "|---|---|---|"]
-                lines += [f"| {r['id']} | {r['kind']} | {r['status']} |" for r in v["rules"]]
-    return "\n".join(lines) + "\n"
-
-
-def write_report(
-    audits: Sequence[ProverAudit], plan: AuditPlan, out_dir: str | Path
-) -> ReportPaths:
-    """Write `audit.json`, `audit.md` and `detection.png` to `out_dir`."""
-    out = Path(out_dir)
-    doc = {
-        "format": "computewatch-audit/v1",
-        "plan": plan.to_json(),
-        "provers": [a.to_json() for a in audits],
-        "compliant": {a.prover: a.compliant for a in audits},
-    }
-    paths = ReportPaths(out / "audit.json", out / "audit.md", out / "detection.png")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        paths.json.write_text(json.dumps(doc, indent=2) + "\n")
-        paths.markdown.write_text(_markdown(doc))
-        _plot(plan, paths.plot)
-    except OSError as e:
-        msg = f"audit report {out}: cannot write ({e.strerror})"
-        raise FormatError(msg) from e
-    return paths

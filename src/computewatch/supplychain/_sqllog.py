@@ -28,7 +28,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from computewatch.crypto import LogStore, StaleLogError
@@ -115,10 +115,6 @@ class SQLLogStore(LogStore):
         ]
         for key in stale:
             del self._cache[key]
-
-    def _cached(self, level: int, index: int) -> bytes | None:
-        with self._lock:
-            return self._cache.get((level, index))
 
     # --- LogStore --------------------------------------------------------------
 
@@ -270,8 +266,3 @@ class SQLLogStore(LogStore):
             self._pending.extend((0, old_size + i, h) for i, (_, h) in enumerate(leaves))
             self._pending.extend(nodes)
             self._size_hint = new_size
-
-    def count_leaves(self) -> int:
-        """Return the number of stored leaf rows (for audits: must equal the head's size)."""
-        with self._conn() as conn:
-            return int(conn.execute(select(func.count()).select_from(log_leaves)).scalar_one())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, insert, inspect, or_, select, update
+from sqlalchemy import Row, insert, inspect, select, update
 
 from computewatch.errors import FormatError
 from computewatch.supplychain._directory import registrar_actor
@@ -47,7 +47,7 @@ from computewatch.supplychain._tables import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from sqlalchemy import Connection, Engine
 
@@ -368,17 +368,6 @@ class RegistryStore:
             q = select(receipts.c.seq).where(receipts.c.serial == serial)
             return len(conn.execute(q).all())
 
-    def chips_held_by(self, actor_id: str, *, limit: int = 1000) -> list[ChipState]:
-        """Chips an actor holds or owns (at most ``limit``, by serial)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(chips)
-                .where(or_(chips.c.holder == actor_id, chips.c.owner == actor_id))
-                .order_by(chips.c.serial)
-                .limit(limit)
-            ).all()
-        return [_chip(r) for r in rows]
-
     def discrepancies(
         self, policy: ReportPolicy, now_us: int, *, limit: int = 10_000
     ) -> DiscrepancyReport:
@@ -428,14 +417,3 @@ class RegistryStore:
                 found_events.extend(_event(r) for r in rows[:limit])
         report = find_discrepancies(found_chips.values(), found_events, policy, now_us)
         return DiscrepancyReport(report.now_us, report.policy, report.items, tuple(truncated))
-
-    def all_chips(self) -> Iterable[ChipState]:
-        """Every chip, by serial (streamed; for audits and tests)."""
-        with self.engine.connect() as conn:
-            for row in conn.execute(select(chips).order_by(chips.c.serial)):
-                yield _chip(row)
-
-    def all_actors(self) -> list[Actor]:
-        """Every actor, by id."""
-        with self.engine.connect() as conn:
-            return [_actor(r) for r in conn.execute(select(actors).order_by(actors.c.actor_id))]
