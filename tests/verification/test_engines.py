@@ -18,6 +18,7 @@ from computewatch.verification import (
     verify_transcript,
 )
 from computewatch.verification._prover import Task, pack
+from computewatch.verification._sandbox_launch import ZYGOTE_ENV
 from tests.verification.conftest import Run, run_on_chip
 
 if TYPE_CHECKING:
@@ -69,6 +70,14 @@ def one_worker(run: Run) -> dict[str, Any]:
 
 def test_two_local_workers_give_the_verdict_of_one(run: Run, one_worker: dict[str, Any]) -> None:
     assert _verdict(run, LocalPool(workers=2, limits=WorkerLimits(strict=True))) == one_worker
+
+
+def test_execd_workers_give_the_verdict_of_forked_ones(
+    run: Run, one_worker: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as root the default forks workers from the preloaded zygote (ADR 0027)
+    monkeypatch.setenv(ZYGOTE_ENV, "0")
+    assert _verdict(run, LocalPool(workers=1, limits=WorkerLimits(strict=True))) == one_worker
 
 
 def test_the_in_process_baseline_gives_the_same_verdict(

@@ -217,6 +217,16 @@ def _descendants(root: int) -> dict[int, str]:
     return out
 
 
+def _in_sandbox(pid: int) -> bool:
+    """Whether `pid` runs in a PID namespace below the host's (a sandboxed process)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    lines = [line.split() for line in status.splitlines() if line.startswith("NSpid:")]
+    return bool(lines) and len(lines[0]) > 2  # "NSpid:", the host pid, the inner pid
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -256,7 +266,9 @@ def test_killing_cluster_verify_kills_its_sandboxed_workers(
     try:
         workers: dict[int, str] = {}
         for _ in range(1200):  # until a sandboxed worker runs (bounded wait, not a timing check)
-            workers = {p: c for p, c in _descendants(proc.pid).items() if "_worker" in c}
+            # a replay worker is exec'd under unshare(1) or forked from the zygote:
+            # either way it is a descendant in a PID namespace of its own
+            workers = {p: c for p, c in _descendants(proc.pid).items() if _in_sandbox(p)}
             if workers or proc.poll() is not None:
                 break
             time.sleep(0.1)

@@ -47,6 +47,7 @@ from computewatch.verification._reader import SnapshotClaim, TranscriptReader
 from computewatch.verification._replay import Replayer, Tolerance, replay_pair
 from computewatch.verification._results import VERDICT_FORMAT, CheckResult, CheckStatus, Verdict
 from computewatch.verification._sandbox import (
+    ZYGOTE_ENV,
     Isolation,
     IsolationUnavailable,
     Layer,
@@ -63,6 +64,7 @@ __all__ = [
     "DEFAULT_HEURISTICS",
     "VERDICT_FORMAT",
     "VERDICT_PAYLOAD_TYPE",
+    "ZYGOTE_ENV",
     "ArtifactStore",
     "CheckResult",
     "CheckStatus",

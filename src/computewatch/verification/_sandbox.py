@@ -95,6 +95,7 @@ from computewatch.verification._isolation import (
 )
 from computewatch.verification._sandbox_launch import (
     UNSHARE_ENV,
+    ZYGOTE_ENV,
     Limits,
     attempts,
     failure,
@@ -115,6 +116,7 @@ __all__ = [
     "DEFAULT_SCRATCH_BYTES",
     "DEFAULT_TIMEOUT",
     "UNSHARE_ENV",
+    "ZYGOTE_ENV",
     "Isolation",
     "IsolationUnavailable",
     "Layer",
@@ -205,7 +207,7 @@ def run_isolated(
             program=command[0],
         )
         failures: list[str] = []
-        for attempt in attempts(unshare, skip, strict=strict, failures=failures):
+        for attempt in attempts(unshare, skip, strict=strict, failures=failures, command=command):
             spec = make_spec(
                 mode=attempt.mode,
                 strict=strict,

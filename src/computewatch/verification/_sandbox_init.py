@@ -35,7 +35,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "EXIT_EXEC_FAILED",
@@ -410,6 +413,15 @@ def main(argv: list[str]) -> int:
         strict run lacks a layer.
     """
     spec: dict[str, Any] = json.loads(argv[1])
+    return serve(spec, functools.partial(_exec, spec["argv"]))
+
+
+def serve(spec: dict[str, Any], command: Callable[[], int]) -> int:
+    """Isolate, report the layers on ``spec["status_fd"]``, then run `command` as a child.
+
+    `command` runs in a forked child after the report (it exec's the
+    command, or, in a zygote's fork, calls it); see `main` for the status.
+    """
     status_fd = int(spec["status_fd"])
     try:
         reasons = _isolate(spec)
@@ -424,13 +436,21 @@ def main(argv: list[str]) -> int:
         return 0
     if spec["strict"] and reasons:
         return EXIT_REFUSED
-    return _run(spec["argv"], f"{spec['scratch']}/home")
+    return _run(command, f"{spec['scratch']}/home")
 
 
-def _run(command: list[str], home: str) -> int:
-    """Run `command` as a child and reap every orphan until it exits.
+def _exec(command: list[str]) -> int:  # pragma: no cover - runs in the forked child
+    try:
+        os.execvp(command[0], command)  # noqa: S606 - running the command is the point
+    except OSError as e:
+        sys.stderr.write(f"sandbox: cannot execute {command[0]!r}: {e.strerror or e}\n")
+    return EXIT_EXEC_FAILED
 
-    The command is not exec'd in place: process 1 of a PID namespace ignores
+
+def _run(command: Callable[[], int], home: str) -> int:
+    """Run `command` in a child and reap every orphan until it exits.
+
+    The command is not run in place: process 1 of a PID namespace ignores
     signals it has no handler for and must reap orphans, which ordinary
     programs do not expect. When this process exits, the kernel kills
     whatever is left in the namespace.
@@ -441,13 +461,13 @@ def _run(command: list[str], home: str) -> int:
     with contextlib.suppress(OSError):
         os.chdir(home)
     child = os.fork()
-    if child == 0:  # pragma: no cover - replaced by execvp
+    if child == 0:  # pragma: no cover - the child exec's or exits
         _libc().prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)  # dies with this init
+        code = EXIT_EXEC_FAILED
         try:
-            os.execvp(command[0], command)  # noqa: S606 - running the command is the point
-        except OSError as e:
-            sys.stderr.write(f"sandbox: cannot execute {command[0]!r}: {e.strerror or e}\n")
-        os._exit(EXIT_EXEC_FAILED)
+            code = command()
+        finally:
+            os._exit(code)
     while True:
         pid, wait_status = os.wait()
         if pid == child:

@@ -14,9 +14,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from computewatch.verification import _sandbox_init
+from computewatch.verification import _sandbox_init, _zygote
 from computewatch.verification._isolation import (
     Isolation,
     Layer,
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UNSHARE_ENV",
+    "ZYGOTE_ENV",
     "Attempt",
     "Limits",
     "Outcome",
@@ -54,6 +55,8 @@ _SIGNAL_BASE = 128  # the init exits 128 + N when signal N killed the command
 _PR_SET_PDEATHSIG = 1
 #: Environment variable naming the ``unshare`` binary (default: found on PATH).
 UNSHARE_ENV = "COMPUTEWATCH_UNSHARE"
+#: Set to ``0`` to exec every replay worker instead of forking it from the zygote.
+ZYGOTE_ENV = "COMPUTEWATCH_ZYGOTE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class Attempt:
     method: str
     prefix: tuple[str, ...]  # the unshare command line, empty for a plain subprocess
     mode: str  # "isolate" or "bare"
+    fork: bool = False  # fork the replay worker from the zygote (`_zygote`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +84,19 @@ def attempts(
     *,
     strict: bool,
     failures: list[str],
+    command: Sequence[str] = (),
 ) -> list[Attempt]:
-    """Return the ways to start the sandbox, best first; note why others are impossible."""
+    """Return the ways to start the sandbox, best first; note why others are impossible.
+
+    The replay worker (`command` is ``python -m`` `_zygote.WORKER_MODULE``)
+    is forked from the zygote first, as root; the others are exec'd.
+    """
     named = unshare if unshare is not None else os.environ.get(UNSHARE_ENV)
     binary = str(named) if named is not None else shutil.which("unshare")
     attempts = []
+    worker = [sys.executable, "-m", _zygote.WORKER_MODULE]
+    if list(command[:3]) == worker and os.geteuid() == 0 and os.environ.get(ZYGOTE_ENV) != "0":
+        attempts.append(Attempt("zygote fork, unshare(2) as root", (), "isolate", fork=True))
     if binary is None:
         failures.append("unshare(1): not found on PATH (install util-linux)")
     elif not os.access(binary, os.X_OK):
@@ -159,22 +171,28 @@ def _die_with_parent() -> None:
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+class _Process(Protocol):
+    """What `_collect` needs of a started init: a Popen, or a zygote's fork."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+    @property
+    def stderr(self) -> IO[bytes] | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 def launch(attempt: Attempt, spec: dict[str, Any], limits: Limits) -> Outcome:
     """Start the init under `attempt`, collect stdout/stderr/status, enforce the bounds."""
     status_r, status_w = os.pipe()
-    spec = {**spec, "status_fd": status_w}
-    init = (sys.executable, "-I", "-S", "-B", str(_INIT), json.dumps(spec))
+    proc: _Process
     try:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            [*attempt.prefix, *init],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(limits.env),
-            cwd=limits.scratch,
-            pass_fds=(status_w,),
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - async-signal-safe prctl only
+        proc = (
+            _fork(spec, limits, status_w)
+            if attempt.fork
+            else _popen(attempt, spec, limits, status_w)
         )
     except OSError as e:
         os.close(status_r)
@@ -192,7 +210,41 @@ def launch(attempt: Attempt, spec: dict[str, Any], limits: Limits) -> Outcome:
                 stream.close()
 
 
-def _collect(proc: subprocess.Popen[bytes], status_r: int, limits: Limits) -> Outcome:
+def _popen(attempt: Attempt, spec: dict[str, Any], limits: Limits, status_w: int) -> _Process:
+    spec = {**spec, "status_fd": status_w}
+    init = (sys.executable, "-I", "-S", "-B", str(_INIT), json.dumps(spec))
+    return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        [*attempt.prefix, *init],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(limits.env),
+        cwd=limits.scratch,
+        pass_fds=(status_w,),
+        start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - async-signal-safe prctl only
+    )
+
+
+def _fork(spec: dict[str, Any], limits: Limits, status_w: int) -> _Process:
+    server = _zygote.ForkServer.shared(os.environ)
+    if server is None:
+        msg = "the replay zygote is unavailable"
+        raise OSError(msg)
+    skip = set(spec["skip"])
+    request = {
+        "spec": spec,
+        "env": dict(limits.env),
+        "cwd": str(limits.scratch),
+        "args": list(spec["argv"][3:]),
+        "net": Layer.NETWORK.value not in skip,
+        "pid": Layer.PROCESSES.value not in skip,
+        "status_w": status_w,
+    }
+    return server.spawn(request)
+
+
+def _collect(proc: _Process, status_r: int, limits: Limits) -> Outcome:
     """Read the three pipes until they close; kill on timeout or too much output."""
     assert proc.stdout is not None  # Popen(stdout=PIPE)
     assert proc.stderr is not None  # Popen(stderr=PIPE)
@@ -239,7 +291,7 @@ def _collect(proc: subprocess.Popen[bytes], status_r: int, limits: Limits) -> Ou
     return Outcome(returncode, bytes(out), bytes(err), bytes(status))
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
+def kill_group(proc: _Process) -> None:
     """SIGKILL the process group (the PID namespace dies with its process 1)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
