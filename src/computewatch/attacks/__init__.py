@@ -39,11 +39,13 @@ from computewatch.attacks._corpus import (
     clopper_pearson,
     default_policy,
     false_reject_rate,
+    honest_trials,
     markdown_table,
     one_sided_bounds,
     plot_detection,
     run_benchmark,
     run_scales,
+    summarize_false_rejects,
 )
 from computewatch.attacks._harness import (
     LONG,
@@ -140,6 +142,7 @@ __all__ = [
     "clopper_pearson",
     "default_policy",
     "false_reject_rate",
+    "honest_trials",
     "make_spec",
     "markdown_table",
     "one_sided_bounds",
@@ -148,4 +151,5 @@ __all__ = [
     "run_benchmark",
     "run_on_chip",
     "run_scales",
+    "summarize_false_rejects",
 ]

@@ -70,11 +70,13 @@ __all__ = [
     "clopper_pearson",
     "default_policy",
     "false_reject_rate",
+    "honest_trials",
     "markdown_table",
     "one_sided_bounds",
     "plot_detection",
     "run_benchmark",
     "run_scales",
+    "summarize_false_rejects",
 ]
 
 
@@ -281,12 +283,12 @@ def run_scales(plan: dict[str, tuple[int, tuple[str, ...]]]) -> dict[str, Any]:
         return {name: job.get() for name, job in pending.items()}
 
 
-def _honest_job(scale_name: str, first: int, count: int) -> list[dict[str, Any]]:
+def _honest_job(scale_name: str, trials: list[int]) -> list[dict[str, Any]]:
     scale = SCALES[scale_name]
     policy = default_policy(scale)
     out = []
     with tempfile.TemporaryDirectory(prefix="cw-honest-") as tmp:
-        for i in range(first, first + count):
+        for i in trials:
             run = run_on_chip(
                 Path(tmp), name=f"h-{i}", serial=f"CW-H-{i}", scale=scale, data_seed=10_000 + i
             )
@@ -295,33 +297,43 @@ def _honest_job(scale_name: str, first: int, count: int) -> list[dict[str, Any]]
     return out
 
 
-def false_reject_rate(runs: int, scale: Scale = SCALE, processes: int = 2) -> dict[str, Any]:
-    """Verify `runs` honest runs (each its own data order and chip) at `scale`.
+def honest_trials(
+    trials: Sequence[int], scale: Scale = SCALE, processes: int = 2
+) -> list[dict[str, Any]]:
+    """Record and verify honest run `i` for each `i` in `trials` (its own data order and chip).
 
-    Uses `default_policy(scale)`; runs are split over `processes` processes.
+    Trial `i` is the same run wherever it is computed (data seed ``10000 + i``,
+    chip ``CW-H-i``, segment seed `i`), so a campaign can be split and resumed.
+    Uses `default_policy(scale)`; trials are split over `processes` processes.
     """
     import multiprocessing as mp  # noqa: PLC0415
 
-    t0 = time.perf_counter()
-    share = [runs // processes + (p < runs % processes) for p in range(processes)]
-    firsts = [sum(share[:p]) for p in range(processes)]
+    parts = [list(trials[p::processes]) for p in range(processes)]
     with mp.get_context("spawn").Pool(processes) as pool:
-        parts = pool.starmap(
-            _honest_job, [(scale.name, f, n) for f, n in zip(firsts, share, strict=True) if n]
-        )
-    honest = [h for part in parts for h in part]
+        done = pool.starmap(_honest_job, [(scale.name, part) for part in parts if part])
+    return sorted((h for part in done for h in part), key=lambda h: int(h["trial"]))
+
+
+def summarize_false_rejects(honest: Sequence[dict[str, Any]], scale: Scale) -> dict[str, Any]:
+    """The false-reject rate (with its 95 % bounds) over honest trial records."""
     fr = [h["compute_fraction"] for h in honest]
     return {
         "scale": scale.name,
         "policy": default_policy(scale).to_json(),
-        "false_reject": _rate(sum(h["rejected"] for h in honest), len(honest))
+        "false_reject": _rate(sum(bool(h["rejected"]) for h in honest), len(honest))
         | {
             "compute_fraction_mean": float(np.mean(fr)) if fr else None,
             "compute_fraction_max": float(np.max(fr)) if fr else None,
             "rejected_runs": [h for h in honest if h["rejected"]],
         },
-        "seconds": time.perf_counter() - t0,
     }
+
+
+def false_reject_rate(runs: int, scale: Scale = SCALE, processes: int = 2) -> dict[str, Any]:
+    """Verify `runs` honest runs (trials ``0..runs-1``, see `honest_trials`) at `scale`."""
+    t0 = time.perf_counter()
+    honest = honest_trials(range(runs), scale, processes)
+    return summarize_false_rejects(honest, scale) | {"seconds": time.perf_counter() - t0}
 
 
 def _verify_honest(run: HonestRun, policy: VerificationPolicy, trial: int) -> dict[str, Any]:
