@@ -63,6 +63,7 @@ __all__ = ["WORKER_MODULE", "ForkServer", "Forked"]
 WORKER_MODULE = "computewatch.verification._worker"
 _MAX_MESSAGE = 1 << 20
 _READY_TIMEOUT_S = 120.0
+_KILLED_WAIT_S = 60.0
 _POLL_S = 0.05
 _STATUS_FD = 3
 _CLONE_NEWNS = 0x00020000
@@ -108,9 +109,11 @@ class Forked:
             subprocess.TimeoutExpired: It still runs after `timeout` seconds.
         """
         try:
-            return self._status.result(timeout)
+            return self._status.result(_KILLED_WAIT_S if timeout is None else timeout)
         except TimeoutError as e:
-            raise subprocess.TimeoutExpired(WORKER_MODULE, timeout or 0.0) from e
+            if timeout is None:  # only after a SIGKILL (`kill_group`): its zygote is stuck
+                return -signal.SIGKILL
+            raise subprocess.TimeoutExpired(WORKER_MODULE, timeout) from e
 
 
 class ForkServer:
@@ -126,6 +129,7 @@ class ForkServer:
             OSError: It could not be started or did not get ready.
         """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.owner = os.getpid()
         self._sock = ours
         self._lock = threading.Lock()
         self._next = 0
@@ -163,6 +167,7 @@ class ForkServer:
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # a fork's stderr is its job's pipe
                 env=env,
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,
@@ -180,7 +185,8 @@ class ForkServer:
         if os.geteuid() != 0 or not sys.platform.startswith("linux"):
             return None
         with cls._shared_lock:
-            if cls._shared is None or cls._shared.dead:
+            stale = cls._shared is None or cls._shared.dead or cls._shared.owner != os.getpid()
+            if stale:  # none yet, gone, or inherited through a fork of the Verifier
                 try:
                     cls._shared = cls(env)
                 except OSError:
@@ -223,7 +229,10 @@ class ForkServer:
         finally:
             for fd in (out_w, err_w):
                 os.close(fd)
-        pid = pid_future.result()
+        try:
+            pid = pid_future.result(_READY_TIMEOUT_S)
+        except TimeoutError:
+            pid = -1
         if pid <= 0:
             for fd in (out_r, err_r):
                 os.close(fd)
