@@ -79,6 +79,10 @@ class EventKind(enum.StrEnum):
     DESTROYED = "destroyed"
     LOST = "lost"
     INSPECTED = "inspected"
+    #: The registrar licensed the chip to a region (docs/location.md).
+    LICENSED = "licensed"
+    #: A verifier's location check of the chip was logged (flagged unless inside).
+    LOCATION_CHECKED = "location-checked"
 
 
 class ChipStatus(enum.StrEnum):
