@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from computewatch.crypto import VerifyingKey
-
     from computewatch.supplychain import LocationCheck
 
 HONEST, DIVERTED = "CW-LOC-IN", "CW-LOC-OUT"
