@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import numpy as np
 import pytest
 
+from computewatch.attacks import SCALE, LocationForgedCheck, default_policy
 from computewatch.chip import LocationAnswerer, LogState, genesis_hash, open_secure_element
 from computewatch.crypto import (
     Envelope,
@@ -350,3 +353,13 @@ def test_live_server_logs_serves_and_reports_across_a_restart(
         assert r.status_code == 404
         assert "no licensed region" in r.json()["error"]["message"]
         assert httpx.get(f"{server.url}/v1/chips/CW-NONE/locations").json() == []
+
+
+@pytest.mark.parametrize("trial", [0, 1, 2])
+def test_the_prover_cannot_log_its_own_inside_check(tmp_path: Path, trial: int) -> None:
+    attack = LocationForgedCheck()
+    attempt = attack.create(tmp_path, trial, [])
+    found = attack.detect(attempt, default_policy(SCALE), np.random.default_rng(0))
+    assert found.detected, found.detail
+    why = {0: "CustodyViolation: .*role verifier", 1: "IntegrityError", 2: "IntegrityError"}
+    assert re.search(why[trial], found.detail), found.detail
