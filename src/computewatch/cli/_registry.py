@@ -224,7 +224,7 @@ def request_cmd(
     texts |= {"--site": site, "--found-holder": found_holder, "--id": new_id, "--role": role}
     texts |= {"--name": name, "--model": model, "--log-key": log_key, "--server": server}
     lists = {"--serial": serial or [], "--chip": chip or [], "--capability": capability or []}
-    check_request_options(texts, lists, counter, new_key)
+    check_request_options(texts, lists, counter, new_key, {"region": region, "check": check})
     opts = {
         "serial": serial or [],
         "to": to,

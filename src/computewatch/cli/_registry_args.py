@@ -187,8 +187,17 @@ def check_request_options(
     lists: dict[str, list[str]],
     counter: int | None,
     new_key: Path | None,
+    files: dict[str, Path | None] | None = None,
 ) -> None:
     """Refuse any bad option of `request`, also one the request's kind does not use."""
+    from computewatch.supplychain import parse_check  # noqa: PLC0415 - keep the CLI fast
+
+    files = files or {}
+    if files.get("region") is not None:
+        _location_body("license-region", {"serial": [], "region": files["region"]})
+    if files.get("check") is not None:
+        body = _location_body("location-check", {"check": files["check"]})
+        parse_check(body["check"], f"--check {files['check']}")
     for flag, value in texts.items():
         if value is not None:
             checked_text(flag, value, max_len=4096)
