@@ -203,6 +203,8 @@ def test_bad_checks_and_licences_are_refused_naming_why(story: Story, keys: Regi
             d.submit(make())
         if error is CustodyViolation and "role" in words:
             assert e.value.rule is Rule.ROLE  # type: ignore[attr-defined]
+        if "licensed region" in words or "constraints" in words:
+            assert e.value.rule is Rule.LICENSED_REGION  # type: ignore[attr-defined]
     # signed by a key the registry does not know, or tampered after signing
     stranger = story.world.request(
         "location-check",

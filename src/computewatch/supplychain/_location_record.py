@@ -235,12 +235,12 @@ def location_effects(
     region = licensed
     if check.region_id != region.region_id:
         what = f"expected its licensed region {region.region_id!r}, got {check.region_id!r}"
-        raise CustodyViolation(Rule.KNOWN, f"{where}: {what}")
+        raise CustodyViolation(Rule.LICENSED_REGION, f"{where}: {what}")
     want = [(c.landmark, c.radius_km) for c in region.constraints]
     have = [(r.landmark, r.radius_km) for r in check.results]
     if have != want:
         what = f"expected the region's constraints {want}, got {have}"[:400]
-        raise CustodyViolation(Rule.KNOWN, f"{where}: {what}")
+        raise CustodyViolation(Rule.LICENSED_REGION, f"{where}: {what}")
     if check.time_us > t:
         what = f"the check's time {check.time_us} us is after the request's {t} us"
         raise CustodyViolation(Rule.IN_ORDER, f"{where}: {what}")

@@ -114,6 +114,8 @@ class Rule(enum.StrEnum):
     NOT_IN_TRANSIT = "not-in-transit"
     #: Requests name a registered actor and chip.
     KNOWN = "known"
+    #: A location check is of the chip's licensed region: its id, landmarks and radii.
+    LICENSED_REGION = "licensed-region"
 
 
 class CustodyViolation(VerificationFailed):
