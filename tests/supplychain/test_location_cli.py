@@ -9,7 +9,7 @@ import pytest
 
 from computewatch.chip import Chip
 from computewatch.cli import main
-from computewatch.crypto import MerkleLog, SigningKey
+from computewatch.crypto import MerkleLog, SigningKey, VerifyingKey
 from computewatch.supplychain import (
     Landmark,
     LandmarkCore,
@@ -17,7 +17,10 @@ from computewatch.supplychain import (
     LicensedRegion,
     LocationLog,
     RegionConstraint,
+    RegistryClient,
 )
+from tests.supplychain.server import ORIGIN, RegistryKeys, registry_server
+from tests.supplychain.world import World
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -147,3 +150,68 @@ def test_simulate_writes_the_campaign(tmp_path: Path, capsys: pytest.CaptureFixt
     code, _, err = run(capsys, "location", "simulate", "--trials", "0")
     assert code == 2
     assert "--trials" in err
+
+
+def test_checks_go_to_the_registry_and_back(
+    files: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`registry request license-region / location-check`, `registry locations`, `report`."""
+    d, address = files
+    keys = RegistryKeys.create(d / "keys")
+    keys.registrar.save(d / "registrar.key")
+    world = World(ORIGIN, keys.registrar)
+    world.key("insp-1").save(d / "insp.key")
+    chip_key = VerifyingKey.load(d / "chip.pub")
+    code, _, err = run(
+        capsys, "location", "answer", "--chip", str(d / "chip"),
+        "--landmark", f"lm-cli={address}", "--out", str(d / "m.json"),
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, *_check_args(d, "--json"))
+    assert code == 0, err
+    (d / "check.json").write_text(out)
+    with registry_server(keys, f"sqlite:///{d / 'registry.db'}") as server:
+        with RegistryClient(server.url, keys.log.verifier) as client:
+            client.submit(world.register("fab-1", "fab"))
+            client.submit(world.register("insp-1", "verifier"))
+            chips = [{"serial": "CW-CLI-1", "key": chip_key.raw.hex(), "model": "cw-test"}]
+            client.submit(world.request("fabricate", "fab-1", {"chips": chips}))
+        common = ("--origin", ORIGIN, "--server", server.url, "--log-key", keys.log.verifier.vkey)
+        code, out, err = run(
+            capsys, "registry", "request", "location-check", "--actor", "insp-1",
+            "--key", str(d / "insp.key"), "--check", str(d / "check.json"), *common,
+        )  # fmt: skip
+        assert code == 1, out + err  # no licence yet: refused, one line
+        assert "no licensed region" in err
+        assert len(err.strip().splitlines()) == 1
+        code, out, err = run(
+            capsys, "registry", "request", "license-region", "--actor", "registrar",
+            "--key", str(d / "registrar.key"), "--serial", "CW-CLI-1",
+            "--region", str(d / "region.json"), *common,
+        )  # fmt: skip
+        assert code == 0, err
+        code, out, err = run(
+            capsys, "registry", "request", "location-check", "--actor", "insp-1",
+            "--key", str(d / "insp.key"), "--check", str(d / "check.json"), *common,
+        )  # fmt: skip
+        assert code == 0, err
+        assert "logged at index 4" in out
+        read = ("--server", server.url, "--log-key", keys.log.verifier.vkey)
+        code, out, err = run(capsys, "registry", "locations", "CW-CLI-1", *read, "--json")
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["region"]["id"] == "cli-site"
+        assert [(c["status"], c["log_index"]) for c in doc["checks"]] == [("inside", 4)]
+        code, out, err = run(capsys, "registry", "locations", "CW-CLI-1", *read)
+        assert "licensed to cli-site" in out
+        assert "#4" in out
+        code, out, err = run(capsys, "registry", "report", *read)
+        assert code == 0, out
+        (d / "bad.json").write_text('{"serial": "CW-CLI-1", "status": "inside"}')
+        code, out, err = run(
+            capsys, "registry", "request", "location-check", "--actor", "insp-1",
+            "--key", str(d / "insp.key"), "--check", str(d / "bad.json"), *common,
+        )  # fmt: skip
+        assert code == 2, out + err
+        assert "--check" in err
+        assert "Traceback" not in err

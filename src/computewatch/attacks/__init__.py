@@ -67,6 +67,7 @@ from computewatch.attacks._location import (
     LocationRelay,
     LocationReplayedAnswer,
 )
+from computewatch.attacks._location_registry import LocationForgedCheck
 from computewatch.attacks._protocol import (
     FirmwareRollback,
     ForgedLogEntry,
@@ -115,6 +116,7 @@ __all__ = [
     "InterpolatedCheckpoints",
     "LearningRateLie",
     "LocationDelayedAnswer",
+    "LocationForgedCheck",
     "LocationOtherChipKey",
     "LocationRelay",
     "LocationReplayedAnswer",

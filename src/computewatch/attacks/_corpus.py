@@ -37,6 +37,7 @@ from computewatch.attacks._location import (
     LocationRelay,
     LocationReplayedAnswer,
 )
+from computewatch.attacks._location_registry import LocationForgedCheck
 from computewatch.attacks._protocol import (
     FirmwareRollback,
     ForgedLogEntry,
@@ -110,6 +111,7 @@ def _all() -> tuple[Attack, ...]:
         LocationDelayedAnswer(),
         LocationReplayedAnswer(),
         LocationOtherChipKey(),
+        LocationForgedCheck(),
         HostileProgram("print-verdict"),
         HostileProgram("patch-verifier"),
         HostileProgram("read-outside"),

@@ -163,7 +163,8 @@ def request_cmd(
         str,
         typer.Argument(
             help="register-actor, fabricate, transfer, receive, "
-            "register-owner, resell, damage, destroy, lose, inspect"
+            "register-owner, resell, damage, destroy, lose, inspect, "
+            "license-region, location-check"
         ),
     ],
     actor: Annotated[str, typer.Option("--actor", help="The submitting actor's id.")],
@@ -195,6 +196,18 @@ def request_cmd(
         list[Path] | None,
         typer.Option("--cosign", help="Another party's key.", parser=input_file()),
     ] = None,
+    region: Annotated[
+        Path | None,
+        typer.Option(
+            "--region", help="Licensed region JSON (license-region).", parser=input_file()
+        ),
+    ] = None,
+    check: Annotated[
+        Path | None,
+        typer.Option(
+            "--check", help="`location check --json` output (location-check).", parser=input_file()
+        ),
+    ] = None,
     counter: Annotated[int | None, typer.Option("--counter", help="Default: time in us.")] = None,
     out: Annotated[
         Path | None,
@@ -211,7 +224,7 @@ def request_cmd(
     texts |= {"--site": site, "--found-holder": found_holder, "--id": new_id, "--role": role}
     texts |= {"--name": name, "--model": model, "--log-key": log_key, "--server": server}
     lists = {"--serial": serial or [], "--chip": chip or [], "--capability": capability or []}
-    check_request_options(texts, lists, counter, new_key)
+    check_request_options(texts, lists, counter, new_key, {"region": region, "check": check})
     opts = {
         "serial": serial or [],
         "to": to,
@@ -226,6 +239,8 @@ def request_cmd(
         "chip": chip or [],
         "model": model,
         "capability": capability or [],
+        "region": region,
+        "check": check,
     }
     now_us = time.time_ns() // 1000
     request = make_request(
@@ -313,6 +328,43 @@ def chip_cmd(serial: str, server: Server, log_key: LogKey, as_json: JsonFlag = F
         other = f" -> {e.counterparty}" if e.counterparty else ""
         flag = " [FLAGGED]" if e.flagged else ""
         say(f"  #{e.log_index} {stamp} {e.kind.value} by {e.actor}{other}{flag}")
+
+
+@app.command("locations")
+def locations_cmd(
+    serial: str,
+    server: Server,
+    log_key: LogKey,
+    limit: Annotated[int, typer.Option("--limit", help="The latest this many checks.")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """A chip's licensed region and its latest logged location checks (docs/location.md)."""
+    from computewatch.supplychain import UnknownEntity  # noqa: PLC0415
+
+    checked_text("SERIAL", serial)
+    int_in_range("--limit", limit, 1, 1000)
+    with client_for(server, log_key) as client:
+        try:
+            region = client.region(serial)
+        except UnknownEntity:
+            region = None
+        checks = client.locations(serial, limit=limit)
+    if as_json:
+        emit_json(
+            {
+                "serial": serial,
+                "region": None if region is None else region.to_json(),
+                "checks": [c.to_json() for c in checks],
+            }
+        )
+        return
+    say(
+        f"chip S/N {serial}: "
+        + ("no licensed region" if region is None else f"licensed to {region.region_id}")
+    )
+    for c in checks:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c.time_us / 1e6))
+        say(f"  #{c.log_index} {stamp} {c.summary}")
 
 
 @app.command("actor")

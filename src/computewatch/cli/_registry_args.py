@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,8 @@ from computewatch.errors import FormatError
 
 if TYPE_CHECKING:
     from computewatch.supplychain import RegistryClient
+
+_MAX_JSON = 1 << 20
 
 __all__ = [
     "check_request_options",
@@ -92,9 +95,49 @@ def read_input(path: Path, what: str) -> bytes:
         raise FormatError(msg) from e
 
 
+def _json_file(path: Path, what: str) -> Any:
+    """The JSON in ``path`` (at most 1 MiB), or a one-line FormatError."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(_MAX_JSON + 1)
+    except OSError as e:
+        msg = f"{what} {path}: cannot read ({e.strerror})"
+        raise FormatError(msg) from e
+    if len(data) > _MAX_JSON:
+        msg = f"{what} {path}: expected at most {_MAX_JSON} bytes of JSON"
+        raise FormatError(msg)
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        msg = f"{what} {path}: not JSON ({e.__class__.__name__})"
+        raise FormatError(msg) from e
+
+
+def _location_body(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """The body of a license-region (--serial, --region) or location-check (--check) request."""
+    from computewatch.supplychain import parse_region  # noqa: PLC0415 - keep the CLI fast
+
+    if kind == "license-region":
+        if opts["region"] is None:
+            msg = "license-region: expected --region FILE (the licensed region's JSON)"
+            raise FormatError(msg)
+        region = parse_region(_json_file(opts["region"], "--region"), "--region")
+        return {"serials": opts["serial"], "region": region.to_json()}
+    if opts["check"] is None:
+        msg = "location-check: expected --check FILE (what `location check --json` printed)"
+        raise FormatError(msg)
+    doc = _json_file(opts["check"], "--check")
+    if not isinstance(doc, dict):
+        msg = f"--check {opts['check']}: expected a JSON object"
+        raise FormatError(msg)
+    return {"check": {k: v for k, v in doc.items() if k != "log_index"}}
+
+
 def request_body(kind: str, opts: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - one case per kind
     serials: list[str] = opts["serial"]
     note = {"note": opts["note"]} if opts["note"] else {}
+    if kind in {"license-region", "location-check"}:
+        return _location_body(kind, opts)
     if kind == "register-actor":
         if not (opts["new_id"] and opts["role"] and opts["new_key"]):
             msg = "register-actor: expected --id, --role and --new-key"
@@ -144,8 +187,17 @@ def check_request_options(
     lists: dict[str, list[str]],
     counter: int | None,
     new_key: Path | None,
+    files: dict[str, Path | None] | None = None,
 ) -> None:
     """Refuse any bad option of `request`, also one the request's kind does not use."""
+    from computewatch.supplychain import parse_check  # noqa: PLC0415 - keep the CLI fast
+
+    files = files or {}
+    if files.get("region") is not None:
+        _location_body("license-region", {"serial": [], "region": files["region"]})
+    if files.get("check") is not None:
+        body = _location_body("location-check", {"check": files["check"]})
+        parse_check(body["check"], f"--check {files['check']}")
     for flag, value in texts.items():
         if value is not None:
             checked_text(flag, value, max_len=4096)

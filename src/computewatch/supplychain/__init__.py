@@ -70,6 +70,7 @@ from computewatch.supplychain._location_landmark import (
     measure_at,
     parse_address,
 )
+from computewatch.supplychain._location_record import parse_check, parse_region
 from computewatch.supplychain._location_sim import (
     OPTIMAL_FIBRE,
     LatencyModel,
@@ -202,6 +203,8 @@ __all__ = [
     "one_sided_rate",
     "open_engine",
     "parse_address",
+    "parse_check",
+    "parse_region",
     "payload_type",
     "rtt_bound_km",
     "run_campaign",

@@ -14,6 +14,9 @@ Endpoints (all JSON unless noted):
 * ``GET /v1/registry``, ``/healthz``: trust roots and liveness;
 * ``GET /v1/chips/{serial}``, ``/v1/chips/{serial}/history``,
   ``/v1/actors/{actor_id}``: the directory;
+* ``GET /v1/chips/{serial}/region``, ``/v1/chips/{serial}/locations``:
+  its licensed region and logged location checks (written as
+  ``license-region`` and ``location-check`` requests, docs/location.md);
 * ``GET /v1/reports/discrepancies``: the discrepancy report;
 * ``GET /v1/log/checkpoint`` (``text/plain`` signed note, with the
   witnesses' cosignatures when the log is witnessed),
@@ -67,7 +70,9 @@ from computewatch.supplychain._schemas import (
     ErrorOut,
     EventOut,
     HealthOut,
+    LocationCheckOut,
     ProofOut,
+    RegionOut,
     RegistryInfo,
     ReportOut,
     WriteOut,
@@ -201,6 +206,7 @@ def create_app(
 
     _write_routes(app, settings)
     _directory_routes(app, settings, clock)
+    _location_routes(app)
     _log_routes(app)
     app.include_router(tile_router())
     app.include_router(audit_router())
@@ -306,6 +312,29 @@ def _directory_routes(app: FastAPI, settings: RegistrySettings, clock: Callable[
         now = round(clock() * 1e6) if now_us is None else now_us
         report = registry.store.discrepancies(settings.policy, now, limit=limit)
         return ReportOut(**report.to_json())
+
+
+def _location_routes(app: FastAPI) -> None:
+    """Licensed regions and logged location checks (docs/location.md)."""
+
+    @app.get("/v1/chips/{serial}/region", tags=["location"])
+    def get_region(serial: str, registry: RegistryDep) -> RegionOut:
+        """The region the chip is licensed to (a logged ``license-region`` request)."""
+        found = registry.store.licence(check_serial(serial))
+        if found is None:
+            msg = f"chip S/N {serial} has no licensed region"
+            raise UnknownEntity(msg)
+        return RegionOut(serial=serial, region=found[0].to_json(), log_index=found[1])
+
+    @app.get("/v1/chips/{serial}/locations", tags=["location"])
+    def get_locations(
+        serial: str,
+        registry: RegistryDep,
+        limit: Annotated[int, Query(ge=1, le=1000, description="The latest this many.")] = 100,
+    ) -> list[LocationCheckOut]:
+        """The chip's latest logged location checks, oldest first (empty if none)."""
+        checks = registry.store.location_checks(check_serial(serial), limit=limit)
+        return [LocationCheckOut(**c.to_json()) for c in checks]
 
 
 def _log_routes(app: FastAPI) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
@@ -45,6 +46,7 @@ from computewatch.errors import (
     ParameterError,
     VerificationFailed,
 )
+from computewatch.supplychain._location_record import parse_check, parse_region
 from computewatch.supplychain._model import (
     Actor,
     ChipEvent,
@@ -70,6 +72,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from computewatch.crypto import TrustedCheckpoints
+    from computewatch.supplychain._location import LocationCheck
+    from computewatch.supplychain._location_geo import LicensedRegion
 
 __all__ = ["ReceiptClient", "RegistryClient", "raise_for_error"]
 
@@ -435,6 +439,22 @@ class RegistryClient:
             )
             for d in self._get(f"/v1/chips/{serial}/history").json()
         ]
+
+    def region(self, serial: str) -> LicensedRegion:
+        """The chip's licensed region (`UnknownEntity` if it has none)."""
+        return parse_region(self._get(f"/v1/chips/{serial}/region").json().get("region"))
+
+    def locations(self, serial: str, *, limit: int = 100) -> list[LocationCheck]:
+        """The chip's latest logged location checks, oldest first."""
+        docs = self._get(f"/v1/chips/{serial}/locations", limit=limit).json()
+        out = []
+        for d in docs if isinstance(docs, list) else [None]:
+            if not isinstance(d, dict):
+                msg = f"registry GET /v1/chips/{serial}/locations: expected a list of checks"
+                raise FormatError(msg)
+            index = d.pop("log_index", None)
+            out.append(replace(parse_check(d, "registry location check"), log_index=index))
+        return out
 
     def actor(self, actor_id: str) -> Actor:
         """A registered actor."""

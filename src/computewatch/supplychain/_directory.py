@@ -170,6 +170,10 @@ class Directory:
     def license_region(self, serial: str, region: LicensedRegion) -> None:
         """Record where chip ``serial`` is licensed to be (replacing an earlier licence).
 
+        This records the licence in memory only; the registry logs licences
+        and checks as ``license-region`` and ``location-check`` requests,
+        which `apply` (and `replay`) take in like any other request.
+
         Raises:
             UnknownEntity: The directory does not know the chip.
         """
@@ -179,8 +183,11 @@ class Directory:
         self._regions[serial] = region
 
     def licensed_region(self, serial: str) -> LicensedRegion | None:
-        """The chip's licensed region, if it has one."""
-        return self._regions.get(serial)
+        """The chip's licensed region, if it has one (see `StateView.licensed_region`)."""
+        found = self._regions.get(serial)
+        if found is not None or self._base is None:
+            return found
+        return self._base.licensed_region(serial)
 
     def record_location(self, check: LocationCheck) -> None:
         """Keep a (logged) location check of a licensed chip for the discrepancy report.
@@ -229,6 +236,10 @@ class Directory:
             self._chip_keys[chip.key] = chip.serial
         for event in effects.events:
             self._events.setdefault(event.serial, []).append(event)
+        for serial, region in effects.regions:
+            self._regions[serial] = region
+        for check in effects.locations:
+            self._location_checks.setdefault(check.serial, []).append(check)
         self._requests[effects.digest] = effects.index
 
     def submit(

@@ -8,10 +8,12 @@ persists; they never write.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from computewatch.supplychain._location import LocationCheck
+    from computewatch.supplychain._location_geo import LicensedRegion
     from computewatch.supplychain._model import Actor, ChipEvent, ChipState
     from computewatch.supplychain._requests import Request
 
@@ -64,6 +66,10 @@ class StateView(Protocol):
         """Return the logged entry of chip ``serial`` with the highest seq, if any."""
         ...
 
+    def licensed_region(self, serial: str) -> LicensedRegion | None:
+        """Return the region chip ``serial`` is licensed to, if any."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Effects:
@@ -76,6 +82,8 @@ class Effects:
         actors: Actors created or updated (the submitter's counter).
         chips: Chips created or updated.
         events: History entries, one per chip named.
+        regions: Licences granted, as (serial, region) (``license-region``).
+        locations: Location checks logged, with this log index (``location-check``).
     """
 
     request: Request
@@ -84,6 +92,8 @@ class Effects:
     actors: tuple[Actor, ...]
     chips: tuple[ChipState, ...]
     events: tuple[ChipEvent, ...]
+    regions: tuple[tuple[str, LicensedRegion], ...] = field(default=())
+    locations: tuple[LocationCheck, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)

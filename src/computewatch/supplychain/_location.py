@@ -58,6 +58,7 @@ __all__ = [
     "LocationPolicy",
     "LocationStatus",
     "check_location",
+    "location_status",
     "schedule_checks",
     "verify_location",
 ]
@@ -348,7 +349,7 @@ def check_location(
         best = min(got) if got else None
         bound = None if best is None else rtt_bound_km(best, policy.km_per_ms)
         results.append(LandmarkResult(c.landmark, c.radius_km, len(got), best, bound, tuple(found)))
-    return LocationCheck(serial, region.region_id, now_us, _status(results), tuple(results))
+    return LocationCheck(serial, region.region_id, now_us, location_status(results), tuple(results))
 
 
 def _claimed_landmark(env: Envelope | bytes | str) -> str:
@@ -360,7 +361,8 @@ def _claimed_landmark(env: Envelope | bytes | str) -> str:
         return ""
 
 
-def _status(results: Sequence[LandmarkResult]) -> LocationStatus:
+def location_status(results: Sequence[LandmarkResult]) -> LocationStatus:
+    """The outcome that landmark results give (problems first, then missing bounds)."""
     if any(r.problems for r in results):
         return LocationStatus.REJECTED
     if any(r.bound_km is None for r in results):

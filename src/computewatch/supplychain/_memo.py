@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from computewatch.supplychain._rules import Effects, ReceiptEffects, ReceiptRecord
 
 if TYPE_CHECKING:
+    from computewatch.supplychain._location_geo import LicensedRegion
     from computewatch.supplychain._model import Actor, ChipState
     from computewatch.supplychain._store import RegistryStore
 
@@ -99,6 +100,10 @@ class Memo:
         if seq == last.seq:
             return last
         return self._store.receipt_at(serial, seq)
+
+    def licensed_region(self, serial: str) -> LicensedRegion | None:
+        """See `StateView.licensed_region` (not cached: only location checks read it)."""
+        return self._store.licensed_region(serial)
 
     def absorb(self, effects: Effects | ReceiptEffects) -> None:
         """Take in the effects of a committed write."""

@@ -79,6 +79,10 @@ class EventKind(enum.StrEnum):
     DESTROYED = "destroyed"
     LOST = "lost"
     INSPECTED = "inspected"
+    #: The registrar licensed the chip to a region (docs/location.md).
+    LICENSED = "licensed"
+    #: A verifier's location check of the chip was logged (flagged unless inside).
+    LOCATION_CHECKED = "location-checked"
 
 
 class ChipStatus(enum.StrEnum):
@@ -110,6 +114,8 @@ class Rule(enum.StrEnum):
     NOT_IN_TRANSIT = "not-in-transit"
     #: Requests name a registered actor and chip.
     KNOWN = "known"
+    #: A location check is of the chip's licensed region: its id, landmarks and radii.
+    LICENSED_REGION = "licensed-region"
 
 
 class CustodyViolation(VerificationFailed):

@@ -291,8 +291,7 @@ def _location_findings(
             (serial,),
             holders.get(serial),
             check.time_us,
-            check.summary
-            + ("" if check.log_index is None else f" (location log index {check.log_index})"),
+            check.summary + ("" if check.log_index is None else f" (log index {check.log_index})"),
             () if check.log_index is None else (check.log_index,),
         )
         for serial, check in sorted(latest.items())

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from computewatch.crypto import Envelope, VerifyingKey, canonical_json, sign_envelope
 from computewatch.errors import FormatError
+from computewatch.supplychain._location_record import check_body as check_location_body
 from computewatch.supplychain._model import Role, check_actor_id, check_serial
 
 if TYPE_CHECKING:
@@ -87,6 +88,10 @@ class RequestKind(enum.StrEnum):
     SAMPLE_COMMIT = "sample-commit"
     #: The reveal of that nonce (checked against the commitment by the audit).
     SAMPLE_REVEAL = "sample-reveal"
+    #: The registrar licenses chips to a region (`supplychain._location_record`).
+    LICENSE_REGION = "license-region"
+    #: A verifier logs a location check of a chip against its licensed region.
+    LOCATION_CHECK = "location-check"
 
 
 def payload_type(kind: RequestKind) -> str:
@@ -279,8 +284,14 @@ class Request:
         if not isinstance(body, dict):
             msg = f"request body: expected an object, got {type(body).__name__}"
             raise FormatError(msg)
-        sample = self.kind in {RequestKind.SAMPLE_COMMIT, RequestKind.SAMPLE_REVEAL}
-        (_check_sample_body if sample else _check_body)(self.kind, self.body)
+        if self.kind in {RequestKind.SAMPLE_COMMIT, RequestKind.SAMPLE_REVEAL}:
+            _check_sample_body(self.kind, self.body)
+        elif self.kind in {RequestKind.LICENSE_REGION, RequestKind.LOCATION_CHECK}:
+            check_location_body(self.kind.value, self.body)
+            if self.kind is RequestKind.LICENSE_REGION:
+                _serials(self.body)
+        else:
+            _check_body(self.kind, self.body)
 
     @property
     def payload_type(self) -> str:
@@ -292,6 +303,8 @@ class Request:
         """The chips the request names (from ``chips`` for a fabrication)."""
         if self.kind is RequestKind.FABRICATE:
             return [c["serial"] for c in self.body["chips"]]
+        if self.kind is RequestKind.LOCATION_CHECK:
+            return [self.body["check"]["serial"]]
         return list(self.body.get("serials", []))
 
     def to_payload(self) -> bytes:

@@ -28,6 +28,7 @@ from computewatch.supplychain._effects import (
     ReceiptRecord,
     StateView,
 )
+from computewatch.supplychain._location_record import location_effects
 from computewatch.supplychain._model import (
     HOLDER_ROLES,
     Actor,
@@ -79,6 +80,8 @@ _ROLE_FOR = {
     RequestKind.INSPECT: {Role.VERIFIER},
     RequestKind.SAMPLE_COMMIT: {Role.OWNER, Role.VERIFIER},
     RequestKind.SAMPLE_REVEAL: {Role.OWNER, Role.VERIFIER},
+    RequestKind.LICENSE_REGION: {Role.REGISTRAR},
+    RequestKind.LOCATION_CHECK: {Role.VERIFIER},
 }
 
 
@@ -185,11 +188,27 @@ def check_request(
     updated = replace(actor, last_counter=request.counter)
     if request.kind is RequestKind.REGISTER_ACTOR:
         return _register_actor(view, request, updated, digest, index)
-    if request.kind in {RequestKind.SAMPLE_COMMIT, RequestKind.SAMPLE_REVEAL}:
-        # logged for the audit's commit-reveal order (inspection.audit); no custody effect
-        return Effects(request, digest, index, (updated,), (), ())
+    special = _NOT_CUSTODY.get(request.kind)
+    if special is not None:
+        return special(view, request, digest, index, updated)
     chips, events = _custody(view, request, index)
     return Effects(request, digest, index, (updated,), tuple(chips), tuple(events))
+
+
+def _logged_only(
+    _view: StateView, request: Request, digest: bytes, index: int, actor: Actor
+) -> Effects:
+    """Logged for the audit's commit-reveal order (inspection.audit); no custody effect."""
+    return Effects(request, digest, index, (actor,), (), ())
+
+
+#: Requests that change no custody: audit sampling, licences and location checks.
+_NOT_CUSTODY = {
+    RequestKind.SAMPLE_COMMIT: _logged_only,
+    RequestKind.SAMPLE_REVEAL: _logged_only,
+    RequestKind.LICENSE_REGION: location_effects,
+    RequestKind.LOCATION_CHECK: location_effects,
+}
 
 
 def _register_actor(

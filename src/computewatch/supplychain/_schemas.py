@@ -22,7 +22,9 @@ __all__ = [
     "ErrorOut",
     "EventOut",
     "HealthOut",
+    "LocationCheckOut",
     "ProofOut",
+    "RegionOut",
     "RegistryInfo",
     "ReportOut",
     "WriteOut",
@@ -178,3 +180,22 @@ class EntryOut(_Out):
 
     index: int
     entry: str = Field(description="base64 of the entry bytes (a DSSE envelope).")
+
+
+class RegionOut(_Out):
+    """A chip's licensed region (docs/location.md)."""
+
+    serial: str
+    region: dict[str, Any] = Field(description="{'id': ..., 'within': [{landmark, radius_km}]}")
+    log_index: int = Field(description="The log index of the license-region request.")
+
+
+class LocationCheckOut(_Out):
+    """A logged location check."""
+
+    serial: str
+    region: str
+    time_us: int
+    status: str = Field(description="inside, outside, rejected or unproven.")
+    results: list[dict[str, Any]]
+    log_index: int | None = Field(description="The log index of the location-check request.")

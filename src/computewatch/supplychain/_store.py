@@ -16,6 +16,13 @@ from sqlalchemy import Row, insert, inspect, select, update
 
 from computewatch.errors import FormatError
 from computewatch.supplychain._directory import registrar_actor
+from computewatch.supplychain._location_store import (
+    checks_of,
+    create_missing,
+    outside_candidates,
+    persist_locations,
+    region_of,
+)
 from computewatch.supplychain._model import (
     Actor,
     ChipEvent,
@@ -34,6 +41,7 @@ from computewatch.supplychain._requests import RequestKind
 from computewatch.supplychain._rules import Effects, ReceiptEffects, ReceiptRecord
 from computewatch.supplychain._sqllog import SQLLogStore
 from computewatch.supplychain._tables import (
+    LATER_TABLES,
     SCHEMA_VERSION,
     WRITE,
     actors,
@@ -52,6 +60,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
     from computewatch.crypto import VerifyingKey
+    from computewatch.supplychain._location import LocationCheck
+    from computewatch.supplychain._location_geo import LicensedRegion
 
 __all__ = ["RegistryStore"]
 
@@ -220,6 +230,9 @@ class RegistryStore:
             if have.get(key) != value:
                 msg = f"{where}: expected {key} {value!r}, the database has {have.get(key)!r}"
                 raise FormatError(msg)
+        if not {t.name for t in LATER_TABLES} <= tables:
+            with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+                create_missing(conn, tables)
 
     # --- StateView over the committed state --------------------------------------
 
@@ -279,6 +292,21 @@ class RegistryStore:
             ).first()
         return None if row is None else ReceiptRecord(int(row[0]), bytes(row[1]), int(row[2]))
 
+    def licensed_region(self, serial: str) -> LicensedRegion | None:
+        """See `StateView.licensed_region`."""
+        found = self.licence(serial)
+        return None if found is None else found[0]
+
+    def licence(self, serial: str) -> tuple[LicensedRegion, int] | None:
+        """The chip's licensed region and the log index of its licence, if any."""
+        with self.engine.connect() as conn:
+            return region_of(conn, serial)
+
+    def location_checks(self, serial: str, *, limit: int = 100) -> list[LocationCheck]:
+        """The chip's latest ``limit`` logged location checks, oldest first."""
+        with self.engine.connect() as conn:
+            return checks_of(conn, serial, limit)
+
     # --- writing (inside the caller's transaction) -------------------------------
 
     def persist(
@@ -335,6 +363,7 @@ class RegistryStore:
             )
         if reqs:
             conn.execute(insert(requests), reqs)
+        persist_locations(conn, effects)
         if entries:
             conn.execute(
                 insert(receipts),
@@ -415,5 +444,12 @@ class RegistryStore:
                 if len(rows) > limit:
                     truncated.append(kind)
                 found_events.extend(_event(r) for r in rows[:limit])
-        report = find_discrepancies(found_chips.values(), found_events, policy, now_us)
+            locations, cut = outside_candidates(conn, now_us, limit)
+            if cut:
+                truncated.append(DiscrepancyKind.OUTSIDE_REGION)
+            missing = sorted({c.serial for c in locations} - set(found_chips))
+        found_chips.update(self.chips_many(missing))  # their holders, for the findings
+        report = find_discrepancies(
+            found_chips.values(), found_events, policy, now_us, locations=locations
+        )
         return DiscrepancyReport(report.now_us, report.policy, report.items, tuple(truncated))

@@ -39,7 +39,7 @@ from sqlalchemy.exc import ArgumentError
 
 from computewatch.errors import FormatError
 
-__all__ = ["SCHEMA_VERSION", "WRITE", "metadata", "open_engine"]
+__all__ = ["LATER_TABLES", "SCHEMA_VERSION", "WRITE", "metadata", "open_engine"]
 
 #: The schema this code reads and writes (kept in the ``meta`` table).
 SCHEMA_VERSION = "computewatch-registry/1"
@@ -138,6 +138,32 @@ receipts = Table(
     Column("log_index", BigInteger, nullable=False, unique=True),
     Column("time_us", BigInteger, nullable=False),
 )
+#: A chip's current licence (``license-region`` requests; the last one wins).
+licensed_regions = Table(
+    "licensed_regions",
+    metadata,
+    Column("serial", String(64), primary_key=True),
+    Column("region_id", String(64), nullable=False),
+    Column("region", Text, nullable=False),
+    Column("log_index", BigInteger, nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+)
+#: Logged location checks (``location-check`` requests), one per log index.
+location_checks = Table(
+    "location_checks",
+    metadata,
+    Column("log_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("serial", String(64), nullable=False),
+    Column("region_id", String(64), nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("inside", Boolean, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("location_checks_serial_time", "serial", "time_us", "log_index"),
+    Index("location_checks_inside_time", "inside", "time_us"),
+)
+#: Tables added after schema 1 was first released: created when missing on open.
+LATER_TABLES = (licensed_regions, location_checks)
 
 _SQLITE_TRIGGERS = [
     f"CREATE TRIGGER {t}_append_only_{op[0].lower()} BEFORE {op} ON {t} "
