@@ -40,7 +40,7 @@ ALL_SKIPPED: dict[str, str] = {
     "computewatch.inspection._html": "needs a completed audit's report",
     "computewatch.inspection._period": "needs a live registry server",
     "computewatch.supplychain._audit_client": "needs a live registry server",
-    "computewatch.supplychain._client": "talks to a live registry server",
+    "computewatch.supplychain._receipt_client": "talks to a live registry server",
     "computewatch.supplychain._holdings": "replays a registry's log",
     "computewatch.supplychain._registry": "needs a running registry with keys and a database",
     "computewatch.supplychain._settings": "reads a server's key files",

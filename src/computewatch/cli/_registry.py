@@ -16,9 +16,16 @@ from typing import Annotated
 import typer
 
 from computewatch._validate import int_in_range, text
+from computewatch.cli import _registry_read
 from computewatch.cli._output import console, emit_json, say
 from computewatch.cli._paths import input_file, output_file
 from computewatch.cli._registry_args import (
+    JsonFlag,
+    LogKey,
+    PolicyFile,
+    Registrar,
+    Server,
+    StateFile,
     check_request_options,
     checked_text,
     client_for,
@@ -29,39 +36,12 @@ from computewatch.cli._registry_args import (
 from computewatch.crypto import Envelope, SigningKey, VerifyingKey
 from computewatch.errors import FormatError, VerificationFailed
 
+_DAY = 86_400.0
+
 app = typer.Typer(
     help="Chip-owner directory, chain of custody and receipt service (paper §6).",
     no_args_is_help=True,
 )
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
-Server = Annotated[str, typer.Option("--server", help="Registry URL, e.g. http://127.0.0.1:8000.")]
-LogKey = Annotated[
-    str, typer.Option("--log-key", help="The log's note verifier key (vkey text, or a file).")
-]
-_DAY = 86_400.0
-PolicyFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--policy",
-        help="tlog-policy file: also require its witness quorum.",
-        parser=input_file(),
-    ),
-]
-StateFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--state",
-        help="SQLite file of accepted checkpoints: refuse rollbacks/forks.",
-        parser=output_file(),
-    ),
-]
-
-
-Registrar = Annotated[
-    Path,
-    typer.Option("--registrar", help="Registrar public key (PEM).", parser=input_file()),
-]
 
 
 @app.command("keygen")
@@ -309,77 +289,7 @@ def submit_cmd(
     )
 
 
-@app.command("chip")
-def chip_cmd(serial: str, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
-    """A chip's directory record and custody history."""
-    checked_text("SERIAL", serial)
-    with client_for(server, log_key) as client:
-        chip, history = client.chip(serial), client.history(serial)
-    if as_json:
-        emit_json({"chip": chip.to_json(), "history": [e.to_json() for e in history]})
-        return
-    owner = chip.owner or "none"
-    say(
-        f"chip S/N {chip.serial} ({chip.model}, fab {chip.fab}): {chip.status.value}, "
-        f"holder {chip.holder}, owner {owner}"
-    )
-    for e in history:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.time_us / 1e6))
-        other = f" -> {e.counterparty}" if e.counterparty else ""
-        flag = " [FLAGGED]" if e.flagged else ""
-        say(f"  #{e.log_index} {stamp} {e.kind.value} by {e.actor}{other}{flag}")
-
-
-@app.command("locations")
-def locations_cmd(
-    serial: str,
-    server: Server,
-    log_key: LogKey,
-    limit: Annotated[int, typer.Option("--limit", help="The latest this many checks.")] = 100,
-    as_json: JsonFlag = False,
-) -> None:
-    """A chip's licensed region and its latest logged location checks (docs/location.md)."""
-    from computewatch.supplychain import UnknownEntity  # noqa: PLC0415
-
-    checked_text("SERIAL", serial)
-    int_in_range("--limit", limit, 1, 1000)
-    with client_for(server, log_key) as client:
-        try:
-            region = client.region(serial)
-        except UnknownEntity:
-            region = None
-        checks = client.locations(serial, limit=limit)
-    if as_json:
-        emit_json(
-            {
-                "serial": serial,
-                "region": None if region is None else region.to_json(),
-                "checks": [c.to_json() for c in checks],
-            }
-        )
-        return
-    say(
-        f"chip S/N {serial}: "
-        + ("no licensed region" if region is None else f"licensed to {region.region_id}")
-    )
-    for c in checks:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c.time_us / 1e6))
-        say(f"  #{c.log_index} {stamp} {c.summary}")
-
-
-@app.command("actor")
-def actor_cmd(actor_id: str, server: Server, log_key: LogKey, as_json: JsonFlag = False) -> None:
-    """A registered actor."""
-    checked_text("ACTOR_ID", actor_id)
-    with client_for(server, log_key) as client:
-        actor = client.actor(actor_id)
-    if as_json:
-        emit_json(actor.to_json())
-    else:
-        say(
-            f"{actor.actor_id}: {actor.role.value}, key {VerifyingKey.from_raw(actor.key).key_id}, "
-            f"registered at log index {actor.log_index}"
-        )
+_registry_read.register(app)
 
 
 @app.command("checkpoint")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from computewatch._validate import int_in_range, text
+from computewatch.cli._paths import input_file, output_file
 from computewatch.crypto import NoteVerifier, VerifyingKey
 from computewatch.errors import FormatError
 
@@ -208,3 +211,34 @@ def check_request_options(
         int_in_range("--counter", counter, 1, 2**63 - 1)
     if new_key is not None:
         VerifyingKey.load(new_key)  # a bad key file is refused whatever the kind
+
+
+# -- options the registry commands share
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+Server = Annotated[str, typer.Option("--server", help="Registry URL, e.g. http://127.0.0.1:8000.")]
+LogKey = Annotated[
+    str, typer.Option("--log-key", help="The log's note verifier key (vkey text, or a file).")
+]
+PolicyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        help="tlog-policy file: also require its witness quorum.",
+        parser=input_file(),
+    ),
+]
+StateFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help="SQLite file of accepted checkpoints: refuse rollbacks/forks.",
+        parser=output_file(),
+    ),
+]
+
+
+Registrar = Annotated[
+    Path,
+    typer.Option("--registrar", help="Registrar public key (PEM).", parser=input_file()),
+]

@@ -33,7 +33,7 @@ Example:
 
 from computewatch.supplychain._app import create_app, status_for
 from computewatch.supplychain._audit_client import AuditQueries
-from computewatch.supplychain._client import ReceiptClient, RegistryClient
+from computewatch.supplychain._client import RegistryClient
 from computewatch.supplychain._directory import Directory
 from computewatch.supplychain._entries import check_receipt
 from computewatch.supplychain._holdings import AuditView, Holding, LoggedCommitment, audit_view
@@ -93,6 +93,7 @@ from computewatch.supplychain._model import (
     Rule,
     UnknownEntity,
 )
+from computewatch.supplychain._receipt_client import ReceiptClient
 from computewatch.supplychain._registry import Acknowledgement, Overloaded, Registry
 from computewatch.supplychain._reports import (
     Discrepancy,
