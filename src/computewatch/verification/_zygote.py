@@ -275,6 +275,7 @@ class ForkServer:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        self._sock.close()
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
