@@ -78,9 +78,9 @@ class AuditTrust:
             ParameterError: The policy does not list the log key.
         """
         if policy is not None and log_key not in policy.log_keys(log_key.name):
+            where = f"tlog-policy {policy_file}" if policy_file is not None else "tlog-policy"
             msg = (
-                f"tlog-policy {policy_file or ''}: does not list the registry's log key "
-                f"{log_key.name}+{log_key.key_id:08x}"
+                f"{where}: does not list the registry's log key {log_key.name}+{log_key.key_id:08x}"
             )
             raise ParameterError(msg)
         self.log_key = log_key
