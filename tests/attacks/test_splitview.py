@@ -20,3 +20,8 @@ def test_caught_in_every_trial_under_two_of_three() -> None:
         assert row["data"]["honest_refused"]["max"] == 0.0  # the honest log is never refused
     variants = rows[SplitView.name]["data"]["variant"]
     assert (variants["min"], variants["max"]) == (0.0, 2.0)  # same size, larger, smaller forks
+    # the inspector is an audit under the plan's policy: it refuses the fork whenever the
+    # fork lacks a quorum (else the fork's quorum leaves the real log without one)
+    at_inspection = rows[SplitView.name]["data"]["inspection_refused"]
+    assert 0.0 < at_inspection["mean"] < 1.0
+    assert at_inspection["max"] == 1.0

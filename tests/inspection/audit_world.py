@@ -11,7 +11,9 @@ Verifier are registered actors whose requests are signed and submitted
 through `RegistryClient`; every chip is a real emulated chip (provisioned
 and booted with signed firmware) whose identity key is the one the fab
 registers. ``lab-b`` presents none of its chips (each sampled chip is a
-finding), unless ``present_b`` is set.
+finding), unless ``present_b`` is set. With ``witnesses=N``, N live
+``computewatch witness serve`` processes cosign every checkpoint the
+registry signs, and ``AuditWorld.policy`` is a 2-of-N tlog-policy file.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from computewatch.cli import main
 from computewatch.crypto import SigningKey
 from computewatch.supplychain import RegistryClient
 from tests.supplychain.server import ORIGIN, RegistryKeys, RegistryServer, registry_server
+from tests.supplychain.witness_server import WitnessServer, witness_policy, witness_servers
 from tests.supplychain.world import World
 
 if TYPE_CHECKING:
@@ -50,6 +53,8 @@ class AuditWorld:
     world: World
     submissions: Path
     cluster_key: Path
+    policy: Path | None = None
+    witnesses: tuple[WitnessServer, ...] = ()
 
     @property
     def log_key(self) -> str:
@@ -69,7 +74,9 @@ def _submit(client: RegistryClient, data: bytes) -> None:
     client.submit(data)
 
 
-def plan_args(w: AuditWorld, folder: Path, period: str = PERIOD) -> list[str]:
+def plan_args(
+    w: AuditWorld, folder: Path, period: str = PERIOD, server: str | None = None
+) -> list[str]:
     """``audit plan`` for both labs: H = 4 chip-days of a 6-chip stockpile (b = 2/3)."""
     return [
         "audit",
@@ -77,7 +84,7 @@ def plan_args(w: AuditWorld, folder: Path, period: str = PERIOD) -> list[str]:
         "--dir",
         str(folder),
         "--server",
-        w.server.url,
+        server or w.server.url,
         "--log-key",
         w.log_key,
         "--period",
@@ -101,11 +108,13 @@ def plan_args(w: AuditWorld, folder: Path, period: str = PERIOD) -> list[str]:
     ]
 
 
-def _start(stack: contextlib.ExitStack, keys: RegistryKeys, db_url: str) -> RegistryServer:
+def _start(
+    stack: contextlib.ExitStack, keys: RegistryKeys, db_url: str, args: tuple[str, ...] = ()
+) -> RegistryServer:
     """Start the server; on a loaded machine its first start can miss the helper's 30 s."""
     for attempt in range(_STARTS):
         try:
-            return stack.enter_context(registry_server(keys, db_url))
+            return stack.enter_context(registry_server(keys, db_url, args=args))
         except RuntimeError:
             if attempt == _STARTS - 1:
                 raise
@@ -113,7 +122,9 @@ def _start(stack: contextlib.ExitStack, keys: RegistryKeys, db_url: str) -> Regi
 
 
 @contextlib.contextmanager
-def audit_world(root: Path, db_url: str, *, present_b: bool = False) -> Iterator[AuditWorld]:
+def audit_world(
+    root: Path, db_url: str, *, present_b: bool = False, witnesses: int = 0
+) -> Iterator[AuditWorld]:
     """Start the registry, register everything, write the submissions; stop it afterwards."""
     keys = RegistryKeys.create(root / "registry")
     world = World(ORIGIN, keys.registrar)
@@ -127,7 +138,16 @@ def audit_world(root: Path, db_url: str, *, present_b: bool = False) -> Iterator
     cluster.verifying_key.save(root / "keys" / "cluster.pub")
     submissions = root / "submissions"
     with contextlib.ExitStack() as stack:
-        server = _start(stack, keys, db_url)
+        policy, servers = None, []
+        args: tuple[str, ...] = ()
+        if witnesses:
+            servers = stack.enter_context(
+                witness_servers(root / "witnesses", [keys.log.verifier], n=witnesses)
+            )
+            policy = root / "policy.txt"
+            policy.write_text(witness_policy(keys.log.verifier, servers, quorum=2))
+            args = ("--witnesses", str(policy))
+        server = _start(stack, keys, db_url, args)
         with RegistryClient(server.url, keys.log.verifier) as client:
             for actor, role in (("fab-1", "fab"), ("reg-1", "verifier")):
                 _submit(client, world.register(actor, role))
@@ -155,4 +175,13 @@ def audit_world(root: Path, db_url: str, *, present_b: bool = False) -> Iterator
                     "declared": {},
                 }
                 (submissions / lab / "submission.json").write_text(json.dumps(doc))
-        yield AuditWorld(root, server, keys, world, submissions, root / "keys" / "cluster.key")
+        yield AuditWorld(
+            root,
+            server,
+            keys,
+            world,
+            submissions,
+            root / "keys" / "cluster.key",
+            policy,
+            tuple(servers),
+        )

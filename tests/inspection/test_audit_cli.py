@@ -76,6 +76,11 @@ def test_the_whole_audit_runs_from_the_cli_and_reruns_byte_identically(
     folder = audited
     doc = json.loads((folder / "report" / "audit.json").read_text())
     assert doc["compliant"] == {"lab-a": True, "lab-b": False}
+    # no tlog-policy in the plan: the report says what the checkpoints were trusted on
+    assert doc["plan"]["checkpoint_trust"] == (
+        "checkpoints trusted on the log operator's signature alone (no tlog-policy in the plan)"
+    )
+    assert "signature alone" in (folder / "report" / "audit.md").read_text()
     plan = json.loads((folder / "plan.json").read_text())
     assert {p: v["sample_size"] for p, v in plan["provers"].items()} == {"lab-a": 3, "lab-b": 3}
     for prover in doc["provers"]:

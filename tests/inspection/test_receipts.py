@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 import torch
 
 from computewatch.chip import Chip, ManualClock, sign_firmware
-from computewatch.crypto import Envelope, MerkleLog, NoteSigner, Receipt, SigningKey, json_digest
+from computewatch.crypto import (
+    Cosigner,
+    Envelope,
+    MerkleLog,
+    NoteSigner,
+    Policy,
+    Receipt,
+    SigningKey,
+    json_digest,
+)
 from computewatch.inspection import check_receipts
 
 if TYPE_CHECKING:
@@ -26,6 +35,20 @@ class _Registry:
     def __call__(self, envelope: Envelope) -> Receipt:
         index = self.log.append(envelope.to_json())
         return self.log.receipt(index, self.log.checkpoint(self.signer, origin=ORIGIN))
+
+
+class _Witnessed(_Registry):
+    """The same log, each receipt's checkpoint cosigned by ``cosigners``."""
+
+    def __init__(self, signer: NoteSigner, cosigners: list[Cosigner]) -> None:
+        super().__init__(signer)
+        self.cosigners = cosigners
+
+    def __call__(self, envelope: Envelope) -> Receipt:
+        index = self.log.append(envelope.to_json())
+        signed = self.log.checkpoint(self.signer, origin=ORIGIN)
+        lines = [c.cosign(signed.checkpoint, timestamp=1_800_000_000) for c in self.cosigners]
+        return self.log.receipt(index, signed.with_signatures(lines))
 
 
 def _chip(tmp_path: Path, registry: _Registry) -> tuple[Chip, list[int]]:
@@ -76,3 +99,27 @@ def test_missing_reused_old_and_foreign_receipts_are_findings(tmp_path: Path) ->
     assert [f.kind for f in check_receipts(entries, garbage, trusted, ORIGIN, serial="S")] == [
         "receipt-invalid"
     ]
+
+
+def test_an_offline_bundle_is_the_receipts_plus_a_tlog_policy(tmp_path: Path) -> None:
+    signer = NoteSigner.generate(ORIGIN)
+    witnesses = [Cosigner.generate(f"w{i}.witness.example") for i in range(3)]
+    text = f"log {signer.verifier.vkey}\n"
+    text += "".join(f"witness W{i} {c.key.vkey}\n" for i, c in enumerate(witnesses))
+    policy = Policy.parse(text + "group g 2 W0 W1 W2\nquorum g\n")
+    for k in (1, 2, 3):
+        with _chip(tmp_path / f"k{k}", _Witnessed(signer, witnesses[:k]))[0] as chip:
+            entries = chip.log_entries()
+            stored = {
+                int(p.stem.rsplit("-", 1)[1]): p.read_text()
+                for p in (tmp_path / f"k{k}" / "o").glob("*.receipt")
+            }
+        assert len(stored) == 3
+        # the log's signature alone accepts them all; the policy needs 2 of 3 cosignatures
+        assert check_receipts(entries, stored, [signer.verifier], ORIGIN, serial="S") == []
+        found = check_receipts(entries, stored, policy, ORIGIN, serial="S")
+        if k == 1:
+            assert [f.kind for f in found] == ["receipt-invalid"] * 3
+            assert all("quorum 'g' not met" in f.detail for f in found)
+        else:
+            assert found == []

@@ -19,6 +19,13 @@ and only if it extends the newest it accepted (`TrustedCheckpoints`).
   transfer; the operator then serves an older, validly cosigned checkpoint
   (from before it) to make the transfer disappear.
 
+The inspector is an audit (`computewatch.inspection`): its plan names the
+2-of-3 tlog-policy file and its folder's ``checkpoints.db`` remembers what an
+earlier step accepted (`AuditTrust`), exactly as ``computewatch audit``
+accepts the registry's checkpoints; ``inspection_refused`` records whether
+the audit itself refused the fork (when it did not, the fork had a quorum
+and the government refuses the real log instead).
+
 Each trial also runs the honest log through the same defence (both parties
 see the real history) and records ``honest_refused`` (must be 0).
 """
@@ -45,6 +52,7 @@ from computewatch.crypto import (
     canonical_json,
 )
 from computewatch.errors import ComputeWatchError
+from computewatch.inspection import AuditFolder, AuditTrust
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -122,6 +130,13 @@ class _World:
     def party(self, name: str) -> TrustedCheckpoints:
         """A party's (inspector's, government's) memory of accepted checkpoints."""
         return TrustedCheckpoints.open(self.folder / f"{name}.db", self.policy)
+
+    def audit(self, name: str) -> TrustedCheckpoints:
+        """An inspector's audit: the plan's policy file, the audit folder's accepted checkpoints."""
+        path = self.folder / f"{name}-policy.txt"
+        path.write_text(self.policy.to_text())
+        trust = AuditTrust.from_file(self.signer.verifier, path)
+        return trust.state(AuditFolder(self.folder / f"{name}-audit"))
 
     def close(self) -> None:
         for w in self.witnesses:
@@ -227,18 +242,19 @@ class SplitView:
     def detect(
         self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
     ) -> Detection:
-        """The inspector gets the fork, the government the real log; both check under 2-of-3."""
+        """The inspector's audit gets the fork, the government the real log; both under 2-of-3."""
         del policy, rng
         d = attempt.data
         world: _World = d["world"]
         try:
-            with world.party("inspector") as inspector, world.party("government") as government:
+            with world.audit("inspector") as inspector, world.party("government") as government:
                 for party in (inspector, government):
                     _accepts(party, _merge(d["shared"]), d["real"])
                 fork_refused = _accepts(inspector, d["fork_view"], d["fork"])
                 real_refused = _accepts(government, d["real_view"], d["real"])
         finally:
             world.close()
+        d["inspection_refused"] = int(bool(fork_refused))
         caught = bool(fork_refused or real_refused)
         checks = tuple(sorted({c for c in (fork_refused, real_refused) if c}))
         detail = (
@@ -281,12 +297,12 @@ class LogRollback:
     def detect(
         self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
     ) -> Detection:
-        """The party accepts the newer checkpoint, then is shown the older one."""
+        """The inspector's audit accepts the newer checkpoint, then is shown the older one."""
         del policy, rng
         d = attempt.data
         world: _World = d["world"]
         try:
-            with world.party("inspector") as party:
+            with world.audit("inspector") as party:
                 honest = _accepts(party, d["new"], d["log"])
                 refused = _accepts(party, d["old"], d["log"])
             d["honest_refused"] = int(bool(honest))

@@ -24,6 +24,8 @@ from computewatch.cli._paths import input_file, input_folder, output_file, outpu
 from computewatch.errors import FormatError
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from computewatch.crypto import SigningKey
     from computewatch.inspection import AuditFolder
     from computewatch.supplychain import RegistryClient
@@ -69,13 +71,12 @@ def _folder(path: Path) -> AuditFolder:
     return AuditFolder(path)
 
 
-def _client(folder: AuditFolder) -> RegistryClient:
-    from computewatch.crypto import NoteVerifier  # noqa: PLC0415
-    from computewatch.inspection import load_plan  # noqa: PLC0415
-    from computewatch.supplychain import RegistryClient  # noqa: PLC0415
+def _client(folder: AuditFolder) -> AbstractContextManager[RegistryClient]:
+    """The registry of the plan, accepting checkpoints under its trust and the folder's state."""
+    from computewatch.inspection import audit_registry, load_plan  # noqa: PLC0415
 
-    reg = load_plan(folder)["registry"]
-    return RegistryClient(str(reg["server"]), NoteVerifier.from_vkey(str(reg["log_key"])))
+    load_plan(folder)  # a clear error for a folder without a plan
+    return audit_registry(folder)
 
 
 def _provers(folder: AuditFolder, only: list[str] | None) -> list[str]:
@@ -122,12 +123,20 @@ def plan_cmd(
         float | None, typer.Option("--max-compute", help="Cap on all replay (fraction).")
     ] = None,
     as_json: JsonFlag = False,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="tlog-policy file: every step accepts registry checkpoints only with its "
+            "witness quorum (kept in the plan by path and SHA-256).",
+            parser=input_file(),
+        ),
+    ] = None,
 ) -> None:
     """Plan the period: each Prover's sample size from Equation 1 and its chips in the registry."""
     from computewatch.analysis import SamplingParams  # noqa: PLC0415
     from computewatch.crypto import NoteVerifier  # noqa: PLC0415
-    from computewatch.inspection import plan_audit  # noqa: PLC0415
-    from computewatch.supplychain import RegistryClient  # noqa: PLC0415
+    from computewatch.inspection import AuditTrust, audit_registry, plan_audit  # noqa: PLC0415
 
     if rules is not None and not rules.is_file():
         msg = f"--rules {rules}: not a readable file"
@@ -141,9 +150,12 @@ def plan_cmd(
         period_days=period_days,
         detection_probability=target,
     )
-    with RegistryClient(server, NoteVerifier.from_vkey(log_key)) as client:
+    key = NoteVerifier.from_vkey(log_key)
+    trust = AuditTrust(key) if policy is None else AuditTrust.from_file(key, policy.resolve())
+    fold = _folder(folder)
+    with audit_registry(fold, trust, server) as client:
         plan = plan_audit(
-            _folder(folder),
+            fold,
             client,
             period=period,
             verifier=verifier,
@@ -153,6 +165,7 @@ def plan_cmd(
             rules=rules.resolve() if rules is not None else None,
             budget=budget,
             max_compute=max_compute,
+            trust=trust,
         )
     if as_json:
         emit_json(plan)

@@ -7,7 +7,9 @@ name and evaluate the rules on it, and write the report. The audit runs as
 files, step by step against a live registry service (the `computewatch
 audit` commands, and the demo through the same functions): `plan_audit`,
 `commit`, `start`, `reveal`, `sample` (the commit-reveal order checked in
-the registry's log,
+the registry's log, each checkpoint accepted under the plan's tlog-policy
+and never older than one an earlier step accepted: `AuditTrust`,
+`audit_registry`;
 `check_commit_reveal`), `inspect`, `verify`, `check_verdicts` (each verdict
 bound to the run it is filed under) and `write_folder_report` (JSON,
 Markdown and a self-contained HTML page), over an `AuditFolder`.
@@ -20,6 +22,7 @@ Example::
 """
 
 from computewatch.inspection._audit_steps import check_verdicts, inspect, verify
+from computewatch.inspection._checkpoints import AuditTrust, audit_registry
 from computewatch.inspection._commitments import (
     CommitRevealError,
     Reveals,
@@ -59,6 +62,7 @@ from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sam
 __all__ = [
     "FOLDER_REPORT_FORMAT",
     "AuditFolder",
+    "AuditTrust",
     "ChipInspection",
     "CommitRevealError",
     "DirectoryRecord",
@@ -67,6 +71,7 @@ __all__ = [
     "Reveals",
     "SampleDraw",
     "Submission",
+    "audit_registry",
     "check_claims",
     "check_commit_reveal",
     "check_firmware_history",

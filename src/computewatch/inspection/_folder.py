@@ -8,6 +8,7 @@ same inputs and nonces give the same bytes)::
     verifier/commitment.json  its logged commitment (index, receipt)
     verifier/reveal.json      its logged reveal (index, receipt)
     checkpoint.txt            the registry checkpoint that starts the period (signed note)
+    checkpoints.db            the newest registry checkpoint each step accepted (SQLite)
     sample/PROVER.json        the draw: commitments, reveals, holdings, sample
     inspect/PROVER.json       each sampled chip's inspection
     verify/PROVER.json        run -> signed verdict file, the report's commitment
@@ -98,6 +99,11 @@ class AuditFolder:
     def checkpoint(self) -> Path:
         """``checkpoint.txt``: the period's committed checkpoint."""
         return self.root / "checkpoint.txt"
+
+    @property
+    def trust_state(self) -> Path:
+        """``checkpoints.db``: the newest registry checkpoint accepted (`TrustedCheckpoints`)."""
+        return self.root / "checkpoints.db"
 
     def verifier(self, name: str) -> Path:
         """``verifier/NAME``."""

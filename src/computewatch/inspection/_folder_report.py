@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from computewatch.inspection._checkpoints import NO_POLICY
 from computewatch.inspection._folder import AuditFolder, read_json, write_bytes, write_json
 from computewatch.inspection._html import render_html
 from computewatch.inspection._period import load_plan
@@ -105,6 +106,7 @@ def write_folder_report(folder: AuditFolder, provers: Sequence[str] | None = Non
             "verifier": plan["verifier"],
             "checkpoint_size": first["checkpoint"]["size"],
             "checkpoint_root": first["checkpoint"]["root"],
+            "checkpoint_trust": str(first["checkpoint"].get("trust", NO_POLICY)),
             "params": plan["params"],
             "target": target,
             "provers": summary,
@@ -133,7 +135,8 @@ def _markdown(doc: dict[str, Any]) -> str:
         "",
         (
             f"Registry `{plan['origin']}`, committed checkpoint of size "
-            f"{plan['checkpoint_size']}. Also as a page: [audit.html](audit.html)."
+            f"{plan['checkpoint_size']}; {plan['checkpoint_trust']}. "
+            "Also as a page: [audit.html](audit.html)."
         ),
         "",
         "![detection probability](detection.png)",

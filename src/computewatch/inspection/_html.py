@@ -128,7 +128,8 @@ def render_html(doc: dict[str, Any], plot_png: bytes) -> str:
         f"<h1>Audit report: period {_e(plan['period'])}</h1>",
         (
             f"<p>Registry <code>{_e(plan['origin'])}</code>, committed checkpoint of size "
-            f"{_e(plan['checkpoint_size'])}; Verifier <code>{_e(plan['verifier'])}</code>.</p>"
+            f"{_e(plan['checkpoint_size'])}; Verifier <code>{_e(plan['verifier'])}</code>; "
+            f"{_e(plan.get('checkpoint_trust', ''))}.</p>"
         ),
     ]
     rows = []

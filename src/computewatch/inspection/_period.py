@@ -1,7 +1,11 @@
 """The audit's first steps, against a live registry: plan, commit, reveal, sample.
 
 Each function reads and writes the audit folder (`AuditFolder`) and talks to
-the registry through a `RegistryClient` whose log key is the trust root.
+the registry through a `RegistryClient` whose log key is the trust root. If
+the plan names a tlog-policy (`AuditTrust`), the client must accept
+checkpoints under it and with the folder's state (`audit_registry`): each
+checkpoint then needs the policy's witness quorum and must extend the newest
+one an earlier step accepted.
 
 * `plan_audit`: each Prover's chip count at the registry's current
   checkpoint and Equation 1 (`plan_samples`) give the sample sizes;
@@ -30,8 +34,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from computewatch.analysis import SamplingParams, plan_samples
-from computewatch.crypto import SignedCheckpoint, VerifyingKey
+from computewatch.crypto import VerifyingKey
 from computewatch.errors import FormatError, IntegrityError
+from computewatch.inspection._checkpoints import AuditTrust
 from computewatch.inspection._commitments import check_commit_reveal, sample_request
 from computewatch.inspection._folder import AuditFolder, read_json, write_bytes, write_json
 from computewatch.inspection._sampling import commit_nonce, draw_sample
@@ -41,7 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from computewatch.crypto import Checkpoint, Signer
+    from computewatch.crypto import Checkpoint, Signer, WitnessedCheckpoint
     from computewatch.supplychain import RegistryClient
 
 __all__ = [
@@ -79,11 +84,18 @@ def plan_audit(
     rules: Path | None = None,
     budget: float = 0.05,
     max_compute: float | None = None,
+    trust: AuditTrust | None = None,
 ) -> dict[str, Any]:
-    """Write ``plan.json``: each Prover's sample size for its chips in the registry now."""
+    """Write ``plan.json``: each Prover's sample size for its chips in the registry now.
+
+    With ``trust`` naming a tlog-policy, the plan keeps the policy file's path
+    and SHA-256, and every later step accepts checkpoints only under it.
+    """
     if not provers:
         msg = "audit plan: expected at least one Prover"
         raise FormatError(msg)
+    if trust is not None and trust.policy is not None:
+        trust.check_client(client, "audit plan")
     checkpoint = client.checkpoint()
     info = client.info()
     queries = AuditQueries(client)
@@ -111,6 +123,7 @@ def plan_audit(
             "registrar_id": str(info["registrar_id"]),
             "registrar_key": str(info["registrar_key"]),
             "planned_at_size": checkpoint.size,
+            "checkpoint_policy": trust.to_plan() if trust is not None else None,
         },
         "verifier": verifier,
         "params": params.to_dict(),
@@ -193,6 +206,7 @@ def start(folder: AuditFolder, client: RegistryClient) -> dict[str, Any]:
     if folder.checkpoint.exists():
         msg = f"audit start: the period already started ({folder.checkpoint})"
         raise FormatError(msg)
+    _checked_trust(plan, client, "audit start")
     record = read_json(folder.verifier("commitment.json"), "the Verifier's commitment")
     checkpoint = client.checkpoint()
     if client.last_signed is None:  # pragma: no cover - set by checkpoint()
@@ -244,14 +258,32 @@ def reveal(
     return record
 
 
-def committed_checkpoint(folder: AuditFolder, client: RegistryClient) -> Checkpoint:
-    """The period's checkpoint from ``checkpoint.txt``, verified against the log key."""
+def _checked_trust(plan: dict[str, Any], client: RegistryClient, where: str) -> AuditTrust:
+    """The plan's trust; a plan with a policy needs a client that applies it."""
+    trust = AuditTrust.of_plan(plan)
+    if trust.policy is not None:
+        trust.check_client(client, where)
+    return trust
+
+
+def _committed(folder: AuditFolder, trust: AuditTrust) -> WitnessedCheckpoint:
     try:
         data = folder.checkpoint.read_bytes()
     except OSError as e:
         msg = f"checkpoint {folder.checkpoint}: cannot read ({e.strerror}); run 'audit start'"
         raise FormatError(msg) from e
-    return SignedCheckpoint.parse(data).verify(client.trusted, client.origin)
+    return trust.verify(data)
+
+
+def committed_checkpoint(folder: AuditFolder, client: RegistryClient) -> Checkpoint:
+    """The period's checkpoint from ``checkpoint.txt``, verified under the plan's trust.
+
+    Raises:
+        QuorumNotMet: The plan names a tlog-policy whose quorum it lacks.
+        IntegrityError: Not signed by the log, or a bad cosignature.
+    """
+    plan = load_plan(folder)
+    return _committed(folder, _checked_trust(plan, client, "audit")).checkpoint
 
 
 def sample(folder: AuditFolder, client: RegistryClient, prover: str) -> dict[str, Any]:
@@ -260,13 +292,18 @@ def sample(folder: AuditFolder, client: RegistryClient, prover: str) -> dict[str
     Raises:
         CommitRevealError: A commitment or reveal missing, late or mismatched.
         IntegrityError: A proof fails, the log forked, or the server's
-            holdings differ from the replayed log's.
+            holdings differ from the replayed log's; `RollbackError` if the
+            registry's checkpoint is older than one an earlier step accepted.
+        QuorumNotMet: Under the plan's tlog-policy, a checkpoint (the
+            committed one or the registry's latest) lacks the witness quorum.
     """
     plan = load_plan(folder)
     if prover not in plan["provers"]:
         msg = f"audit sample: {prover!r} is not one of the plan's Provers"
         raise FormatError(msg)
-    committed = committed_checkpoint(folder, client)
+    trust = _checked_trust(plan, client, "audit sample")
+    witnessed = _committed(folder, trust)
+    committed = witnessed.checkpoint
     latest = client.checkpoint()
     client.verify_consistency(committed, latest)
     queries = AuditQueries(client)
@@ -303,7 +340,12 @@ def sample(folder: AuditFolder, client: RegistryClient, prover: str) -> dict[str
     )
     doc = {
         "prover": prover,
-        "checkpoint": {"size": committed.size, "root": committed.root_hash.hex()},
+        "checkpoint": {
+            "size": committed.size,
+            "root": committed.root_hash.hex(),
+            "witnesses": sorted(witnessed.witnesses),
+            "trust": trust.describe(witnessed),
+        },
         "log_indices": reveals.indices,
         "holdings": [h.to_json() for h in holdings],
         "draw": draw.to_json(),

@@ -8,6 +8,11 @@ in the registry's log, so checking each receipt against *that* entry binds
 all four. An old receipt, one for another snapshot or chip, one from another
 log, or none at all is a finding.
 
+An offline bundle is the receipts plus a tlog-policy: pass the `Policy` as
+``trusted`` and each receipt's checkpoint must also carry the policy's
+witness quorum (a receipt from a checkpoint the witnesses did not cosign,
+say one of a split view, is ``receipt-invalid``).
+
 Example::
 
     >>> check_receipts([], {}, [], "example.com/log", serial="CW-1")
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from computewatch.crypto import Receipt, verify_receipt
+from computewatch.crypto import Policy, Receipt, verify_receipt
 from computewatch.errors import ComputeWatchError
 from computewatch.inspection._inspect import Finding
 
@@ -34,7 +39,7 @@ __all__ = ["check_receipts"]
 def check_receipts(
     entries: Sequence[LogEntry],
     receipts: Mapping[int, Receipt | str | bytes],
-    trusted: Iterable[NoteVerifier],
+    trusted: Iterable[NoteVerifier] | Policy,
     origin: str,
     *,
     serial: str,
@@ -44,9 +49,10 @@ def check_receipts(
     Findings: ``receipt-missing`` (a snapshot with no receipt),
     ``receipt-invalid`` (malformed, from another log, or proving another
     entry: an old, reused or foreign receipt; two snapshots cannot share one
-    receipt, since it proves one entry's bytes).
+    receipt, since it proves one entry's bytes; under a `Policy`, also a
+    receipt whose checkpoint lacks the witness quorum).
     """
-    keys = list(trusted)
+    keys = trusted if isinstance(trusted, Policy) else list(trusted)
     found: list[Finding] = []
     for entry in entries:
         if entry.kind != "snapshot":

@@ -22,6 +22,7 @@ from computewatch.crypto import (
     Checkpoint,
     Envelope,
     NoteVerifier,
+    Policy,
     Receipt,
     SignedCheckpoint,
     verify_consistency,
@@ -334,3 +335,13 @@ class RegistryClient:
     def trusted(self) -> list[NoteVerifier]:
         """The log keys this client trusts (its policy's logs)."""
         return [log.key for log in self._trusted.logs]
+
+    @property
+    def policy(self) -> Policy:
+        """The policy checkpoints and receipts are accepted under (``quorum none`` for keys)."""
+        return self._trusted
+
+    @property
+    def state(self) -> TrustedCheckpoints | None:
+        """The memory of accepted checkpoints every new one must extend, if any."""
+        return self._state

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -74,6 +75,22 @@ def _parse_lines(
     return good
 
 
+def _once(
+    consistency: Callable[[int, int], Sequence[bytes]],
+) -> Callable[[int, int], Sequence[bytes]]:
+    """``consistency``, computing each ``(old, new)`` proof once (thread-safe)."""
+    lock = threading.Lock()
+    proofs: dict[tuple[int, int], tuple[bytes, ...]] = {}
+
+    def proof(old: int, new: int) -> tuple[bytes, ...]:
+        with lock:  # the others wait for the one computation of the same proof
+            if (old, new) not in proofs:
+                proofs[old, new] = tuple(consistency(old, new))
+            return proofs[old, new]
+
+    return proof
+
+
 class WitnessPool:
     """Pushes checkpoints to the policy's witnesses that have URLs, in parallel."""
 
@@ -106,8 +123,14 @@ class WitnessPool:
         signed: SignedCheckpoint,
         consistency: Callable[[int, int], Sequence[bytes]],
     ) -> SignedCheckpoint:
-        """``signed`` with the cosignatures of every witness that gave a valid one."""
-        futures = [self._pool.submit(self._one, w, signed, consistency) for w in self.witnesses]
+        """``signed`` with the cosignatures of every witness that gave a valid one.
+
+        Witnesses at the same size get the same consistency proof: it is
+        computed once per cycle (``consistency`` holds the log's lock, so
+        computing it per witness serialised the pushes behind the writer).
+        """
+        proof = _once(consistency)
+        futures = [self._pool.submit(self._one, w, signed, proof) for w in self.witnesses]
         lines = [line for f in futures for line in f.result()]
         return signed.with_signatures(lines)
 

@@ -1,4 +1,4 @@
-"""Replay workers forked from a preloaded zygote (private; ADR 0026).
+"""Replay workers forked from a preloaded zygote (private; ADR 0027).
 
 A fresh ``python -m computewatch.verification._worker`` spends 4-5 CPU
 seconds importing torch before it runs a single step, and a verification
