@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -28,11 +27,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from computewatch._validate import int_in_range, text
-from computewatch.crypto import Digest, canonical_json, json_digest
+from computewatch.crypto import Digest, json_digest
 from computewatch.datacenter._checkpoint import load_checkpoint, save_checkpoint
-from computewatch.datacenter._commitment import compute_commitment
+from computewatch.datacenter._commitment import compute_commitment, read_index, read_manifest
 from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
 from computewatch.datacenter._determinism import Determinism, set_determinism
+from computewatch.datacenter._files import (
+    CheckpointRef,
+    ChipClaims,
+    ChipSnapshot,
+    IndexRecord,
+    Manifest,
+    MetricsRecord,
+    ProverReport,
+    StepRecord,
+    encode,
+)
 from computewatch.datacenter._layout import derive_init_seed, init_flat, shard_range
 from computewatch.datacenter._program import load_program
 from computewatch.datacenter._trainer import StepResult, Trainer
@@ -192,7 +202,7 @@ class Recorder:
         self._roots: list[Digest] = []
         self._step_lines: list[bytes] = []
         self.precommitment: Digest | None = None
-        self.manifest: dict[str, Any] = {}
+        self.manifest = self._manifest()
         self._writers: dict[str, LineWriter] = {}
 
     @property
@@ -217,16 +227,14 @@ class Recorder:
             self._roots.append(batch_root(hashes))
         # D's records are fixed by the plan: encode them now, off the step path
         self._step_lines = [
-            canonical_json(
-                {"step": step, "points": [p.hex for p in points], "batch_root": str(root)}
-            )
-            + b"\n"
+            encode(StepRecord(step, tuple(p.hex for p in points), str(root))) + b"\n"
             for step, (points, root) in enumerate(zip(self._points, self._roots, strict=True))
         ]
 
-    def _manifest(self) -> dict[str, Any]:
+    def _manifest(self) -> Manifest:
+        """M, through its parser (what is written is what the Verifier's parser accepts)."""
         layout = self.trainer.layout
-        return {
+        doc = {
             "format": MANIFEST_FORMAT,
             "run_id": self.spec.run_id,
             "program": {
@@ -255,12 +263,14 @@ class Recorder:
             },
             "checkpoint_every": self.spec.checkpoint_every,
         }
+        return Manifest.from_dict(doc, "manifest.json")
 
     def begin(self) -> None:
         """Commit M and the data order, log it on the chip, draw W_0, checkpoint it."""
         self._plan()
-        self.manifest = self._manifest()
-        self.precommitment = precommitment(manifest_digest(self.manifest), data_root(self._roots))
+        self.precommitment = precommitment(
+            manifest_digest(self.manifest.to_dict()), data_root(self._roots)
+        )
         if self.writer:
             if self.paths.manifest.exists():
                 msg = f"run folder {self.paths.root}: already holds a transcript; resume it instead"
@@ -278,7 +288,7 @@ class Recorder:
             except OSError as e:
                 msg = f"transcript code copy {self.paths.program}: cannot write ({e.strerror})"
                 raise StorageError(msg) from e
-            write_json_atomic(self.paths.manifest, self.manifest)
+            write_json_atomic(self.paths.manifest, self.manifest.to_dict())
         if self.chip is not None:
             self.chip.precommit(self.spec.run_id, self.precommitment)
         seed = derive_init_seed(self.precommitment)
@@ -302,30 +312,37 @@ class Recorder:
     def resume(self) -> int:
         """Continue an interrupted run from its last checkpoint; return its step."""
         self._plan()
-        self.manifest = self._manifest()
         try:
-            on_disk = json.loads(self.paths.manifest.read_bytes())
-        except (OSError, ValueError) as e:
-            msg = f"run folder {self.paths.root}: no readable manifest to resume ({e})"
+            on_disk = read_manifest(self.paths)
+        except FormatError as e:
+            msg = f"run folder {self.paths.root}: no readable manifest to resume ({e.message})"
             raise FormatError(msg) from e
-        if on_disk != self.manifest:
+        if on_disk.to_dict() != self.manifest.to_dict():
             msg = f"run folder {self.paths.root}: the manifest differs from this run's spec"
             raise IntegrityError(msg)
-        self.precommitment = precommitment(manifest_digest(self.manifest), data_root(self._roots))
-        index = read_lines(self.paths.checkpoint_index, drop_torn=True)
+        self.precommitment = precommitment(
+            manifest_digest(self.manifest.to_dict()), data_root(self._roots)
+        )
+        index = read_index(self.paths, drop_torn=True)
         if not index:
             msg = f"run folder {self.paths.root}: no checkpoint to resume from"
             raise FormatError(msg)
         last = index[-1]
-        ckpt = load_checkpoint(
-            self.paths.root / last["file"], expected=Digest.parse(last["digest"])
-        )
+        ckpt = load_checkpoint(self.paths.root / last.file, expected=Digest.parse(last.digest))
         self.trainer.load(ckpt)
         if self.writer:
-            for path in (self.paths.steps, self.paths.metrics):
-                kept = [d for d in read_lines(path, drop_torn=True) if d["step"] < ckpt.step]
+            for path, parse in (
+                (self.paths.steps, StepRecord),
+                (self.paths.metrics, MetricsRecord),
+            ):
+                lines = read_lines(path, drop_torn=True)
+                kept = [
+                    d
+                    for i, d in enumerate(lines, start=1)
+                    if parse.from_dict(d, f"{path.name} line {i}").step < ckpt.step
+                ]
                 rewrite_lines(path, kept)
-            rewrite_lines(self.paths.checkpoint_index, index)
+            rewrite_lines(self.paths.checkpoint_index, [e.to_dict() for e in index])
         self._register()
         return ckpt.step
 
@@ -348,17 +365,16 @@ class Recorder:
         done = step + 1
         if self.writer:
             self._line("steps").write_line(self._step_lines[step])
-            self._line("metrics").write(
-                {
-                    "step": step,
-                    "loss": result.loss,
-                    "lr": result.lr,
-                    "update_norm": result.update_norm,
-                    "grad_norm": result.grad_norm,
-                    "time": time.time(),
-                    "seconds": seconds,
-                },
+            record = MetricsRecord(
+                step=step,
+                loss=result.loss,
+                lr=result.lr,
+                update_norm=result.update_norm,
+                grad_norm=result.grad_norm,
+                time=time.time(),
+                seconds=seconds,
             )
+            self._line("metrics").write(record.to_dict())
         if self.chip is not None:
             # ω is this chip's slice after `done` steps
             self.chip.on_step(done)
@@ -379,13 +395,10 @@ class Recorder:
             optimizer_state=state,
             param_groups=groups,
             rng_state=torch.get_rng_state(),
-            layout_digest=self.manifest["layout_digest"],
+            layout_digest=str(self.trainer.layout.digest()),
         )
-        append_line(
-            self.paths.checkpoint_index,
-            {"step": done, "file": str(path.relative_to(self.paths.root)), "digest": str(digest)},
-            sync=True,
-        )
+        entry = IndexRecord(done, str(path.relative_to(self.paths.root)), str(digest))
+        append_line(self.paths.checkpoint_index, entry.to_dict(), sync=True)
 
     # -- after the last step -----------------------------------------------
 
@@ -394,51 +407,47 @@ class Recorder:
         if self.chip is None:
             return
         self.chip.flush()
-        claims = [
-            {
-                "seq": entry.seq,
-                "step": entry.body["step"],
-                "h": entry.body["h"],
-                "time_us": entry.time_us,
-                "file": f"snapshots/{self.chip.serial}-{entry.seq:08d}.safetensors",
-            }
+        claims = tuple(
+            ChipSnapshot(
+                seq=entry.seq,
+                step=int(entry.body["step"]),
+                h=str(entry.body["h"]),
+                time_us=entry.time_us,
+                file=f"snapshots/{self.chip.serial}-{entry.seq:08d}.safetensors",
+            )
             for entry in self.chip.log_entries()
             if entry.kind == "snapshot" and entry.body.get("run_id") == self.spec.run_id
-        ]
-        write_json_atomic(
-            self.paths.chips / f"{self.chip.serial}.json",
-            {
-                "serial": str(self.chip.serial),
-                "rank": self.rank,
-                "slice": [self.trainer.start, self.trainer.stop],
-                "snapshots": claims,
-            },
         )
+        doc = ChipClaims(
+            str(self.chip.serial), self.rank, (self.trainer.start, self.trainer.stop), claims
+        )
+        write_json_atomic(self.paths.chips / f"{self.chip.serial}.json", doc.to_dict())
 
     def finish(self) -> dict[str, Any]:
         """Write the commitment and the Prover report (chip 0, after all chips' claims)."""
         if self.precommitment is None:
             msg = "finish() before begin()"
             raise ParameterError(msg)
-        index = read_lines(self.paths.checkpoint_index)
+        index = read_index(self.paths)
         root, parts, claims = compute_commitment(self.paths.root)
         write_json_atomic(self.paths.commitment, {"root": str(root), "parts": parts})
-        report = {
-            "format": REPORT_FORMAT,
-            "run_id": self.spec.run_id,
-            "commitment": str(root),
-            "precommitment": str(self.precommitment),
-            "manifest_digest": parts["manifest"],
-            "code_hash": str(self.code_hash),
-            "data_root": parts["data"],
-            "batch_roots": [str(r) for r in self._roots],
-            "checkpoints": [{"step": d["step"], "digest": d["digest"]} for d in index],
-            "steps": self.spec.steps,
-            "world_size": self.spec.world_size,
-            "snapshots": claims,
-        }
-        write_json_atomic(self.paths.report, report)
-        return report
+        report = ProverReport(
+            format=REPORT_FORMAT,
+            run_id=self.spec.run_id,
+            commitment=str(root),
+            precommitment=str(self.precommitment),
+            code_hash=str(self.code_hash),
+            data_root=parts["data"],
+            checkpoints=tuple(CheckpointRef(e.step, e.digest) for e in index),
+            snapshots=tuple(claims),
+            manifest_digest=parts["manifest"],
+            batch_roots=tuple(str(r) for r in self._roots),
+            steps=self.spec.steps,
+            world_size=self.spec.world_size,
+        )
+        doc = report.to_dict()
+        write_json_atomic(self.paths.report, doc)
+        return doc
 
 
 def _mkdir(path: Path) -> None:
