@@ -57,15 +57,11 @@ from computewatch.datacenter._program import (
 )
 from computewatch.datacenter._recorder import (
     PRECOMMIT_DOMAIN,
-    BatchFn,
-    InitFn,
     Recorder,
-    RunSpec,
-    TrainSummary,
     manifest_digest,
     precommitment,
-    train,
 )
+from computewatch.datacenter._run import BatchFn, InitFn, RunSpec, TrainSummary, train
 from computewatch.datacenter._trainer import StepResult, Trainer
 from computewatch.datacenter._transcript import (
     MANIFEST_FORMAT,

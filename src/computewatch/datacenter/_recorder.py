@@ -5,7 +5,10 @@ step (`record_step`) and does the Prover's bookkeeping: the data records
 and metrics (chip 0 writes them for the whole run), the firmware's chance to
 snapshot (every chip), and a checkpoint every `k` steps (collective; chip 0
 writes). `finish` writes each chip's snapshot claims, the commitment and the
-Prover report. `train` is the canonical loop built from these pieces.
+Prover report. Every file is built as its typed record (`_files.py`) and
+written by that record's ``to_dict``, so what is written is what the
+Verifier's parsers read. The canonical loop built from these pieces,
+`train`, is `_run.py`.
 
 The order before step 0 follows the paper: the manifest M and the data order
 are committed (the *precommitment*), every chip logs that commitment, and
@@ -14,24 +17,22 @@ spoof can target a W_0 or an ω that did not exist yet.
 
 Example::
 
-    >>> summary = train(spec, "runs/run-1", chips=[chip])  # doctest: +SKIP
+    >>> from computewatch.crypto import json_digest
+    >>> pre = precommitment(manifest_digest({"run_id": "r1"}), json_digest(["batch roots"]))
+    >>> str(pre).startswith("sha256:")
+    True
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from computewatch._validate import int_in_range, text
 from computewatch.crypto import Digest, json_digest
 from computewatch.datacenter._checkpoint import load_checkpoint, save_checkpoint
 from computewatch.datacenter._commitment import compute_commitment, read_index, read_manifest
 from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
-from computewatch.datacenter._determinism import Determinism, set_determinism
 from computewatch.datacenter._files import (
     CheckpointRef,
     ChipClaims,
@@ -44,8 +45,6 @@ from computewatch.datacenter._files import (
     encode,
 )
 from computewatch.datacenter._layout import derive_init_seed, init_flat, shard_range
-from computewatch.datacenter._program import load_program
-from computewatch.datacenter._trainer import StepResult, Trainer
 from computewatch.datacenter._transcript import (
     MANIFEST_FORMAT,
     REPORT_FORMAT,
@@ -61,91 +60,17 @@ from computewatch.errors import FormatError, IntegrityError, ParameterError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from computewatch.chip import Chip
+    from computewatch.datacenter._determinism import Determinism
+    from computewatch.datacenter._run import InitFn, RunSpec
+    from computewatch.datacenter._trainer import StepResult, Trainer
 
-#: Makes W_0 as ``init(layout, seed, std=...)`` (the honest one is `init_flat`).
-InitFn = Callable[..., Any]
-#: The indices a chip trains on: ``batches(schedule, step, rank, world_size)``.
-BatchFn = Callable[[DataSchedule, int, int, int], list[int]]
-
-__all__ = [
-    "PRECOMMIT_DOMAIN",
-    "BatchFn",
-    "InitFn",
-    "Recorder",
-    "RunSpec",
-    "TrainSummary",
-    "manifest_digest",
-    "precommitment",
-    "train",
-]
+__all__ = ["PRECOMMIT_DOMAIN", "Recorder", "manifest_digest", "precommitment"]
 
 PRECOMMIT_DOMAIN = b"computewatch/precommitment/v1\x00"
 _MANIFEST_DOMAIN = b"computewatch/manifest/v1\x00"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that defines a run before it starts.
-
-    Attributes:
-        run_id: the run's name (printable, at most 128 characters).
-        program_path: the training program's source file.
-        config: hyperparameters and model configuration (JSON values).
-        batch_size: data points per optimizer step (global).
-        steps: optimizer steps.
-        data_seed: seed of the data order.
-        checkpoint_every: `k`, steps between checkpoints.
-        threads: CPU threads per chip (replays must use the same for bitwise
-            equality).
-        world_size: chips in the run.
-        global_seed: seed of torch's process-global generator.
-    """
-
-    run_id: str
-    program_path: Path
-    config: dict[str, Any]
-    batch_size: int
-    steps: int
-    data_seed: int
-    checkpoint_every: int
-    threads: int = 1
-    world_size: int = 1
-    global_seed: int = 0
-    init_std: float = 0.02
-
-    def __post_init__(self) -> None:
-        """Validate."""
-        text("run_id", self.run_id, max_len=128)
-        int_in_range("checkpoint_every", self.checkpoint_every, 1, 1 << 32)
-        int_in_range("world_size", self.world_size, 1, 1 << 16)
-        if self.batch_size % self.world_size:
-            msg = (
-                f"batch_size {self.batch_size}: expected a multiple of world_size {self.world_size}"
-            )
-            raise ParameterError(msg)
-        object.__setattr__(self, "program_path", Path(self.program_path))
-
-
-@dataclass
-class TrainSummary:
-    """What a finished (or interrupted) run did on this chip.
-
-    Attributes:
-        steps_done: optimizer steps completed.
-        losses: loss per step run in this call.
-        seconds: wall time of the training loop.
-        recording_seconds: of which spent in the recorder's step hook (data
-            records, metrics, the firmware's snapshot chance, checkpoints).
-        report: the Prover report (chip 0 of a finished run).
-    """
-
-    steps_done: int
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    recording_seconds: float = 0.0
-    report: dict[str, Any] | None = None
 
 
 def manifest_digest(manifest: dict[str, Any]) -> Digest:
@@ -456,92 +381,3 @@ def _mkdir(path: Path) -> None:
     except OSError as e:
         msg = f"transcript folder {path}: cannot create ({e.strerror})"
         raise StorageError(msg) from e
-
-
-def train(
-    spec: RunSpec,
-    run_dir: str | Path,
-    *,
-    chip: Chip | None = None,
-    chip_serials: Sequence[str] = (),
-    rank: int = 0,
-    resume: bool = False,
-    stop_after: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    barrier: Callable[[], None] | None = None,
-    init: InitFn = init_flat,
-    batches: BatchFn | None = None,
-) -> TrainSummary:
-    """Train `spec` on this chip, recording the transcript.
-
-    Args:
-        spec: the run.
-        run_dir: the transcript folder (shared by all chips of the run).
-        chip: this process's chip (None trains unmonitored).
-        chip_serials: every chip's serial, in rank order.
-        rank: this chip's rank.
-        resume: continue from the last checkpoint in `run_dir`.
-        stop_after: stop (as if killed) after this many steps, for tests.
-        progress: called as `progress(done, total)` after every step.
-        barrier: synchronises the chips of a multi-process run.
-        init: makes W_0 from the precommitted seed (default: the honest
-            `init_flat`; another one is a spoofer's deviation).
-        batches: the data indices this chip trains on at a step, as
-            ``batches(schedule, step, rank, world_size)`` (default: the
-            precommitted schedule's; another one substitutes data).
-    """
-    determinism = set_determinism(spec.global_seed, spec.threads)
-    program, code_hash = load_program(spec.program_path)
-    trainer = Trainer(
-        program, spec.config, rank=rank, world_size=spec.world_size, init_std=spec.init_std
-    )
-    serials = list(chip_serials) or ([str(chip.serial)] if chip is not None else [])
-    rec = Recorder(
-        spec,
-        run_dir,
-        trainer,
-        chip=chip,
-        chip_serials=serials,
-        determinism=determinism,
-        code_hash=code_hash,
-        rank=rank,
-        init=init,
-    )
-    if resume:
-        start = rec.resume()
-    else:
-        rec.begin()
-        start = 0
-    summary = TrainSummary(steps_done=start)
-    import torch  # noqa: PLC0415
-
-    t0 = time.perf_counter()
-    try:
-        for step in range(start, spec.steps):
-            if stop_after is not None and step >= stop_after:
-                summary.seconds = time.perf_counter() - t0
-                return summary
-            idx = (
-                rec.schedule.local_indices(step, rank, spec.world_size)
-                if batches is None
-                else batches(rec.schedule, step, rank, spec.world_size)
-            )
-            batch = torch.stack([program.data_point(trainer.config, i) for i in idx])
-            t_step = time.perf_counter()
-            result = trainer.step(step, batch)
-            t_record = time.perf_counter()
-            rec.record_step(step, result, t_record - t_step)
-            summary.recording_seconds += time.perf_counter() - t_record
-            summary.losses.append(result.loss)
-            summary.steps_done = step + 1
-            if progress is not None:
-                progress(step + 1, spec.steps)
-    finally:
-        rec.close()
-    summary.seconds = time.perf_counter() - t0
-    rec.write_chip_claims()
-    if barrier is not None:
-        barrier()
-    if rec.writer:
-        summary.report = rec.finish()
-    return summary
