@@ -50,6 +50,7 @@ from computewatch.attacks._swap import SnapshotSwap
 from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
 from computewatch.attacks._training import DataSubstitution, RestartChain
 from computewatch.attacks._transcript import (
+    CheckpointRedirect,
     FewerStepsClaimed,
     InterpolatedCheckpoints,
     LearningRateLie,
@@ -90,6 +91,7 @@ def _all() -> tuple[Attack, ...]:
         LearningRateLie(),
         FewerStepsClaimed(),
         ShardRelocation(),
+        CheckpointRedirect(),
         NoiseUnderEpsilon(),
         SmallUpdateSpoof(),
         AdversarialExamples(),
