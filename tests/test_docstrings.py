@@ -33,7 +33,6 @@ ALL_SKIPPED: dict[str, str] = {
     "computewatch.datacenter._checkpoint": "needs a recorded run's checkpoints",
     "computewatch.datacenter._commitment": "needs a recorded transcript",
     "computewatch.datacenter._distributed": "starts torch.distributed workers",
-    "computewatch.datacenter._recorder": "records a multi-process training run",
     "computewatch.datacenter._trainer": "trains a model",
     "computewatch.inspection._audit_steps": "runs an audit's inspection and verification",
     "computewatch.inspection._folder_report": "needs a completed audit folder",

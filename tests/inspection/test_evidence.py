@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from computewatch.attacks import CHIP_EVIDENCE_ATTACKS, attack_names
+from computewatch.datacenter import ClaimRecord
 from computewatch.inspection import (
     check_claims,
     check_snapshot_rate,
     compare_attestations,
     expected_snapshots,
 )
+from computewatch.testing import claims_report
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,9 +43,9 @@ def test_the_attacks_are_in_the_corpus() -> None:
 
 
 def test_claims_of_snapshots_no_log_holds_are_phantoms() -> None:
-    found = check_claims(
-        {"CW-1": []}, [{"run_id": "r", "snapshots": [{"serial": "CW-1", "seq": 3, "h": "x"}]}]
-    )
+    report = claims_report("r", "CW-1", [])
+    claim = ClaimRecord("CW-1", 3, 1, "sha256:" + "0" * 64, (0, 0), "r")
+    found = check_claims({"CW-1": []}, [replace(report, snapshots=(claim,))])
     assert [f.kind for f in found] == ["phantom-claim"]
     assert check_claims({}, []) == []
 

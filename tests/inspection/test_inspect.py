@@ -18,9 +18,12 @@ from computewatch.errors import (
     VerificationFailed,
 )
 from computewatch.inspection import DirectoryRecord, Evidence, Finding, inspect_chip
+from computewatch.testing import claims_report
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from computewatch.datacenter import ProverReport
 
 NONCE = bytes(range(16))
 
@@ -39,10 +42,9 @@ def chip_folder(tmp_path: Path) -> tuple[Path, DirectoryRecord]:
     return tmp_path / "chip", record
 
 
-def _report(folder: Path) -> dict[str, object]:
+def _report(folder: Path) -> ProverReport:
     with Chip.open(folder) as chip:
-        snap = next(e for e in chip.log_entries() if e.kind == "snapshot")
-    return {"snapshots": [{"serial": "CW-I-1", "seq": snap.seq, "h": snap.body["h"]}]}
+        return claims_report("run-a", "CW-I-1", chip.log_entries())
 
 
 def test_a_clean_chip_passes(chip_folder: tuple[Path, DirectoryRecord]) -> None:

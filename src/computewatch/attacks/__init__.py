@@ -81,6 +81,7 @@ from computewatch.attacks._swap import FixedScheduler, SnapshotSwap
 from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
 from computewatch.attacks._training import DataSubstitution, RestartChain
 from computewatch.attacks._transcript import (
+    CheckpointRedirect,
     FewerStepsClaimed,
     InterpolatedCheckpoints,
     LearningRateLie,
@@ -99,6 +100,7 @@ __all__ = [
     "AdversarialExamples",
     "Attack",
     "Attempt",
+    "CheckpointRedirect",
     "CodeHashLie",
     "DataSubstitution",
     "DelayingRelay",

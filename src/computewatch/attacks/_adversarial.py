@@ -286,7 +286,7 @@ class AdversarialExamples:
         honest_distance = float((path[steps] - path[0]).norm())
         # the data set: each crafted point where the schedule will read it
         run_id = reader.run_id
-        seed = int(reader.manifest["data"]["seed"])
+        seed = reader.schedule.seed
         per_point = crafted[0].shape[1]
         batch_size = crafted[0].shape[0]
         schedule = DataSchedule(steps * batch_size, batch_size, steps, seed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -38,6 +39,7 @@ from computewatch.inspection import (
     compare_attestations,
     inspect_chip,
 )
+from computewatch.testing import claims_report
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
     from computewatch.attacks._harness import HonestRun
     from computewatch.crypto import Envelope
+    from computewatch.datacenter import ProverReport
     from computewatch.verification import VerificationPolicy
 
 __all__ = [
@@ -145,15 +148,14 @@ def _entries(folder: Path, serial: str) -> tuple[list[Any], dict[str, Any]]:
 
 def _reports(
     entries: Sequence[Any], serial: str, runs: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    by_run: dict[str, list[dict[str, Any]]] = {}
+) -> list[ProverReport]:
+    """One report per run (every run the log names by default), claiming its snapshots."""
+    by_run: dict[str, list[Any]] = {}
     for e in entries:
         if e.kind == "snapshot":
-            by_run.setdefault(str(e.body["run_id"]), []).append(
-                {"serial": serial, "seq": e.seq, "h": e.body["h"]}
-            )
+            by_run.setdefault(str(e.body["run_id"]), []).append(e)
     names = list(by_run) if runs is None else list(runs)
-    return [{"run_id": r, "snapshots": by_run.get(r, [])} for r in names]
+    return [claims_report(r, serial, by_run.get(r, [])) for r in names]
 
 
 def _from_findings(findings: Sequence[Finding]) -> Detection:
@@ -235,13 +237,9 @@ class TruncatedLog(_Inspected):
             log = folder / "nvram.log"
             lines = log.read_bytes().splitlines(keepends=True)
             log.write_bytes(b"".join(lines[: -1 - trial % 3]))
+            kept = len(lines) - 1 - trial % 3
             data["reports"] = [  # and report only what is left
-                {
-                    **r,
-                    "snapshots": [
-                        c for c in r["snapshots"] if c["seq"] < len(lines) - 1 - trial % 3
-                    ],
-                }
+                replace(r, snapshots=tuple(c for c in r.snapshots if c.seq < kept))
                 for r in data["reports"]
             ]
         return Attempt(data=data)

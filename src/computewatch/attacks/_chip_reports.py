@@ -8,6 +8,7 @@ from the Verifier-trusted log (`check_receipts`). Built like the attacks of
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -66,8 +67,8 @@ class DoubleClaim(_Claims):
         entries, _ = _entries(cs.folder, serial)
         reports = _reports(entries, serial, ["run-a", "run-b"])
         if cheat:
-            stolen = reports[0]["snapshots"][trial % len(reports[0]["snapshots"])]
-            reports[1]["snapshots"].append(stolen)
+            stolen = reports[0].snapshots[trial % len(reports[0].snapshots)]
+            reports[1] = replace(reports[1], snapshots=(*reports[1].snapshots, stolen))
         return Attempt(data={"folder": folder, "serial": serial, "reports": reports})
 
 

@@ -51,6 +51,7 @@ from computewatch.attacks._swap import SnapshotSwap
 from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
 from computewatch.attacks._training import DataSubstitution, RestartChain
 from computewatch.attacks._transcript import (
+    CheckpointRedirect,
     FewerStepsClaimed,
     InterpolatedCheckpoints,
     LearningRateLie,
@@ -93,6 +94,7 @@ def _all() -> tuple[Attack, ...]:
         LearningRateLie(),
         FewerStepsClaimed(),
         ShardRelocation(),
+        CheckpointRedirect(),
         NoiseUnderEpsilon(),
         SmallUpdateSpoof(),
         AdversarialExamples(),

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from computewatch.chip import Chip, read_chip_log
 from computewatch.crypto import Digest, canonical_json
 from computewatch.datacenter import (
+    CheckpointRef,
+    IndexRecord,
+    ProverReport,
     RunSpec,
     TranscriptPaths,
     batch_root,
     compute_commitment,
     data_root,
+    encode,
     file_digest,
     manifest_digest,
     precommitment,
+    read_manifest,
 )
 from computewatch.testing import EXAMPLE, FAST_RATE, TINY, tiny_spec, train_on_chip
 from computewatch.testing import maker_key as testing_maker_key
@@ -188,29 +193,30 @@ def recommit(run_dir: Path) -> None:
         roots.append(root)
         lines.append(canonical_json(rec) + b"\n")
     paths.steps.write_bytes(b"".join(lines))
-    index = []
-    for ckpt in sorted(paths.checkpoints.glob("step-*.safetensors")):
-        step = int(ckpt.stem.split("-")[1])
-        index.append(
-            {"step": step, "file": f"checkpoints/{ckpt.name}", "digest": str(file_digest(ckpt))}
-        )
-    index.sort(key=lambda i: int(str(i["step"])))
-    paths.checkpoint_index.write_bytes(b"".join(canonical_json(i) + b"\n" for i in index))
-    manifest = json.loads(paths.manifest.read_text())
+    index = sorted(
+        (
+            IndexRecord(step, IndexRecord.file_for(step), str(file_digest(ckpt)))
+            for ckpt in paths.checkpoints.glob("step-*.safetensors")
+            for step in [int(ckpt.stem.split("-")[1])]
+        ),
+        key=lambda i: i.step,
+    )
+    paths.checkpoint_index.write_bytes(b"".join(encode(i) + b"\n" for i in index))
+    manifest = read_manifest(paths)
     root, parts, claims = compute_commitment(run_dir)
-    report = json.loads(paths.report.read_text())
-    report.update(
+    report = replace(
+        ProverReport.from_dict(json.loads(paths.report.read_text())),
         commitment=str(root),
-        precommitment=str(precommitment(manifest_digest(manifest), data_root(roots))),
+        precommitment=str(precommitment(manifest_digest(manifest.to_dict()), data_root(roots))),
         manifest_digest=parts["manifest"],
         code_hash=parts["code"],
         data_root=parts["data"],
-        batch_roots=[str(r) for r in roots],
-        checkpoints=[{"step": i["step"], "digest": i["digest"]} for i in index],
-        steps=manifest["data"]["steps"],
-        snapshots=claims,
+        batch_roots=tuple(str(r) for r in roots),
+        checkpoints=tuple(CheckpointRef(i.step, i.digest) for i in index),
+        steps=int(manifest.data["steps"]),
+        snapshots=tuple(claims),
     )
-    paths.report.write_bytes(canonical_json(report))
+    paths.report.write_bytes(encode(report))
     paths.commitment.write_bytes(canonical_json({"root": str(root), "parts": parts}))
 
 

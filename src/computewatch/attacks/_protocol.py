@@ -18,6 +18,7 @@ from computewatch.chip import Chip, ManualClock, read_chip_log, sign_firmware, v
 from computewatch.crypto import SigningKey, VerifyingKey, canonical_json, json_digest
 from computewatch.errors import ComputeWatchError
 from computewatch.inspection import DirectoryRecord, inspect_chip
+from computewatch.testing import claims_report
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from computewatch.attacks._harness import HonestRun
+    from computewatch.datacenter import ProverReport
     from computewatch.verification import VerificationPolicy
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
 
 _OWNER = "lab-a"
 _NONCE = bytes(range(16))
+_RUN = "run-a"
 
 
 def _logged_chip(folder: Path, serial: str, snapshots: int = 3) -> Chip:
@@ -57,13 +60,11 @@ def _logged_chip(folder: Path, serial: str, snapshots: int = 3) -> Chip:
     return chip
 
 
-def _report(chip: Chip, keep: int | None = None) -> dict[str, object]:
+def _report(chip: Chip, keep: int | None = None) -> ProverReport:
     """The Prover's report of the chip's snapshots (the first `keep` of them)."""
     snaps = [e for e in chip.log_entries() if e.kind == "snapshot"]
     snaps = snaps if keep is None else snaps[:keep]
-    return {
-        "snapshots": [{"serial": str(chip.serial), "seq": e.seq, "h": e.body["h"]} for e in snaps]
-    }
+    return claims_report(_RUN, str(chip.serial), snaps)
 
 
 def _found(

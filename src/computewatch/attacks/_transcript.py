@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from computewatch.verification import VerificationPolicy
 
 __all__ = [
+    "CheckpointRedirect",
     "FewerStepsClaimed",
     "InterpolatedCheckpoints",
     "LearningRateLie",
@@ -192,3 +193,39 @@ def _relocate(run: HonestRun, secret: HonestRun) -> None:
     (bpaths.chips / f"{secret.chip.serial}.json").write_text(json.dumps(doc))
     for f in spaths.snapshots.iterdir():
         (bpaths.snapshots / f.name).write_bytes(f.read_bytes())
+
+
+class CheckpointRedirect(_EditAttack):
+    """The checkpoint index points the Verifier at a file outside the transcript.
+
+    The index is not itself a commitment part: only the digests of the files
+    it names are. Odd trials name ``/dev/zero`` (a Verifier that hashes it
+    reads forever, and its cluster answers "unavailable" instead of signing
+    a FAIL); even trials name a byte-identical copy of the checkpoint kept
+    outside the folder, so every digest still matches. Refused by the
+    index's parser (`IndexRecord`: a checkpoint's file is its step's own
+    name), before anything outside is opened.
+    """
+
+    name = "checkpoint-redirect"
+    threat = "§5.2: the checkpoint index names a file outside the transcript"
+    expected = ("transcript",)
+
+    def create(
+        self, workdir: Path, trial: int, bases: Sequence[HonestRun], scale: Scale = SCALE
+    ) -> Attempt:
+        """Copy ``bases[0]`` and redirect its first index line (no recommit: nothing changes)."""
+        del scale  # the same at every scale
+        run = bases[0].copy(workdir / f"{self.name}-{trial}")
+        paths = TranscriptPaths(run.run_dir)
+        lines = paths.checkpoint_index.read_bytes().splitlines()
+        first = json.loads(lines[0])
+        if trial % 2:
+            target = "/dev/zero"
+        else:
+            outside = workdir / f"{self.name}-{trial}-elsewhere.safetensors"
+            outside.write_bytes((paths.root / first["file"]).read_bytes())
+            target = str(outside.resolve())
+        first["file"] = target
+        paths.checkpoint_index.write_bytes(b"\n".join([_dump(first), *lines[1:]]) + b"\n")
+        return Attempt(run=run)

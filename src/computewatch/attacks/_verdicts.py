@@ -13,10 +13,12 @@ one verdict stands for one run.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from computewatch.attacks._harness import Attempt, Detection
 from computewatch.crypto import SigningKey, canonical_json, sign_envelope
+from computewatch.datacenter import ProverReport, encode
 from computewatch.errors import IntegrityError
 from computewatch.inspection import AuditFolder, check_verdicts
 from computewatch.verification import VERDICT_PAYLOAD_TYPE, verify_transcript
@@ -33,6 +35,11 @@ if TYPE_CHECKING:
 __all__ = ["VerdictSwap"]
 
 _PROVER = "lab-x"
+
+
+def _report(run_dir: Path) -> ProverReport:
+    """An honest run's report, through its parser."""
+    return ProverReport.from_dict(json.loads((run_dir / "report.json").read_bytes()))
 
 
 class VerdictSwap:
@@ -52,12 +59,12 @@ class VerdictSwap:
         subs = root / "submissions" / _PROVER
         benign = bases[0].copy(subs / "runs" / "benign")
         other = bases[1 % len(bases)].copy(subs / "runs" / "other")
-        first = json.loads((benign.run_dir / "report.json").read_text())["run_id"]
-        report = json.loads((other.run_dir / "report.json").read_text())
-        if report["run_id"] == first:  # the corpus' bases share a run id: name the other apart
-            report["run_id"] = f"{first}-other"
-            (other.run_dir / "report.json").write_text(json.dumps(report))
-        runs = {first: benign.run_dir, report["run_id"]: other.run_dir}
+        first = _report(benign.run_dir).run_id
+        report = _report(other.run_dir)
+        if report.run_id == first:  # the corpus' bases share a run id: name the other apart
+            report = replace(report, run_id=f"{first}-other")
+            (other.run_dir / "report.json").write_bytes(encode(report))
+        runs = {first: benign.run_dir, report.run_id: other.run_dir}
         doc = {
             "prover": _PROVER,
             "chips": {},
@@ -73,7 +80,7 @@ class VerdictSwap:
         assert attempt.run is not None
         root: Path = attempt.data["root"]
         runs: dict[str, Path] = attempt.data["runs"]
-        benign = json.loads((attempt.run.run_dir / "report.json").read_text())["run_id"]
+        benign = _report(attempt.run.run_dir).run_id
         verdict = verify_transcript(
             attempt.run.run_dir, attempt.run.run_dir / "report.json", attempt.run.evidence(),
             policy, rng,

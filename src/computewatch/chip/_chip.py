@@ -17,7 +17,8 @@ entry run on a firmware worker thread, off the training's critical path.
 The next `on_step` waits for that work (and, if receipts are required, for
 the receipt server's acknowledgement) before training may go on: a chip that
 cannot log stalls training with an error, it never trains on unlogged. That
-pipeline is `computewatch.chip._snapshot.SnapshotPipeline`.
+pipeline is `computewatch.chip._snapshot.SnapshotPipeline`; the folder and
+the sealed firmware state are `computewatch.chip._chip_folder`.
 
 Inspectors use `Chip.attest` (a signed statement with their nonce) and
 `Chip.log_entries` (the verified log).
@@ -48,14 +49,19 @@ Example::
 
 from __future__ import annotations
 
-import json
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from computewatch._validate import int_in_range, text
+from computewatch._validate import text
 from computewatch.chip._attested import ATTESTATION_PAYLOAD_TYPE
-from computewatch.chip._backends import open_secure_element, provision_secure_element
+from computewatch.chip._chip_folder import (
+    DEFAULT_CAPACITY,
+    LOG_FILE,
+    create_chip_folder,
+    open_chip_folder,
+    read_state,
+    write_state,
+)
 from computewatch.chip._chiplog import ChipLog, LogEntry
 from computewatch.chip._clock import Clock, SystemClock
 from computewatch.chip._eat import attestation_claims
@@ -77,7 +83,7 @@ from computewatch.crypto import (
     json_digest,
     sign_envelope,
 )
-from computewatch.errors import FormatError, IntegrityError, ParameterError
+from computewatch.errors import IntegrityError, ParameterError
 
 if TYPE_CHECKING:
     import os
@@ -95,10 +101,7 @@ __all__ = [
     "SnapshotStalledError",
 ]
 
-_CHIP_FILE = "chip.json"
-_LOG_FILE = "nvram.log"
 _REGIONS_DOMAIN = b"computewatch/regions/v1\x00"
-DEFAULT_CAPACITY = 1_000_000
 #: The most versions one firmware update may skip (bounds the anti-rollback raise).
 MAX_FIRMWARE_JUMP = 1024
 _MIN_NONCE = 8
@@ -133,7 +136,7 @@ class Chip:
         self._clock = clock or SystemClock()
         self._read_only = read_only
         state = self._state()
-        self._log = ChipLog(folder / _LOG_FILE, se, int(state["cap"]))
+        self._log = ChipLog(folder / LOG_FILE, se, int(state["cap"]))
         # What the firmware itself holds of each run: the one precommitment a
         # run id is bound to, and the optimizer steps it counted since register.
         self._commitments: dict[str, str] = {}
@@ -171,22 +174,7 @@ class Chip:
     ) -> Chip:
         """Manufacture a chip: burn its serial, seal the chipmaker key (the fab's act)."""
         path = Path(folder)
-        if (path / _CHIP_FILE).exists():
-            msg = f"chip folder {path}: already holds a chip; refusing to overwrite it"
-            raise FormatError(msg)
-        int_in_range("log capacity", capacity, 1, 1 << 40)
-        path.mkdir(parents=True, exist_ok=True)
-        uri = se_uri or f"file:{(path / 'se').resolve()}"
-        se = provision_secure_element(uri, serial)
-        state = {
-            "maker": chipmaker.raw.hex(),
-            "cap": capacity,
-            "seal": secrets.token_hex(8),
-            "intact": True,
-            "fw": None,
-        }
-        se.write_state(canonical_json(state))
-        (path / _CHIP_FILE).write_text(json.dumps({"serial": serial, "se_uri": uri}) + "\n")
+        se = create_chip_folder(path, serial, chipmaker, se_uri=se_uri, capacity=capacity)
         return cls(path, se, clock=clock)
 
     @classmethod
@@ -207,19 +195,7 @@ class Chip:
         whoever checks it against `attest`.
         """
         path = Path(folder)
-        try:
-            doc = json.loads((path / _CHIP_FILE).read_text())
-            uri = doc["se_uri"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            msg = f"chip folder {path}: no readable {_CHIP_FILE} ({e.__class__.__name__})"
-            raise FormatError(msg) from e
-        se = open_secure_element(str(uri))
-        if doc.get("serial") != se.serial:
-            msg = (
-                f"chip folder {path}: {_CHIP_FILE} names serial {doc.get('serial')!r} but the "
-                f"secure element's burned-in serial is {se.serial!r}"
-            )
-            raise IntegrityError(msg)
+        se = open_chip_folder(path)
         return cls(
             path,
             se,
@@ -265,7 +241,7 @@ class Chip:
     @property
     def log_path(self) -> Path:
         """The log file (readable by anyone)."""
-        return self._folder / _LOG_FILE
+        return self._folder / LOG_FILE
 
     @property
     def firmware(self) -> FirmwareImage | None:
@@ -273,18 +249,10 @@ class Chip:
         return self._firmware
 
     def _state(self) -> dict[str, Any]:
-        try:
-            state = json.loads(self._se.read_state())
-        except ValueError as e:
-            msg = f"chip S/N {self._se.serial}: sealed firmware state is not JSON"
-            raise IntegrityError(msg) from e
-        if not isinstance(state, dict) or "maker" not in state:
-            msg = f"chip S/N {self._se.serial}: sealed firmware state is missing fields"
-            raise IntegrityError(msg)
-        return state
+        return read_state(self._se)
 
     def _write_state(self, state: dict[str, Any]) -> None:
-        self._se.write_state(canonical_json(state))
+        write_state(self._se, state)
 
     def _now_us(self) -> int:
         return round(self._clock.now() * 1e6)

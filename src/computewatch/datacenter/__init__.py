@@ -20,17 +20,26 @@ from computewatch.datacenter._checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from computewatch.datacenter._commitment import compute_commitment, snapshot_claims
+from computewatch.datacenter._commitment import (
+    compute_commitment,
+    read_index,
+    read_manifest,
+    snapshot_claims,
+)
 from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
 from computewatch.datacenter._determinism import Determinism, set_determinism
 from computewatch.datacenter._distributed import DistributedRunError, train_distributed
 from computewatch.datacenter._files import (
     CheckpointRef,
+    ChipClaims,
+    ChipSnapshot,
     ClaimRecord,
+    IndexRecord,
     Manifest,
     MetricsRecord,
     ProverReport,
     StepRecord,
+    encode,
 )
 from computewatch.datacenter._layout import (
     INIT_SCHEMES,
@@ -48,15 +57,11 @@ from computewatch.datacenter._program import (
 )
 from computewatch.datacenter._recorder import (
     PRECOMMIT_DOMAIN,
-    BatchFn,
-    InitFn,
     Recorder,
-    RunSpec,
-    TrainSummary,
     manifest_digest,
     precommitment,
-    train,
 )
+from computewatch.datacenter._run import BatchFn, InitFn, RunSpec, TrainSummary, train
 from computewatch.datacenter._trainer import StepResult, Trainer
 from computewatch.datacenter._transcript import (
     MANIFEST_FORMAT,
@@ -77,11 +82,14 @@ __all__ = [
     "BatchFn",
     "Checkpoint",
     "CheckpointRef",
+    "ChipClaims",
+    "ChipSnapshot",
     "ClaimRecord",
     "DataSchedule",
     "Determinism",
     "DistributedRunError",
     "FlatLayout",
+    "IndexRecord",
     "InitFn",
     "Manifest",
     "MetricsRecord",
@@ -100,6 +108,7 @@ __all__ = [
     "compute_commitment",
     "data_root",
     "derive_init_seed",
+    "encode",
     "file_digest",
     "flatten_model",
     "init_flat",
@@ -109,7 +118,9 @@ __all__ = [
     "point_hash",
     "precommitment",
     "program_code_hash",
+    "read_index",
     "read_lines_checked",
+    "read_manifest",
     "save_checkpoint",
     "set_determinism",
     "shard_range",

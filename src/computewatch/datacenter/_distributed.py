@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from computewatch.datacenter._recorder import RunSpec, TrainSummary, train
+from computewatch.datacenter._run import RunSpec, TrainSummary, train
 from computewatch.errors import ComputeWatchError, FormatError
 
 if TYPE_CHECKING:

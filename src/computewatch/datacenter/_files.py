@@ -23,112 +23,25 @@ Example::
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from computewatch.crypto import canonical_json
+from computewatch.datacenter._fields import HEX, Doc
 from computewatch.errors import FormatError
 
 __all__ = [
     "CheckpointRef",
+    "ChipClaims",
+    "ChipSnapshot",
     "ClaimRecord",
+    "IndexRecord",
     "Manifest",
     "MetricsRecord",
     "ProverReport",
     "StepRecord",
+    "encode",
 ]
-
-_HEX = frozenset("0123456789abcdef")
-
-
-class _Doc:
-    """Field readers over one JSON object, naming `where` in every error."""
-
-    def __init__(self, doc: object, where: str, prefix: str = "") -> None:
-        if not isinstance(doc, dict):
-            name = f"field {prefix!r}" if prefix else "document"
-            msg = f"{where}: {name}: expected a JSON object, got {type(doc).__name__}"
-            raise FormatError(msg)
-        self.doc: dict[str, Any] = doc
-        self.where = where
-        self.prefix = prefix
-
-    def _name(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else key
-
-    def fail(self, key: str, expected: str, value: object) -> FormatError:
-        got = type(value).__name__ if not isinstance(value, int | float) else repr(value)
-        if isinstance(value, bool):
-            got = "bool"
-        return FormatError(
-            f"{self.where}: field {self._name(key)!r}: expected {expected}, got {got}"
-        )
-
-    def get(self, key: str) -> Any:
-        if key not in self.doc:
-            msg = f"{self.where}: field {self._name(key)!r}: missing"
-            raise FormatError(msg)
-        return self.doc[key]
-
-    def text(self, key: str) -> str:
-        value = self.get(key)
-        if not isinstance(value, str):
-            raise self.fail(key, "str", value)
-        return value
-
-    def digest(self, key: str) -> str:
-        value = self.text(key)
-        algo, _, hexpart = value.partition(":")
-        if algo not in {"sha256", "blake3"} or len(hexpart) != 64 or not set(hexpart) <= _HEX:  # noqa: PLR2004
-            raise self.fail(key, "a digest 'sha256:<64 hex>'", value[:40])
-        return value
-
-    def integer(self, key: str, low: int = 0, high: int = 2**63 - 1) -> int:
-        value = self.get(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, "int", value)
-        if not low <= value <= high:
-            raise self.fail(key, f"an int in [{low}, {high}]", value)
-        return value
-
-    def boolean(self, key: str) -> bool:
-        value = self.get(key)
-        if not isinstance(value, bool):
-            raise self.fail(key, "bool", value)
-        return value
-
-    def number(self, key: str) -> float:
-        value = self.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, "a number", value)
-        if not math.isfinite(value):
-            raise self.fail(key, "a finite number", value)
-        return float(value)
-
-    def array(self, key: str) -> list[Any]:
-        value = self.get(key)
-        if not isinstance(value, list):
-            raise self.fail(key, "a list", value)
-        return value
-
-    def obj(self, key: str) -> _Doc:
-        return _Doc(self.get(key), self.where, self._name(key))
-
-    def span(self, key: str) -> tuple[int, int]:
-        value = self.get(key)
-        if (
-            not isinstance(value, list)
-            or len(value) != 2  # noqa: PLR2004
-            or any(isinstance(v, bool) or not isinstance(v, int) for v in value)
-            or not 0 <= value[0] <= value[1]
-        ):
-            raise self.fail(key, "[start, stop] with 0 <= start <= stop", value)
-        return int(value[0]), int(value[1])
-
-    def items(self, key: str) -> list[_Doc]:
-        return [
-            _Doc(v, self.where, f"{self._name(key)}[{i}]") for i, v in enumerate(self.array(key))
-        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +50,43 @@ class CheckpointRef:
 
     step: int
     digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRecord:
+    """One line of ``checkpoints/index.jsonl``: a checkpoint's step, file and digest.
+
+    The file must be the step's own name under ``checkpoints/``: an index
+    naming any other path (``/dev/zero``, ``../../secret``) would have the
+    Verifier hash a file outside the transcript, or read forever.
+    """
+
+    step: int
+    file: str
+    digest: str
+
+    @staticmethod
+    def file_for(step: int) -> str:
+        """The only file name a checkpoint of `step` may have."""
+        return f"checkpoints/step-{step:08d}.safetensors"
+
+    @classmethod
+    def from_dict(cls, doc: object, where: str) -> IndexRecord:
+        """Validate one line.
+
+        Raises:
+            FormatError: naming the file and the field.
+        """
+        d = Doc(doc, where)
+        step, file = d.integer("step"), d.text("file")
+        if file != cls.file_for(step):
+            msg = f"{where}: field 'file': expected {cls.file_for(step)!r}, got {file[:60]!r}"
+            raise FormatError(msg)
+        return cls(step=step, file=file, digest=d.digest("digest"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"step": self.step, "file": self.file, "digest": self.digest}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +101,7 @@ class ClaimRecord:
     run_id: str
 
     @classmethod
-    def parse(cls, d: _Doc) -> ClaimRecord:
+    def parse(cls, d: Doc) -> ClaimRecord:
         """From one claim object."""
         return cls(
             serial=d.text("serial"),
@@ -176,7 +126,11 @@ class ClaimRecord:
 
 @dataclass(frozen=True, slots=True)
 class ProverReport:
-    """The Prover's report (`report.json`)."""
+    """The Prover's report (`report.json`).
+
+    ``manifest_digest``, ``batch_roots``, ``steps`` and ``world_size`` are
+    optional (None: absent from the file); unknown fields stay in ``extra``.
+    """
 
     format: str
     run_id: str
@@ -186,6 +140,10 @@ class ProverReport:
     data_root: str
     checkpoints: tuple[CheckpointRef, ...]
     snapshots: tuple[ClaimRecord, ...]
+    manifest_digest: str | None = None
+    batch_roots: tuple[str, ...] | None = None
+    steps: int | None = None
+    world_size: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -195,17 +153,13 @@ class ProverReport:
         Raises:
             FormatError: naming the file and the field.
         """
-        d = _Doc(doc, where)
+        d = Doc(doc, where)
         known = {"format", "run_id", "commitment", "precommitment", "code_hash", "data_root"}
-        known |= {"checkpoints", "snapshots"}
-        for key in ("manifest_digest",):
-            if key in d.doc:
-                d.digest(key)
-        for key in ("steps", "world_size"):
-            if key in d.doc:
-                d.integer(key)
+        known |= {"checkpoints", "snapshots", *_REPORT_OPTIONAL}
+        roots = None
         if "batch_roots" in d.doc:
-            for i, root in enumerate(d.array("batch_roots")):
+            roots = tuple(d.array("batch_roots"))
+            for i, root in enumerate(roots):
                 if not isinstance(root, str):
                     key = f"batch_roots[{i}]"
                     raise d.fail(key, "a digest string", root)
@@ -220,11 +174,21 @@ class ProverReport:
                 CheckpointRef(c.integer("step"), c.digest("digest")) for c in d.items("checkpoints")
             ),
             snapshots=tuple(ClaimRecord.parse(c) for c in d.items("snapshots")),
+            manifest_digest=d.digest("manifest_digest") if "manifest_digest" in d.doc else None,
+            batch_roots=roots,
+            steps=d.integer("steps") if "steps" in d.doc else None,
+            world_size=d.integer("world_size") if "world_size" in d.doc else None,
             extra={k: v for k, v in d.doc.items() if k not in known},
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
+        optional: dict[str, Any] = {
+            "manifest_digest": self.manifest_digest,
+            "batch_roots": None if self.batch_roots is None else list(self.batch_roots),
+            "steps": self.steps,
+            "world_size": self.world_size,
+        }
         return {
             **self.extra,
             "format": self.format,
@@ -235,7 +199,11 @@ class ProverReport:
             "data_root": self.data_root,
             "checkpoints": [{"step": c.step, "digest": c.digest} for c in self.checkpoints],
             "snapshots": [c.to_dict() for c in self.snapshots],
+            **{k: v for k, v in optional.items() if v is not None},
         }
+
+
+_REPORT_OPTIONAL = ("manifest_digest", "batch_roots", "steps", "world_size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +233,7 @@ class Manifest:
         from computewatch.datacenter._determinism import Determinism  # noqa: PLC0415
         from computewatch.datacenter._layout import FlatLayout  # noqa: PLC0415
 
-        d = _Doc(doc, where)
+        d = Doc(doc, where)
         program, init, sharding = d.obj("program"), d.obj("init"), d.obj("sharding")
         d.obj("config")
         d.text("format")
@@ -331,6 +299,76 @@ class Manifest:
 
 
 @dataclass(frozen=True, slots=True)
+class ChipSnapshot:
+    """One snapshot a chip's log holds, as its chip file states it."""
+
+    seq: int
+    step: int
+    h: str
+    time_us: int
+    file: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "seq": self.seq,
+            "step": self.step,
+            "h": self.h,
+            "time_us": self.time_us,
+            "file": self.file,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChipClaims:
+    """One chip's shard slice and snapshot claims (``chips/SERIAL.json``)."""
+
+    serial: str
+    rank: int
+    slice: tuple[int, int]
+    snapshots: tuple[ChipSnapshot, ...]
+
+    @classmethod
+    def from_dict(cls, doc: object, where: str) -> ChipClaims:
+        """Validate one chip file.
+
+        Raises:
+            FormatError: naming the file and the field.
+        """
+        d = Doc(doc, where)
+        return cls(
+            serial=d.text("serial"),
+            rank=d.integer("rank"),
+            slice=d.span("slice"),
+            snapshots=tuple(
+                ChipSnapshot(
+                    seq=s.integer("seq"),
+                    step=s.integer("step"),
+                    h=s.digest("h"),
+                    time_us=s.integer("time_us"),
+                    file=s.text("file"),
+                )
+                for s in d.items("snapshots")
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "serial": self.serial,
+            "rank": self.rank,
+            "slice": list(self.slice),
+            "snapshots": [s.to_dict() for s in self.snapshots],
+        }
+
+    def claims(self, run_id: str) -> list[ClaimRecord]:
+        """The report's claims this file makes for run `run_id`, in log order."""
+        return [
+            ClaimRecord(self.serial, s.seq, s.step, s.h, self.slice, run_id) for s in self.snapshots
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class StepRecord:
     """One line of `data/steps.jsonl`: the step's point hashes and batch root."""
 
@@ -341,10 +379,10 @@ class StepRecord:
     @classmethod
     def from_dict(cls, doc: object, where: str) -> StepRecord:
         """Validate one line."""
-        d = _Doc(doc, where)
+        d = Doc(doc, where)
         points = d.array("points")
         for i, p in enumerate(points):
-            if not isinstance(p, str) or len(p) != 64 or not set(p) <= _HEX:  # noqa: PLR2004
+            if not isinstance(p, str) or len(p) != 64 or not set(p) <= HEX:  # noqa: PLR2004
                 key = f"points[{i}]"
                 raise d.fail(key, "64 hex characters", p)
         return cls(step=d.integer("step"), points=tuple(points), batch_root=d.digest("batch_root"))
@@ -369,7 +407,7 @@ class MetricsRecord:
     @classmethod
     def from_dict(cls, doc: object, where: str) -> MetricsRecord:
         """Validate one line."""
-        d = _Doc(doc, where)
+        d = Doc(doc, where)
         return cls(
             step=d.integer("step"),
             loss=d.number("loss"),
@@ -391,3 +429,19 @@ class MetricsRecord:
             "time": self.time,
             "seconds": self.seconds,
         }
+
+
+def encode(record: _Record) -> bytes:
+    """The canonical-JSON bytes of `record` (what its ``from_dict`` reads back).
+
+    >>> import json
+    >>> rec = StepRecord(0, ("ab" * 32,), "sha256:" + "cd" * 32)
+    >>> StepRecord.from_dict(json.loads(encode(rec)), "data/steps.jsonl line 1") == rec
+    True
+    """
+    return canonical_json(record.to_dict())
+
+
+_Record = (
+    ChipClaims | ClaimRecord | IndexRecord | Manifest | MetricsRecord | ProverReport | StepRecord
+)

@@ -5,7 +5,10 @@ step (`record_step`) and does the Prover's bookkeeping: the data records
 and metrics (chip 0 writes them for the whole run), the firmware's chance to
 snapshot (every chip), and a checkpoint every `k` steps (collective; chip 0
 writes). `finish` writes each chip's snapshot claims, the commitment and the
-Prover report. `train` is the canonical loop built from these pieces.
+Prover report. Every file is built as its typed record (`_files.py`) and
+written by that record's ``to_dict``, so what is written is what the
+Verifier's parsers read. The canonical loop built from these pieces,
+`train`, is `_run.py`.
 
 The order before step 0 follows the paper: the manifest M and the data order
 are committed (the *precommitment*), every chip logs that commitment, and
@@ -14,28 +17,34 @@ spoof can target a W_0 or an ω that did not exist yet.
 
 Example::
 
-    >>> summary = train(spec, "runs/run-1", chips=[chip])  # doctest: +SKIP
+    >>> from computewatch.crypto import json_digest
+    >>> pre = precommitment(manifest_digest({"run_id": "r1"}), json_digest(["batch roots"]))
+    >>> str(pre).startswith("sha256:")
+    True
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from computewatch._validate import int_in_range, text
-from computewatch.crypto import Digest, canonical_json, json_digest
+from computewatch.crypto import Digest, json_digest
 from computewatch.datacenter._checkpoint import load_checkpoint, save_checkpoint
-from computewatch.datacenter._commitment import compute_commitment
+from computewatch.datacenter._commitment import compute_commitment, read_index, read_manifest
 from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
-from computewatch.datacenter._determinism import Determinism, set_determinism
+from computewatch.datacenter._files import (
+    CheckpointRef,
+    ChipClaims,
+    ChipSnapshot,
+    IndexRecord,
+    Manifest,
+    MetricsRecord,
+    ProverReport,
+    StepRecord,
+    encode,
+)
 from computewatch.datacenter._layout import derive_init_seed, init_flat, shard_range
-from computewatch.datacenter._program import load_program
-from computewatch.datacenter._trainer import StepResult, Trainer
 from computewatch.datacenter._transcript import (
     MANIFEST_FORMAT,
     REPORT_FORMAT,
@@ -51,91 +60,17 @@ from computewatch.errors import FormatError, IntegrityError, ParameterError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from computewatch.chip import Chip
+    from computewatch.datacenter._determinism import Determinism
+    from computewatch.datacenter._run import InitFn, RunSpec
+    from computewatch.datacenter._trainer import StepResult, Trainer
 
-#: Makes W_0 as ``init(layout, seed, std=...)`` (the honest one is `init_flat`).
-InitFn = Callable[..., Any]
-#: The indices a chip trains on: ``batches(schedule, step, rank, world_size)``.
-BatchFn = Callable[[DataSchedule, int, int, int], list[int]]
-
-__all__ = [
-    "PRECOMMIT_DOMAIN",
-    "BatchFn",
-    "InitFn",
-    "Recorder",
-    "RunSpec",
-    "TrainSummary",
-    "manifest_digest",
-    "precommitment",
-    "train",
-]
+__all__ = ["PRECOMMIT_DOMAIN", "Recorder", "manifest_digest", "precommitment"]
 
 PRECOMMIT_DOMAIN = b"computewatch/precommitment/v1\x00"
 _MANIFEST_DOMAIN = b"computewatch/manifest/v1\x00"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that defines a run before it starts.
-
-    Attributes:
-        run_id: the run's name (printable, at most 128 characters).
-        program_path: the training program's source file.
-        config: hyperparameters and model configuration (JSON values).
-        batch_size: data points per optimizer step (global).
-        steps: optimizer steps.
-        data_seed: seed of the data order.
-        checkpoint_every: `k`, steps between checkpoints.
-        threads: CPU threads per chip (replays must use the same for bitwise
-            equality).
-        world_size: chips in the run.
-        global_seed: seed of torch's process-global generator.
-    """
-
-    run_id: str
-    program_path: Path
-    config: dict[str, Any]
-    batch_size: int
-    steps: int
-    data_seed: int
-    checkpoint_every: int
-    threads: int = 1
-    world_size: int = 1
-    global_seed: int = 0
-    init_std: float = 0.02
-
-    def __post_init__(self) -> None:
-        """Validate."""
-        text("run_id", self.run_id, max_len=128)
-        int_in_range("checkpoint_every", self.checkpoint_every, 1, 1 << 32)
-        int_in_range("world_size", self.world_size, 1, 1 << 16)
-        if self.batch_size % self.world_size:
-            msg = (
-                f"batch_size {self.batch_size}: expected a multiple of world_size {self.world_size}"
-            )
-            raise ParameterError(msg)
-        object.__setattr__(self, "program_path", Path(self.program_path))
-
-
-@dataclass
-class TrainSummary:
-    """What a finished (or interrupted) run did on this chip.
-
-    Attributes:
-        steps_done: optimizer steps completed.
-        losses: loss per step run in this call.
-        seconds: wall time of the training loop.
-        recording_seconds: of which spent in the recorder's step hook (data
-            records, metrics, the firmware's snapshot chance, checkpoints).
-        report: the Prover report (chip 0 of a finished run).
-    """
-
-    steps_done: int
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    recording_seconds: float = 0.0
-    report: dict[str, Any] | None = None
 
 
 def manifest_digest(manifest: dict[str, Any]) -> Digest:
@@ -192,7 +127,7 @@ class Recorder:
         self._roots: list[Digest] = []
         self._step_lines: list[bytes] = []
         self.precommitment: Digest | None = None
-        self.manifest: dict[str, Any] = {}
+        self.manifest = self._manifest()
         self._writers: dict[str, LineWriter] = {}
 
     @property
@@ -217,16 +152,14 @@ class Recorder:
             self._roots.append(batch_root(hashes))
         # D's records are fixed by the plan: encode them now, off the step path
         self._step_lines = [
-            canonical_json(
-                {"step": step, "points": [p.hex for p in points], "batch_root": str(root)}
-            )
-            + b"\n"
+            encode(StepRecord(step, tuple(p.hex for p in points), str(root))) + b"\n"
             for step, (points, root) in enumerate(zip(self._points, self._roots, strict=True))
         ]
 
-    def _manifest(self) -> dict[str, Any]:
+    def _manifest(self) -> Manifest:
+        """M, through its parser (what is written is what the Verifier's parser accepts)."""
         layout = self.trainer.layout
-        return {
+        doc = {
             "format": MANIFEST_FORMAT,
             "run_id": self.spec.run_id,
             "program": {
@@ -255,12 +188,14 @@ class Recorder:
             },
             "checkpoint_every": self.spec.checkpoint_every,
         }
+        return Manifest.from_dict(doc, "manifest.json")
 
     def begin(self) -> None:
         """Commit M and the data order, log it on the chip, draw W_0, checkpoint it."""
         self._plan()
-        self.manifest = self._manifest()
-        self.precommitment = precommitment(manifest_digest(self.manifest), data_root(self._roots))
+        self.precommitment = precommitment(
+            manifest_digest(self.manifest.to_dict()), data_root(self._roots)
+        )
         if self.writer:
             if self.paths.manifest.exists():
                 msg = f"run folder {self.paths.root}: already holds a transcript; resume it instead"
@@ -278,7 +213,7 @@ class Recorder:
             except OSError as e:
                 msg = f"transcript code copy {self.paths.program}: cannot write ({e.strerror})"
                 raise StorageError(msg) from e
-            write_json_atomic(self.paths.manifest, self.manifest)
+            write_json_atomic(self.paths.manifest, self.manifest.to_dict())
         if self.chip is not None:
             self.chip.precommit(self.spec.run_id, self.precommitment)
         seed = derive_init_seed(self.precommitment)
@@ -302,30 +237,37 @@ class Recorder:
     def resume(self) -> int:
         """Continue an interrupted run from its last checkpoint; return its step."""
         self._plan()
-        self.manifest = self._manifest()
         try:
-            on_disk = json.loads(self.paths.manifest.read_bytes())
-        except (OSError, ValueError) as e:
-            msg = f"run folder {self.paths.root}: no readable manifest to resume ({e})"
+            on_disk = read_manifest(self.paths)
+        except FormatError as e:
+            msg = f"run folder {self.paths.root}: no readable manifest to resume ({e.message})"
             raise FormatError(msg) from e
-        if on_disk != self.manifest:
+        if on_disk.to_dict() != self.manifest.to_dict():
             msg = f"run folder {self.paths.root}: the manifest differs from this run's spec"
             raise IntegrityError(msg)
-        self.precommitment = precommitment(manifest_digest(self.manifest), data_root(self._roots))
-        index = read_lines(self.paths.checkpoint_index, drop_torn=True)
+        self.precommitment = precommitment(
+            manifest_digest(self.manifest.to_dict()), data_root(self._roots)
+        )
+        index = read_index(self.paths, drop_torn=True)
         if not index:
             msg = f"run folder {self.paths.root}: no checkpoint to resume from"
             raise FormatError(msg)
         last = index[-1]
-        ckpt = load_checkpoint(
-            self.paths.root / last["file"], expected=Digest.parse(last["digest"])
-        )
+        ckpt = load_checkpoint(self.paths.root / last.file, expected=Digest.parse(last.digest))
         self.trainer.load(ckpt)
         if self.writer:
-            for path in (self.paths.steps, self.paths.metrics):
-                kept = [d for d in read_lines(path, drop_torn=True) if d["step"] < ckpt.step]
+            for path, parse in (
+                (self.paths.steps, StepRecord),
+                (self.paths.metrics, MetricsRecord),
+            ):
+                lines = read_lines(path, drop_torn=True)
+                kept = [
+                    d
+                    for i, d in enumerate(lines, start=1)
+                    if parse.from_dict(d, f"{path.name} line {i}").step < ckpt.step
+                ]
                 rewrite_lines(path, kept)
-            rewrite_lines(self.paths.checkpoint_index, index)
+            rewrite_lines(self.paths.checkpoint_index, [e.to_dict() for e in index])
         self._register()
         return ckpt.step
 
@@ -348,17 +290,16 @@ class Recorder:
         done = step + 1
         if self.writer:
             self._line("steps").write_line(self._step_lines[step])
-            self._line("metrics").write(
-                {
-                    "step": step,
-                    "loss": result.loss,
-                    "lr": result.lr,
-                    "update_norm": result.update_norm,
-                    "grad_norm": result.grad_norm,
-                    "time": time.time(),
-                    "seconds": seconds,
-                },
+            record = MetricsRecord(
+                step=step,
+                loss=result.loss,
+                lr=result.lr,
+                update_norm=result.update_norm,
+                grad_norm=result.grad_norm,
+                time=time.time(),
+                seconds=seconds,
             )
+            self._line("metrics").write(record.to_dict())
         if self.chip is not None:
             # ω is this chip's slice after `done` steps
             self.chip.on_step(done)
@@ -379,13 +320,10 @@ class Recorder:
             optimizer_state=state,
             param_groups=groups,
             rng_state=torch.get_rng_state(),
-            layout_digest=self.manifest["layout_digest"],
+            layout_digest=str(self.trainer.layout.digest()),
         )
-        append_line(
-            self.paths.checkpoint_index,
-            {"step": done, "file": str(path.relative_to(self.paths.root)), "digest": str(digest)},
-            sync=True,
-        )
+        entry = IndexRecord(done, str(path.relative_to(self.paths.root)), str(digest))
+        append_line(self.paths.checkpoint_index, entry.to_dict(), sync=True)
 
     # -- after the last step -----------------------------------------------
 
@@ -394,51 +332,47 @@ class Recorder:
         if self.chip is None:
             return
         self.chip.flush()
-        claims = [
-            {
-                "seq": entry.seq,
-                "step": entry.body["step"],
-                "h": entry.body["h"],
-                "time_us": entry.time_us,
-                "file": f"snapshots/{self.chip.serial}-{entry.seq:08d}.safetensors",
-            }
+        claims = tuple(
+            ChipSnapshot(
+                seq=entry.seq,
+                step=int(entry.body["step"]),
+                h=str(entry.body["h"]),
+                time_us=entry.time_us,
+                file=f"snapshots/{self.chip.serial}-{entry.seq:08d}.safetensors",
+            )
             for entry in self.chip.log_entries()
             if entry.kind == "snapshot" and entry.body.get("run_id") == self.spec.run_id
-        ]
-        write_json_atomic(
-            self.paths.chips / f"{self.chip.serial}.json",
-            {
-                "serial": str(self.chip.serial),
-                "rank": self.rank,
-                "slice": [self.trainer.start, self.trainer.stop],
-                "snapshots": claims,
-            },
         )
+        doc = ChipClaims(
+            str(self.chip.serial), self.rank, (self.trainer.start, self.trainer.stop), claims
+        )
+        write_json_atomic(self.paths.chips / f"{self.chip.serial}.json", doc.to_dict())
 
     def finish(self) -> dict[str, Any]:
         """Write the commitment and the Prover report (chip 0, after all chips' claims)."""
         if self.precommitment is None:
             msg = "finish() before begin()"
             raise ParameterError(msg)
-        index = read_lines(self.paths.checkpoint_index)
+        index = read_index(self.paths)
         root, parts, claims = compute_commitment(self.paths.root)
         write_json_atomic(self.paths.commitment, {"root": str(root), "parts": parts})
-        report = {
-            "format": REPORT_FORMAT,
-            "run_id": self.spec.run_id,
-            "commitment": str(root),
-            "precommitment": str(self.precommitment),
-            "manifest_digest": parts["manifest"],
-            "code_hash": str(self.code_hash),
-            "data_root": parts["data"],
-            "batch_roots": [str(r) for r in self._roots],
-            "checkpoints": [{"step": d["step"], "digest": d["digest"]} for d in index],
-            "steps": self.spec.steps,
-            "world_size": self.spec.world_size,
-            "snapshots": claims,
-        }
-        write_json_atomic(self.paths.report, report)
-        return report
+        report = ProverReport(
+            format=REPORT_FORMAT,
+            run_id=self.spec.run_id,
+            commitment=str(root),
+            precommitment=str(self.precommitment),
+            code_hash=str(self.code_hash),
+            data_root=parts["data"],
+            checkpoints=tuple(CheckpointRef(e.step, e.digest) for e in index),
+            snapshots=tuple(claims),
+            manifest_digest=parts["manifest"],
+            batch_roots=tuple(str(r) for r in self._roots),
+            steps=self.spec.steps,
+            world_size=self.spec.world_size,
+        )
+        doc = report.to_dict()
+        write_json_atomic(self.paths.report, doc)
+        return doc
 
 
 def _mkdir(path: Path) -> None:
@@ -447,92 +381,3 @@ def _mkdir(path: Path) -> None:
     except OSError as e:
         msg = f"transcript folder {path}: cannot create ({e.strerror})"
         raise StorageError(msg) from e
-
-
-def train(
-    spec: RunSpec,
-    run_dir: str | Path,
-    *,
-    chip: Chip | None = None,
-    chip_serials: Sequence[str] = (),
-    rank: int = 0,
-    resume: bool = False,
-    stop_after: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    barrier: Callable[[], None] | None = None,
-    init: InitFn = init_flat,
-    batches: BatchFn | None = None,
-) -> TrainSummary:
-    """Train `spec` on this chip, recording the transcript.
-
-    Args:
-        spec: the run.
-        run_dir: the transcript folder (shared by all chips of the run).
-        chip: this process's chip (None trains unmonitored).
-        chip_serials: every chip's serial, in rank order.
-        rank: this chip's rank.
-        resume: continue from the last checkpoint in `run_dir`.
-        stop_after: stop (as if killed) after this many steps, for tests.
-        progress: called as `progress(done, total)` after every step.
-        barrier: synchronises the chips of a multi-process run.
-        init: makes W_0 from the precommitted seed (default: the honest
-            `init_flat`; another one is a spoofer's deviation).
-        batches: the data indices this chip trains on at a step, as
-            ``batches(schedule, step, rank, world_size)`` (default: the
-            precommitted schedule's; another one substitutes data).
-    """
-    determinism = set_determinism(spec.global_seed, spec.threads)
-    program, code_hash = load_program(spec.program_path)
-    trainer = Trainer(
-        program, spec.config, rank=rank, world_size=spec.world_size, init_std=spec.init_std
-    )
-    serials = list(chip_serials) or ([str(chip.serial)] if chip is not None else [])
-    rec = Recorder(
-        spec,
-        run_dir,
-        trainer,
-        chip=chip,
-        chip_serials=serials,
-        determinism=determinism,
-        code_hash=code_hash,
-        rank=rank,
-        init=init,
-    )
-    if resume:
-        start = rec.resume()
-    else:
-        rec.begin()
-        start = 0
-    summary = TrainSummary(steps_done=start)
-    import torch  # noqa: PLC0415
-
-    t0 = time.perf_counter()
-    try:
-        for step in range(start, spec.steps):
-            if stop_after is not None and step >= stop_after:
-                summary.seconds = time.perf_counter() - t0
-                return summary
-            idx = (
-                rec.schedule.local_indices(step, rank, spec.world_size)
-                if batches is None
-                else batches(rec.schedule, step, rank, spec.world_size)
-            )
-            batch = torch.stack([program.data_point(trainer.config, i) for i in idx])
-            t_step = time.perf_counter()
-            result = trainer.step(step, batch)
-            t_record = time.perf_counter()
-            rec.record_step(step, result, t_record - t_step)
-            summary.recording_seconds += time.perf_counter() - t_record
-            summary.losses.append(result.loss)
-            summary.steps_done = step + 1
-            if progress is not None:
-                progress(step + 1, spec.steps)
-    finally:
-        rec.close()
-    summary.seconds = time.perf_counter() - t0
-    rec.write_chip_claims()
-    if barrier is not None:
-        barrier()
-    if rec.writer:
-        summary.report = rec.finish()
-    return summary

@@ -32,7 +32,7 @@ import json
 import runpy
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,15 @@ from computewatch.analysis import SamplingParams
 from computewatch.attacks._harness import recommit
 from computewatch.chip import Chip, sign_firmware
 from computewatch.crypto import SigningKey
-from computewatch.datacenter import RunSpec, TranscriptPaths, train, train_distributed
+from computewatch.datacenter import (
+    ProverReport,
+    RunSpec,
+    TranscriptPaths,
+    encode,
+    read_manifest,
+    train,
+    train_distributed,
+)
 from computewatch.demo._registry import DemoSupplyChain
 from computewatch.demo._server import registry_process
 from computewatch.errors import FormatError, ParameterError
@@ -194,9 +202,9 @@ def _spec(run_id: str, steps: int, corpus: str, world: int, batch: int) -> RunSp
 def _graft(spoof: Path, real: Path) -> None:
     """Make a spoofed transcript claim the real run's chip snapshots (a capable spoofer)."""
     sp, rp = TranscriptPaths(spoof), TranscriptPaths(real)
-    real_manifest = json.loads(rp.manifest.read_text())
-    manifest = json.loads(sp.manifest.read_text())
-    manifest["sharding"] = real_manifest["sharding"]
+    real_manifest = read_manifest(rp)  # the honest run's, through its parser
+    manifest = json.loads(sp.manifest.read_text())  # the spoof's, doctored as raw JSON
+    manifest["sharding"] = real_manifest.to_dict()["sharding"]
     sp.manifest.write_text(json.dumps(manifest, sort_keys=True, separators=(",", ":")))
     for f in sp.chips.glob("*.json"):
         f.unlink()
@@ -205,9 +213,8 @@ def _graft(spoof: Path, real: Path) -> None:
     for f in rp.snapshots.glob("*.safetensors"):
         shutil.copy(f, sp.snapshots / f.name)
     recommit(spoof)  # make the doctored folder self-consistent again
-    report = json.loads(sp.report.read_text())
-    report["world_size"] = real_manifest["sharding"]["world_size"]
-    sp.report.write_text(json.dumps(report))
+    report = ProverReport.from_dict(json.loads(sp.report.read_bytes()))
+    sp.report.write_bytes(encode(replace(report, world_size=real_manifest.world_size)))
 
 
 def demo_params(size: DemoScale) -> SamplingParams:

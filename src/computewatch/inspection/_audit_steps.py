@@ -4,6 +4,9 @@
   (`inspect_chip`) against its holding at the committed checkpoint (owner,
   registered key), with an attestation nonce derived from the Verifier's
   revealed nonce (rerunnable, and unknown to the Prover before the reveal);
+  every run's Prover report is read through its parser (`ProverReport`),
+  and one that does not parse is a ``report-malformed`` finding naming the
+  file and the field (the Prover's fault, never a crash of the audit);
 * `verify`: every run the sampled chips' logs name goes to the trusted
   cluster (`cluster_verify`) with the plan's policy and rule file; a run
   with no submitted transcript is a finding;
@@ -26,6 +29,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from computewatch.crypto import VerifyingKey
+from computewatch.datacenter import ProverReport
 from computewatch.errors import ComputeWatchError, FormatError, IntegrityError
 from computewatch.inspection._folder import AuditFolder, Submission, read_json, write_json
 from computewatch.inspection._inspect import DirectoryRecord, Finding, inspect_chip
@@ -61,14 +65,21 @@ def _sample_doc(folder: AuditFolder, prover: str) -> dict[str, Any]:
     return doc
 
 
-def _reports(sub: Submission) -> dict[str, dict[str, Any]]:
-    out = {}
+def _reports(sub: Submission) -> tuple[dict[str, ProverReport], list[Finding]]:
+    """Each run's Prover report through its parser; a malformed one is a finding, not a report."""
+    out, findings = {}, []
     for run, transcript in sub.runs.items():
         try:
-            out[run] = read_json(transcript / "report.json", "Prover report")
-        except FormatError:
-            out[run] = {}
-    return out
+            doc = read_json(transcript / "report.json", "Prover report")
+            out[run] = ProverReport.from_dict(doc, f"run {run!r} report.json")
+        except FormatError as e:
+            findings.append(Finding.from_error("-", "report", e))
+    return out, findings
+
+
+def _commitment(reports: dict[str, ProverReport], run: str) -> str:
+    report = reports.get(run)
+    return report.commitment if report is not None else ""
 
 
 def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, Any]:
@@ -77,8 +88,9 @@ def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, An
     sub = Submission.load(submissions, prover)
     holdings = {h["serial"]: h for h in sampled["holdings"]}
     v_nonce = bytes.fromhex(sampled["draw"]["verifier_nonce"])
-    reports = list(_reports(sub).values())
-    inspections, findings = [], []
+    typed, findings = _reports(sub)
+    reports = list(typed.values())
+    inspections = []
     for serial in sampled["draw"]["chips"]:
         folder_of_chip = sub.chips.get(serial)
         if folder_of_chip is None:
@@ -122,7 +134,7 @@ def verify(
     sampled = _sample_doc(folder, prover)
     inspected = read_json(folder.step("inspect", prover), "audit inspection")
     sub = Submission.load(submissions, prover)
-    reports = _reports(sub)
+    reports, _ = _reports(sub)  # a malformed report is the inspect step's finding
     holdings = {h["serial"]: h for h in sampled["holdings"]}
     keys_dir = folder.root / "verdicts" / prover / "keys"
     runs: dict[str, list[ChipInput]] = {}
@@ -170,7 +182,7 @@ def verify(
         write_verdict(out, envelope)
         filed[run] = {
             "verdict": folder.relative(out),
-            "report_commitment": str(reports[run].get("commitment", "")),
+            "report_commitment": _commitment(reports, run),
         }
     doc = {"prover": prover, "runs": filed, "findings": [f.to_json() for f in findings]}
     write_json(folder.step("verify", prover), doc)
@@ -188,7 +200,7 @@ def check_verdicts(
     """
     filed = read_json(folder.step("verify", prover), "audit verification")
     sub = Submission.load(submissions, prover)
-    reports = _reports(sub)
+    reports, _ = _reports(sub)
     seen: dict[str, str] = {}
     out = {}
     for run, entry in sorted(filed.get("runs", {}).items()):
@@ -199,7 +211,7 @@ def check_verdicts(
             msg = f"verdict {path}: cannot read ({e.strerror})"
             raise FormatError(msg) from e
         verdict = read_verdict(data, cluster_pub)
-        expected = str(reports.get(run, {}).get("commitment", ""))
+        expected = _commitment(reports, run)
         if verdict.run_id != run or verdict.commitment != expected:
             msg = (
                 f"verdict {folder.relative(path)}: filed under run {run!r} (report commitment "

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from computewatch.chip import LogEntry
+    from computewatch.datacenter import ProverReport
 
 __all__ = [
     "check_claims",
@@ -208,12 +209,12 @@ def check_snapshot_rate(
 
 
 def check_claims(
-    logs: Mapping[str, Sequence[LogEntry]], reports: Sequence[Mapping[str, Any]]
+    logs: Mapping[str, Sequence[LogEntry]], reports: Sequence[ProverReport]
 ) -> list[Finding]:
     """One snapshot, one claim: across every report of a period, against every chip's log.
 
-    ``logs`` maps serial to verified entries; each report is
-    ``{"run_id": ..., "snapshots": [{"serial", "seq", "h"}, ...]}``.
+    ``logs`` maps serial to verified entries; ``reports`` are parsed Prover
+    reports (`ProverReport`: their run ids and snapshot claims are read).
     Findings: ``hidden-snapshot`` (claimed by no report), ``double-claim``
     (claimed by more than one run or twice), ``phantom-claim`` (a claim of a
     snapshot no log holds), ``unreported-run`` (a run a log names with no
@@ -221,7 +222,7 @@ def check_claims(
     """
     found: list[Finding] = []
     claims, claimants = _tally(reports)
-    reported_runs = {str(r.get("run_id")) for r in reports if r.get("run_id") is not None}
+    reported_runs = {r.run_id for r in reports}
     logged: set[tuple[str, int, str]] = set()
     for serial, entries in sorted(logs.items()):
         runs: list[str] = []
@@ -261,16 +262,16 @@ def check_claims(
 
 
 def _tally(
-    reports: Sequence[Mapping[str, Any]],
+    reports: Sequence[ProverReport],
 ) -> tuple[Counter[tuple[str, int, str]], dict[tuple[str, int, str], list[str]]]:
     """How often each (serial, seq, h) is claimed, and by which runs."""
     claims: Counter[tuple[str, int, str]] = Counter()
     claimants: dict[tuple[str, int, str], list[str]] = defaultdict(list)
     for rep in reports:
-        for c in rep.get("snapshots", []) or []:
-            key = (str(c.get("serial")), _int(c.get("seq")), str(c.get("h")))
+        for c in rep.snapshots:
+            key = (c.serial, c.seq, c.h)
             claims[key] += 1
-            claimants[key].append(str(rep.get("run_id")))
+            claimants[key].append(rep.run_id)
     return claims, claimants
 
 

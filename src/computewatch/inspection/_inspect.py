@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from computewatch.chip import LogEntry
     from computewatch.crypto import VerifyingKey
+    from computewatch.datacenter import ProverReport
     from computewatch.supplychain import LocationCheck
 
 __all__ = ["ChipInspection", "DirectoryRecord", "Evidence", "Finding", "inspect_chip"]
@@ -92,7 +93,9 @@ class Finding:
             error, the part that failed and what the error says of it:
             ``chip-tampered``/``chip-malformed`` (the chip would not open),
             ``log-tampered``/``log-malformed``, ``transcript-tampered``,
-            ``transcript-malformed``, ``verification-unavailable``;
+            ``transcript-malformed``, ``verification-unavailable``,
+            ``report-malformed`` (a Prover report that does not parse;
+            serial ``-``);
             ``verdict-mismatch`` (a verdict that is not its run's).
         detail: one line.
         evidence: for a finding made from an error, the error's kind.
@@ -164,12 +167,8 @@ class ChipInspection:
         }
 
 
-def _claimed(reports: Sequence[dict[str, Any]]) -> set[tuple[str, int, str]]:
-    out = set()
-    for rep in reports:
-        for c in rep.get("snapshots", []):
-            out.add((str(c.get("serial")), int(c.get("seq", -1)), str(c.get("h"))))
-    return out
+def _claimed(reports: Sequence[ProverReport]) -> set[tuple[str, int, str]]:
+    return {(c.serial, c.seq, c.h) for rep in reports for c in rep.snapshots}
 
 
 def _attestation_findings(
@@ -193,7 +192,7 @@ def _attestation_findings(
 def _snapshot_findings(
     entries: Sequence[LogEntry],
     serial: str,
-    reports: Sequence[dict[str, Any]],
+    reports: Sequence[ProverReport],
     findings: list[Finding],
 ) -> tuple[list[tuple[int, str, int, str]], list[str]]:
     """The log's snapshots and runs; an unreported snapshot is a finding."""
@@ -245,12 +244,15 @@ def inspect_chip(
     *,
     expected_owner: str,
     nonce: bytes,
-    reports: Sequence[dict[str, Any]],
+    reports: Sequence[ProverReport],
     min_firmware: int = 1,
     location: LocationCheck | None = None,
     earlier: Mapping[str, Any] | None = None,
 ) -> ChipInspection:
     """Inspect the chip in `folder` against its directory record and the Prover's reports.
+
+    ``reports`` are parsed Prover reports (`ProverReport.from_dict`): a
+    malformed report is the caller's finding, never an exception here.
 
     ``location``, the chip's latest location check if it has a licensed
     region, is a finding unless it proved the chip inside.

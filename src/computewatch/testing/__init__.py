@@ -14,6 +14,8 @@ only through the library's explicit seams (`computewatch.datacenter.train`'s
 * `provisioned_chip`: a chip manufactured and booted with signed firmware;
 * `tiny_spec`, `train_on_chip`, `TinyRun`: 24-step runs of the example
   program on a real chip, with the Verifier's view and `verify()`;
+* `claims_report`: a parseable Prover report claiming given chip-log
+  snapshots (what a chip inspection reads of a report);
 * `RegistryKeys`, `registry_server`: the registry service as a real child
   process (``computewatch registry serve``) on a free port of 127.0.0.1.
 """
@@ -30,6 +32,7 @@ from computewatch.testing._registry import (
     free_port,
     registry_server,
 )
+from computewatch.testing._reports import claims_report
 from computewatch.testing._runs import EXAMPLE, TINY, TinyRun, tiny_spec, train_on_chip
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "RegistryKeys",
     "RegistryServer",
     "TinyRun",
+    "claims_report",
     "free_port",
     "maker_key",
     "provisioned_chip",

@@ -196,7 +196,7 @@ class TranscriptReader:
             msg = "report: checkpoint list differs from the committed transcript"
             raise IntegrityError(msg)
         if len(claims) != len(rep["snapshots"]) or any(
-            {k: a[k] for k in ("serial", "seq", "step", "h", "slice")}
+            {k: a.to_dict()[k] for k in ("serial", "seq", "step", "h", "slice")}
             != {k: b.get(k) for k in ("serial", "seq", "step", "h", "slice")}
             for a, b in zip(claims, rep["snapshots"], strict=True)
         ):
