@@ -79,7 +79,7 @@ def test_cluster_evaluates_rules_and_signs_their_outcomes(honest: Run, tmp_path:
         transcript=honest.run_dir,
         report=TranscriptPaths(honest.run_dir).report,
         chips=(ChipInput(str(honest.chip.serial), pub, honest.chip.log_path),),
-        budget=0.25,
+        policy=VerificationPolicy(budget=0.25),
         seed=3,
         rules=RULES,
         declared={"reported": True, "approvals": []},

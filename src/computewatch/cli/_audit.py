@@ -21,6 +21,7 @@ from rich.table import Table
 
 from computewatch.cli._output import console, emit_json, err_console, say
 from computewatch.cli._paths import input_file, input_folder, output_file, output_folder
+from computewatch.cli._policy import MAX_POLICY_BYTES, read_policy
 from computewatch.errors import FormatError
 
 if TYPE_CHECKING:
@@ -117,9 +118,21 @@ def plan_cmd(
         Path | None,
         typer.Option("--rules", help="The rule file the cluster evaluates.", parser=input_file()),
     ] = None,
-    budget: Annotated[float, typer.Option("--budget", help="Segment replay budget.")] = 0.05,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="The cluster's whole verification policy (JSON; docs/audit.md).",
+            parser=input_file(MAX_POLICY_BYTES),
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="Segment replay budget (overrides --policy)."),
+    ] = None,
     max_compute: Annotated[
-        float | None, typer.Option("--max-compute", help="Cap on all replay (fraction).")
+        float | None,
+        typer.Option("--max-compute", help="Cap on all replay, fraction (overrides --policy)."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -151,8 +164,7 @@ def plan_cmd(
             params=params,
             server=server,
             rules=rules.resolve() if rules is not None else None,
-            budget=budget,
-            max_compute=max_compute,
+            policy=read_policy(policy, budget=budget, max_compute=max_compute),
         )
     if as_json:
         emit_json(plan)
