@@ -326,7 +326,9 @@ def verify_transcript(
         steps: list[Callable[[], None]] = [
             session.precommitment,
             session.initialization,
-            lambda: session.run(facts=facts),
+            lambda: session.run(
+                facts=facts, benchmarks=rules.benchmarks if rules is not None else ()
+            ),
             session.heuristics,
         ]
         for step in steps:
