@@ -5,8 +5,8 @@ W_0 from the manifest's layout, snapshot claims and ω hashes, the choice of
 replays with the Verifier's secret randomness), then asks `ProverCalls` for
 everything else in two rounds of jobs: one data job (the model's layout and
 FLOPs, the raw points of every step it will replay or sample), then the
-replays, forward passes and benchmark, packed so that no job sees what it
-is checked against. It compares the answers and records `CheckResult`s.
+replays, forward passes and the rule file's declared benchmarks, packed so
+that no job sees what it is checked against. It compares the answers and records `CheckResult`s.
 """
 
 from __future__ import annotations
