@@ -50,3 +50,6 @@ def test_the_audit_tutorial_runs_from_an_empty_folder_to_a_report(tmp_path: Path
     assert len(doc["provers"][0]["sample"]["chips"]) == 2  # Equation 1: s = 2
     assert (report / "audit.html").read_text().startswith("<!DOCTYPE html>")
     assert "Audit report: period 2026-12" in (report / "audit.md").read_text()
+    plan = json.loads((tmp_path / "tutorial" / "audit" / "plan.json").read_text())
+    policy = plan["verification"]["policy"]
+    assert (policy["pol_segments"], policy["max_compute"], len(policy["heuristics"])) == (2, 0.5, 5)

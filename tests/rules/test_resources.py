@@ -10,6 +10,7 @@ import pytest
 from computewatch.errors import FormatError, IntegrityError
 from computewatch.rules import (
     ExploitCodeClassifier,
+    FileBitsPerByte,
     HeldOutBitsPerByte,
     PatternClassifier,
     estimate_property,
@@ -76,6 +77,15 @@ def test_a_changed_resource_is_refused_as_tampering(tmp_path: Path) -> None:
         ("classifiers: [{name: x, kind: exploit-code, code: 'import os'}]\n", "unknown keys"),
         ("benchmarks: [{name: b, kind: held-out-bits-per-byte, points: 0}]\n", "points"),
         ("benchmarks: {name: b}\n", "expected a list"),
+        ("benchmarks: [{name: b, kind: mmlu}]\n", "kind: expected one of held-out-bits"),
+        ("benchmarks: [{name: b, kind: file-bits-per-byte}]\n", "file: expected a path"),
+        (
+            "benchmarks: [{name: b, kind: file-bits-per-byte, file: gone.txt, sha256: '"
+            + "0" * 64
+            + "'}]\n",
+            "gone.txt: cannot read",
+        ),
+        ("benchmarks: [{name: b, kind: held-out-bits-per-byte, file: x}]\n", "unknown keys"),
     ],
 )
 def test_malformed_declarations_are_refused(tmp_path: Path, section: str, match: str) -> None:
@@ -100,4 +110,33 @@ def test_the_demo_rule_file_declares_its_classifier_and_benchmark() -> None:
 
     rs = load_rules(Path(__file__).resolve().parents[2] / "examples" / "rules.yaml")
     assert [c.name for c in rs.make_classifiers()] == ["exploit_code"]
-    assert [b.name for b in rs.make_benchmarks()] == ["bits_per_byte"]
+    assert [b.name for b in rs.make_benchmarks()] == ["bits_per_byte", "heldout_text_bpb"]
+    held_out = rs.benchmarks[1]
+    assert held_out.kind == "file-bits-per-byte"
+    assert held_out.data is not None
+    assert hashlib.sha256(held_out.data).hexdigest() == held_out.sha256
+
+
+def test_a_file_benchmark_carries_its_pinned_bytes(tmp_path: Path) -> None:
+    data = b"held out text, never trained on\n" * 4
+    (tmp_path / "h.txt").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    rs = load_rules(
+        _file(
+            tmp_path,
+            f"benchmarks: [{{name: h, kind: file-bits-per-byte, file: h.txt, sha256: '{digest}',"
+            " points: 3}]\n",
+        )
+    )
+    (spec,) = rs.benchmarks
+    assert (spec.data, spec.sha256, spec.points) == (data, digest, 3)
+    (bench,) = rs.make_benchmarks()
+    assert isinstance(bench, FileBitsPerByte)
+    assert (bench.name, bench.data, bench.points) == ("h", data, 3)
+    assert spec.to_job("bench-0.bin") == {
+        "name": "h", "kind": "file-bits-per-byte", "points": 3, "file": "bench-0.bin",
+        "sha256": digest,
+    }  # fmt: skip
+    (tmp_path / "h.txt").write_bytes(data + b"!")
+    with pytest.raises(IntegrityError, match=r"benchmark 'h' file .* sha256 mismatch"):
+        load_rules(tmp_path / "rules.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING
 
@@ -10,8 +11,14 @@ import pytest
 from computewatch.cli import main
 from computewatch.crypto import Envelope, SigningKey
 from computewatch.datacenter import TranscriptPaths
-from computewatch.errors import IntegrityError
-from computewatch.verification import ChipInput, ClusterJob, cluster_verify, read_verdict
+from computewatch.errors import IntegrityError, ParameterError
+from computewatch.verification import (
+    ChipInput,
+    ClusterJob,
+    VerificationPolicy,
+    cluster_verify,
+    read_verdict,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,7 +26,7 @@ if TYPE_CHECKING:
     from tests.verification.conftest import Run
 
 
-def _job(honest: Run, tmp_path: Path, **kw: object) -> ClusterJob:
+def _job(honest: Run, tmp_path: Path, policy: VerificationPolicy | None = None) -> ClusterJob:
     tmp_path.mkdir(parents=True, exist_ok=True)
     pub = tmp_path / "chip.pub"
     honest.chip.public_key.save(pub)
@@ -27,9 +34,8 @@ def _job(honest: Run, tmp_path: Path, **kw: object) -> ClusterJob:
         transcript=honest.run_dir,
         report=TranscriptPaths(honest.run_dir).report,
         chips=(ChipInput(str(honest.chip.serial), pub, honest.chip.log_path),),
-        budget=0.25,
         seed=7,
-        **kw,  # type: ignore[arg-type]
+        policy=policy or VerificationPolicy(budget=0.25),
     )
 
 
@@ -55,12 +61,23 @@ def test_cluster_verdict_is_signed_and_isolated(honest: Run, tmp_path: Path) -> 
 @pytest.mark.slow
 def test_cluster_honours_the_replay_cap(honest: Run, tmp_path: Path) -> None:
     key = SigningKey.generate()
-    _, capped = cluster_verify(_job(honest, tmp_path / "a", max_compute=0.25), key=key)
+    capped_policy = VerificationPolicy(budget=0.25, max_compute=0.25)
+    _, capped = cluster_verify(_job(honest, tmp_path / "a", capped_policy), key=key)
     _, free = cluster_verify(_job(honest, tmp_path / "b"), key=key)
     assert capped.passed
     assert free.passed
     assert capped.compute_fraction <= 0.25
     assert free.compute_fraction > capped.compute_fraction
+    assert capped.policy == capped_policy.to_dict()
+
+
+def test_a_policy_asking_for_more_than_the_clusters_cap_is_refused(tmp_path: Path) -> None:
+    job = ClusterJob(transcript=tmp_path, report=tmp_path / "r.json")  # no cap asked for
+    with pytest.raises(ParameterError, match=r"field .max_compute.*at most 0\.1.*no cap"):
+        cluster_verify(job, key=SigningKey.generate(), compute_cap=0.1)
+    job = dataclasses.replace(job, policy=VerificationPolicy(max_compute=0.5))
+    with pytest.raises(ParameterError, match=r"asks for 0\.5"):
+        cluster_verify(job, key=SigningKey.generate(), compute_cap=0.1)
 
 
 @pytest.mark.slow

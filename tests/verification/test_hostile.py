@@ -95,7 +95,7 @@ def test_a_verdict_printed_at_import_gets_a_signed_fail(
         transcript=doctored.run_dir,
         report=TranscriptPaths(doctored.run_dir).report,
         chips=(ChipInput(str(doctored.chip.serial), pub, doctored.chip.log_path),),
-        budget=1.0,
+        policy=VerificationPolicy(budget=1.0),
         seed=4,
         workers=2,
     )

@@ -15,6 +15,7 @@ Example::
 """
 
 from computewatch.attacks._adversarial import AdversarialExamples
+from computewatch.attacks._benchmark import BenchmarkInjection
 from computewatch.attacks._chip_evidence import (
     CodeHashLie,
     EmptiedLog,
@@ -100,6 +101,7 @@ __all__ = [
     "AdversarialExamples",
     "Attack",
     "Attempt",
+    "BenchmarkInjection",
     "CheckpointRedirect",
     "CodeHashLie",
     "DataSubstitution",

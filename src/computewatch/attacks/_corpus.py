@@ -19,6 +19,7 @@ import numpy as np
 from scipy.stats import beta
 
 from computewatch.attacks._adversarial import AdversarialExamples
+from computewatch.attacks._benchmark import BenchmarkInjection
 from computewatch.attacks._chip_reports import CHIP_EVIDENCE_ATTACKS
 from computewatch.attacks._harness import (
     LONG,
@@ -118,6 +119,7 @@ def _all() -> tuple[Attack, ...]:
         HostileProgram("patch-verifier"),
         HostileProgram("read-outside"),
         VerdictSwap(),
+        BenchmarkInjection(),  # issue 17: only the rule file's benchmarks are scored
     )
     return cast("tuple[Attack, ...]", attacks)
 

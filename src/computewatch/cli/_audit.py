@@ -21,6 +21,7 @@ from rich.table import Table
 
 from computewatch.cli._output import console, emit_json, err_console, say
 from computewatch.cli._paths import input_file, input_folder, output_file, output_folder
+from computewatch.cli._policy import MAX_POLICY_BYTES, read_policy
 from computewatch.errors import FormatError
 
 if TYPE_CHECKING:
@@ -118,15 +119,27 @@ def plan_cmd(
         Path | None,
         typer.Option("--rules", help="The rule file the cluster evaluates.", parser=input_file()),
     ] = None,
-    budget: Annotated[float, typer.Option("--budget", help="Segment replay budget.")] = 0.05,
-    max_compute: Annotated[
-        float | None, typer.Option("--max-compute", help="Cap on all replay (fraction).")
-    ] = None,
-    as_json: JsonFlag = False,
     policy: Annotated[
         Path | None,
         typer.Option(
             "--policy",
+            help="The cluster's whole verification policy (JSON; docs/audit.md).",
+            parser=input_file(MAX_POLICY_BYTES),
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="Segment replay budget (overrides --policy)."),
+    ] = None,
+    max_compute: Annotated[
+        float | None,
+        typer.Option("--max-compute", help="Cap on all replay, fraction (overrides --policy)."),
+    ] = None,
+    as_json: JsonFlag = False,
+    checkpoint_policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint-policy",
             help="tlog-policy file: every step accepts registry checkpoints only with its "
             "witness quorum (kept in the plan by path and SHA-256).",
             parser=input_file(),
@@ -151,7 +164,11 @@ def plan_cmd(
         detection_probability=target,
     )
     key = NoteVerifier.from_vkey(log_key)
-    trust = AuditTrust(key) if policy is None else AuditTrust.from_file(key, policy.resolve())
+    trust = (
+        AuditTrust(key)
+        if checkpoint_policy is None
+        else AuditTrust.from_file(key, checkpoint_policy.resolve())
+    )
     fold = _folder(folder)
     with audit_registry(fold, trust, server) as client:
         plan = plan_audit(
@@ -163,8 +180,7 @@ def plan_cmd(
             params=params,
             server=server,
             rules=rules.resolve() if rules is not None else None,
-            budget=budget,
-            max_compute=max_compute,
+            policy=read_policy(policy, budget=budget, max_compute=max_compute),
             trust=trust,
         )
     if as_json:

@@ -11,6 +11,7 @@ from rich.table import Table
 from computewatch._validate import int_in_range, positive, text
 from computewatch.cli._output import console, emit_json, say
 from computewatch.cli._paths import input_file, input_folder, output_file
+from computewatch.cli._policy import MAX_POLICY_BYTES, read_policy
 from computewatch.crypto import SigningKey
 from computewatch.errors import FormatError, ParameterError
 from computewatch.verification import ChipInput, ClusterJob, cluster_verify, write_verdict
@@ -58,14 +59,35 @@ def verify_cmd(
         list[str] | None,
         typer.Option("--chip", help="An inspected chip: SERIAL,PUBLIC_KEY,LOG (repeat)."),
     ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="The whole verification policy (JSON, VerificationPolicy.to_dict's fields).",
+            parser=input_file(MAX_POLICY_BYTES),
+        ),
+    ] = None,
     budget: Annotated[
-        float, typer.Option("--budget", help="Segment replay budget, fraction of training.")
-    ] = 0.05,
-    exact: Annotated[bool, typer.Option("--exact", help="Require bitwise replays.")] = False,
+        float | None,
+        typer.Option(
+            "--budget", help="Segment replay budget, fraction of training (overrides --policy)."
+        ),
+    ] = None,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Require bitwise replays (overrides --policy).")
+    ] = False,
     max_compute: Annotated[
         float | None,
         typer.Option(
-            "--max-compute", help="Cap on all replayed compute, twins included (fraction)."
+            "--max-compute",
+            help="Cap on all replayed compute, twins included (fraction; overrides --policy).",
+        ),
+    ] = None,
+    compute_cap: Annotated[
+        float | None,
+        typer.Option(
+            "--compute-cap",
+            help="The cluster's own replay cap (fraction); a policy asking for more is refused.",
         ),
     ] = None,
     strict: Annotated[
@@ -85,9 +107,12 @@ def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
     """Verify a transcript (its code only in sandboxed workers); exit 0 if it passes, 1 if not."""
-    _fraction("--budget", budget)
+    if budget is not None:
+        _fraction("--budget", budget)
     if max_compute is not None:
         _fraction("--max-compute", max_compute)
+    if compute_cap is not None:
+        _fraction("--compute-cap", compute_cap)
     if seed is not None:
         int_in_range("--seed", seed, 0, 2**128 - 1)
     if ray_address is not None:
@@ -96,15 +121,17 @@ def verify_cmd(
         transcript=transcript,
         report=report,
         chips=tuple(_chip(c) for c in chip or ()),
-        budget=budget,
-        exact=exact,
-        max_compute=max_compute,
         seed=seed,
         workers=workers,
         ray_address=ray_address,
         hide=(key,) if key.exists() else (),
+        policy=read_policy(
+            policy, budget=budget, exact=True if exact else None, max_compute=max_compute
+        ),
     )
-    envelope, verdict = cluster_verify(job, key=SigningKey.load(key), strict=strict)
+    envelope, verdict = cluster_verify(
+        job, key=SigningKey.load(key), strict=strict, compute_cap=compute_cap
+    )
     write_verdict(out, envelope)
     if as_json:
         emit_json(verdict.to_json())

@@ -8,8 +8,9 @@
   and one that does not parse is a ``report-malformed`` finding naming the
   file and the field (the Prover's fault, never a crash of the audit);
 * `verify`: every run the sampled chips' logs name goes to the trusted
-  cluster (`cluster_verify`) with the plan's policy and rule file; a run
-  with no submitted transcript is a finding;
+  cluster (`cluster_verify`) under exactly the plan's verification policy
+  (every field; the verdict records it) and with its rule file; a run with
+  no submitted transcript is a finding;
 * `rules`: every verdict file is read back under the cluster's key and
   checked to be *the verdict of the run it is filed under*: its run id is
   that run's, its commitment is the commitment of that run's submitted
@@ -33,7 +34,8 @@ from computewatch.datacenter import ProverReport
 from computewatch.errors import ComputeWatchError, FormatError, IntegrityError
 from computewatch.inspection._folder import AuditFolder, Submission, read_json, write_json
 from computewatch.inspection._inspect import DirectoryRecord, Finding, inspect_chip
-from computewatch.inspection._period import load_plan
+from computewatch.inspection._period import load_plan, plan_policy
+from computewatch.rules import load_rules
 from computewatch.verification import (
     ChipInput,
     ClusterJob,
@@ -131,6 +133,7 @@ def verify(
     """Verify every run the sampled chips name in the trusted cluster (``verify/PROVER.json``)."""
     say = progress or (lambda _m: None)
     plan = load_plan(folder)
+    policy = plan_policy(folder, plan)
     sampled = _sample_doc(folder, prover)
     inspected = read_json(folder.step("inspect", prover), "audit inspection")
     sub = Submission.load(submissions, prover)
@@ -148,8 +151,9 @@ def verify(
             runs.setdefault(run, []).append(
                 ChipInput(serial, key_file, sub.chips[serial] / "nvram.log")
             )
-    policy = plan["verification"]
-    rules = policy.get("rules")
+    rules = plan["verification"].get("rules")
+    if rules is not None:
+        load_rules(folder.root / rules)  # the Verifier's own file: a fault here is not a finding
     v_nonce = bytes.fromhex(sampled["draw"]["verifier_nonce"])
     filed: dict[str, Any] = {}
     findings = []
@@ -164,11 +168,10 @@ def verify(
             transcript=sub.runs[run],
             report=sub.runs[run] / "report.json",
             chips=tuple(chips),
-            budget=float(policy["budget"]),
-            max_compute=policy.get("max_compute"),
             seed=int.from_bytes(_derived(v_nonce, f"segments/{run}", 8), "big"),
             rules=folder.root / rules if rules is not None else None,
             declared=dict(sub.declared.get(run, {"reported": False, "approvals": []})),
+            policy=policy,
         )
         try:
             envelope, _verdict = cluster_verify(job, key=cluster_key, strict=strict)

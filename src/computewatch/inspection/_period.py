@@ -40,7 +40,9 @@ from computewatch.inspection._checkpoints import AuditTrust
 from computewatch.inspection._commitments import check_commit_reveal, sample_request
 from computewatch.inspection._folder import AuditFolder, read_json, write_bytes, write_json
 from computewatch.inspection._sampling import commit_nonce, draw_sample
+from computewatch.rules import load_rules
 from computewatch.supplychain import AuditQueries
+from computewatch.verification import VerificationPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -54,12 +56,21 @@ __all__ = [
     "committed_checkpoint",
     "load_plan",
     "plan_audit",
+    "plan_policy",
     "reveal",
     "sample",
     "start",
 ]
 
 PLAN_FORMAT = "computewatch-audit-plan/v1"
+_PLAN_FIELDS: dict[str, type] = {
+    "period": str,
+    "verifier": str,
+    "provers": dict,
+    "registry": dict,
+    "params": dict,
+    "verification": dict,
+}
 
 
 def load_plan(folder: AuditFolder) -> dict[str, Any]:
@@ -69,7 +80,18 @@ def load_plan(folder: AuditFolder) -> dict[str, Any]:
         got = plan.get("format")
         msg = f"audit plan {folder.plan}: expected format {PLAN_FORMAT}, got {got!r:.40}"
         raise FormatError(msg)
+    for key, kind in _PLAN_FIELDS.items():
+        if not isinstance(plan.get(key), kind):
+            msg = f"audit plan {folder.plan} field {key!r}: missing or not a {kind.__name__}"
+            raise FormatError(msg)
     return plan
+
+
+def plan_policy(folder: AuditFolder, plan: dict[str, Any]) -> VerificationPolicy:
+    """The verification policy ``plan.json`` holds (`FormatError` naming the field)."""
+    section = plan.get("verification")
+    doc = section.get("policy") if isinstance(section, dict) else None
+    return VerificationPolicy.from_dict(doc, where=f"audit plan {folder.plan} verification.policy")
 
 
 def plan_audit(
@@ -82,15 +104,20 @@ def plan_audit(
     params: SamplingParams,
     server: str,
     rules: Path | None = None,
-    budget: float = 0.05,
-    max_compute: float | None = None,
+    policy: VerificationPolicy | None = None,
     trust: AuditTrust | None = None,
 ) -> dict[str, Any]:
     """Write ``plan.json``: each Prover's sample size for its chips in the registry now.
 
-    With ``trust`` naming a tlog-policy, the plan keeps the policy file's path
-    and SHA-256, and every later step accepts checkpoints only under it.
+    `policy` (default `VerificationPolicy()`) is written whole; the
+    ``verify`` step hands exactly it to the trusted cluster. With ``trust``
+    naming a tlog-policy, the plan keeps the policy file's path and SHA-256,
+    and every later step accepts checkpoints only under it.
     """
+    policy = policy or VerificationPolicy()
+    VerificationPolicy.from_dict(policy.to_dict(), where="audit plan policy")  # file-able
+    if rules is not None:
+        load_rules(rules)  # a bad rule file or resource is refused before the period
     if not provers:
         msg = "audit plan: expected at least one Prover"
         raise FormatError(msg)
@@ -130,8 +157,7 @@ def plan_audit(
         "provers": per_prover,
         "verification": {
             "rules": str(rules) if rules is not None else None,
-            "budget": budget,
-            "max_compute": max_compute,
+            "policy": policy.to_dict(),
         },
     }
     write_json(folder.plan, plan)

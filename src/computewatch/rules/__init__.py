@@ -35,7 +35,13 @@ Example::
     [('report-large-runs', 'violation'), ('approval-for-frontier', 'violation')]
 """
 
-from computewatch.rules._benchmarks import Benchmark, HeldOutBitsPerByte
+from computewatch.rules._benchmarks import (
+    BENCHMARK_KINDS,
+    Benchmark,
+    FileBitsPerByte,
+    HeldOutBitsPerByte,
+    make_benchmark,
+)
 from computewatch.rules._estimate import (
     Classifier,
     ExploitCodeClassifier,
@@ -64,6 +70,7 @@ from computewatch.rules._ruleset import (
 )
 
 __all__ = [
+    "BENCHMARK_KINDS",
     "MAX_EXPR_CHARS",
     "MAX_RULES",
     "MAX_RULE_FILE_BYTES",
@@ -75,6 +82,7 @@ __all__ = [
     "DeclaredFacts",
     "ExploitCodeClassifier",
     "Facts",
+    "FileBitsPerByte",
     "HeldOutBitsPerByte",
     "HyperValue",
     "PatternClassifier",
@@ -91,4 +99,5 @@ __all__ = [
     "estimate_property",
     "evaluate",
     "load_rules",
+    "make_benchmark",
 ]

@@ -14,12 +14,20 @@ classifier picked by a code path::
         sha256: "<hex digest of the file>"   # pinned: a changed resource is refused
     benchmarks:
       - name: bits_per_byte
-        kind: held-out-bits-per-byte
+        kind: held-out-bits-per-byte   # the program's own last 64 points
         points: 64
+      - name: heldout_text_bpb
+        kind: file-bits-per-byte       # a held-out file, cut into data-point windows
+        file: heldout.txt              # relative to the rule file, pinned like any resource
+        sha256: "<hex digest of the file>"
+        points: 256
 
-A referenced resource is read once, bounded (1 MiB, 10,000 patterns of at
-most 200 bytes) and must hash to its pinned digest (`IntegrityError`
-otherwise: the file the regime agreed on was changed).
+A referenced resource is read once, when the rule file is loaded, bounded
+(1 MiB; patterns: 10,000 of at most 200 bytes) and must hash to its pinned
+digest (`IntegrityError` otherwise: the file the regime agreed on was
+changed); a missing one or an unknown kind is a `FormatError`. The
+trusted cluster hands a benchmark's bytes to the replay worker as a staged
+job input (ADR 0025), never a path.
 
 Example:
     >>> from computewatch.rules import load_rules
@@ -37,11 +45,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from computewatch.errors import FormatError, IntegrityError
-from computewatch.rules._benchmarks import HeldOutBitsPerByte
+from computewatch.rules._benchmarks import (
+    BENCHMARK_KINDS,
+    FileBitsPerByte,
+    HeldOutBitsPerByte,
+    make_benchmark,
+)
 from computewatch.rules._estimate import ExploitCodeClassifier
 
 if TYPE_CHECKING:
@@ -61,7 +74,6 @@ _MAX_RESOURCE = 1 << 20
 _MAX_PATTERNS = 10_000
 _MAX_PATTERN = 200
 CLASSIFIER_KINDS = ("exploit-code", "patterns")
-BENCHMARK_KINDS = ("held-out-bits-per-byte",)
 
 
 class PatternClassifier:
@@ -96,17 +108,38 @@ class ClassifierSpec:
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
-    """A declared benchmark: its score's name, kind and parameters."""
+    """A declared benchmark: its score's name, kind, parameters and resource.
+
+    Attributes:
+        name: the score's name (``benchmarks.<name>``).
+        kind: one of `BENCHMARK_KINDS`.
+        points: most points (or windows) scored.
+        data: the referenced resource's bytes (read once, digest checked),
+            or None for a kind without one.
+        sha256: the resource's pinned digest.
+        file: the resource's path as the rule file names it (for messages).
+    """
 
     name: str
     kind: str
     points: int = 64
+    data: bytes | None = field(default=None, repr=False)
+    sha256: str = ""
+    file: str = ""
 
-    def make(self) -> HeldOutBitsPerByte:
+    def make(self) -> HeldOutBitsPerByte | FileBitsPerByte:
         """The benchmark object."""
-        bench = HeldOutBitsPerByte(points=self.points)
-        bench.name = self.name
-        return bench
+        return make_benchmark(self.kind, self.name, points=self.points, data=self.data)
+
+    def to_job(self, staged: str | None) -> dict[str, Any]:
+        """What a replay worker is told (`staged`: the resource's file name in the job)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "points": self.points,
+            "file": staged,
+            "sha256": self.sha256,
+        }
 
 
 def _items(where: str, field: str, value: object) -> list[dict[str, Any]]:
@@ -133,8 +166,8 @@ def _only(at: str, item: dict[str, Any], allowed: set[str]) -> None:
         raise FormatError(msg)
 
 
-def _patterns(at: str, item: dict[str, Any], base: Path | None) -> tuple[bytes, ...]:
-    _only(at, item, {"name", "kind", "file", "sha256"})
+def _resource(at: str, item: dict[str, Any], base: Path | None) -> bytes:
+    """The bytes of the file `item` references, checked against its pinned sha256."""
     file, pinned = item.get("file"), item.get("sha256")
     if base is None:
         msg = f"{at}: a resource file needs a rule file on disk (rules given as text)"
@@ -159,6 +192,13 @@ def _patterns(at: str, item: dict[str, Any], base: Path | None) -> tuple[bytes, 
     if got != pinned:
         msg = f"{at} file {path}: sha256 mismatch (expected {pinned[:12]}…, got {got[:12]}…)"
         raise IntegrityError(msg)
+    return data
+
+
+def _patterns(at: str, item: dict[str, Any], base: Path | None) -> tuple[bytes, ...]:
+    _only(at, item, {"name", "kind", "file", "sha256"})
+    data = _resource(at, item, base)
+    path = base / str(item["file"]) if base is not None else item["file"]
     patterns = tuple(line for line in data.split(b"\n") if line)
     if not patterns or len(patterns) > _MAX_PATTERNS:
         msg = f"{at} file {path}: expected 1 to {_MAX_PATTERNS} patterns, got {len(patterns)}"
@@ -186,8 +226,10 @@ def parse_classifiers(where: str, value: object, base: Path | None) -> tuple[Cla
     return tuple(out)
 
 
-def parse_benchmarks(where: str, value: object) -> tuple[BenchmarkSpec, ...]:
-    """The ``benchmarks`` section."""
+def parse_benchmarks(
+    where: str, value: object, base: Path | None = None
+) -> tuple[BenchmarkSpec, ...]:
+    """The ``benchmarks`` section (`base`: the rule file's folder, None for text)."""
     out = []
     for item in _items(where, "benchmarks", value):
         at = f"{where} benchmark {item['name']!r}"
@@ -195,10 +237,19 @@ def parse_benchmarks(where: str, value: object) -> tuple[BenchmarkSpec, ...]:
         if kind not in BENCHMARK_KINDS:
             msg = f"{at} kind: expected one of {', '.join(BENCHMARK_KINDS)}, got {kind!r:.60}"
             raise FormatError(msg)
-        _only(at, item, {"name", "kind", "points"})
-        points = item.get("points", 64)
+        with_file = kind == "file-bits-per-byte"
+        keys = {"name", "kind", "points"} | ({"file", "sha256"} if with_file else set())
+        _only(at, item, keys)
+        default = 256 if with_file else 64
+        points = item.get("points", default)
         if not isinstance(points, int) or isinstance(points, bool) or not 1 <= points <= 1 << 20:
             msg = f"{at} points: expected an integer from 1 to {1 << 20}, got {points!r:.40}"
             raise FormatError(msg)
-        out.append(BenchmarkSpec(item["name"], kind, points))
+        if with_file:
+            data = _resource(at, item, base)
+            out.append(
+                BenchmarkSpec(item["name"], kind, points, data, item["sha256"], item["file"])
+            )
+        else:
+            out.append(BenchmarkSpec(item["name"], kind, points))
     return tuple(out)

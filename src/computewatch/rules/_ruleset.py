@@ -351,7 +351,7 @@ def _build(where: str, doc: object, base: Path | None = None) -> RuleSet:
         rules=tuple(rules),
         source=where,
         classifiers=parse_classifiers(where, doc.get("classifiers", []), base),
-        benchmarks=parse_benchmarks(where, doc.get("benchmarks", [])),
+        benchmarks=parse_benchmarks(where, doc.get("benchmarks", []), base),
     )
 
 

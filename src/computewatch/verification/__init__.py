@@ -58,10 +58,16 @@ from computewatch.verification._sandbox import (
     run_isolated,
 )
 from computewatch.verification._store import ArtifactStore, read_bounded
-from computewatch.verification._verify import ChipEvidence, VerificationPolicy, verify_transcript
+from computewatch.verification._verify import (
+    HEURISTICS,
+    ChipEvidence,
+    VerificationPolicy,
+    verify_transcript,
+)
 
 __all__ = [
     "DEFAULT_HEURISTICS",
+    "HEURISTICS",
     "VERDICT_FORMAT",
     "VERDICT_PAYLOAD_TYPE",
     "ZYGOTE_ENV",

@@ -37,10 +37,11 @@ from computewatch.crypto import (
     sign_envelope,
     verify_envelope,
 )
-from computewatch.errors import FormatError, IntegrityError
+from computewatch.errors import FormatError, IntegrityError, ParameterError
 from computewatch.verification._engine import LocalPool, RayPool, WorkerLimits
 from computewatch.verification._isolation import Isolation, Layer
 from computewatch.verification._results import Verdict
+from computewatch.verification._verify import VerificationPolicy
 
 if TYPE_CHECKING:
     from computewatch.crypto import Signer
@@ -68,10 +69,6 @@ class ClusterJob:
         transcript: the Prover's transcript folder.
         report: the Prover's report.
         chips: the inspected chips.
-        budget: segment replay budget (fraction of training steps).
-        exact: require bitwise replays where possible.
-        max_compute: cap on everything replayed, noise twins included
-            (fraction of training steps); None for no cap.
         seed: the Verifier's secret seed for segment selection (drawn if None).
         rules: a rule file to evaluate on the verified facts.
         declared: what the Prover declared for the run (``reported``,
@@ -81,14 +78,14 @@ class ClusterJob:
         hide: more paths no replay worker may see (the cluster's key, ...).
         limits: bounds on each replay worker (strictness comes from
             `cluster_verify`).
+        policy: the whole verification policy the cluster verifies under
+            (budget, exactness, replay caps, tolerance, heuristics...); the
+            verdict records it.
     """
 
     transcript: Path
     report: Path
     chips: tuple[ChipInput, ...] = ()
-    budget: float = 0.05
-    exact: bool = False
-    max_compute: float | None = None
     seed: int | None = field(default=None, repr=False)
     rules: Path | None = None
     declared: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +93,7 @@ class ClusterJob:
     ray_address: str | None = None
     hide: tuple[Path, ...] = ()
     limits: WorkerLimits = field(default_factory=WorkerLimits)
+    policy: VerificationPolicy = field(default_factory=VerificationPolicy)
 
     def engine(self, *, strict: bool) -> Engine:
         """The replay engine this job asks for."""
@@ -118,9 +116,7 @@ class ClusterJob:
                 }
                 for c in self.chips
             ],
-            "budget": self.budget,
-            "exact": self.exact,
-            "max_compute": self.max_compute,
+            "policy": self.policy.to_dict(),
             "seed": self.seed if self.seed is not None else secrets.randbits(63),
             "rules": str(self.rules.resolve()) if self.rules is not None else None,
             "declared": self.declared,
@@ -142,27 +138,33 @@ def cluster_verify(
     key: Signer,
     strict: bool = True,
     timeout: float | None = None,
+    compute_cap: float | None = None,
 ) -> tuple[Envelope, Verdict]:
-    """Verify `job` (the Prover's code only in sandboxed workers) and sign the verdict.
+    """Verify `job` under exactly `job.policy` (Prover code only in sandboxed workers); sign.
 
     Args:
-        job: what to verify.
+        job: what to verify, and the policy to verify it under.
         key: the cluster's signing key.
         strict: refuse to run a worker without every isolation layer.
         timeout: wall-clock limit of each replay worker (default: the job's).
+        compute_cap: the cluster's own cap on one job's replayed compute
+            (fraction of the run's steps, noise twins included); a policy
+            with no `max_compute` or a larger one is refused, never
+            silently lowered (the verdict states the policy it ran under).
 
     Raises:
         IsolationUnavailable: strict mode and the sandbox cannot be set up.
+        ParameterError: the policy asks for more than `compute_cap`.
         IntegrityError, FormatError: the Verifier's own inputs (chip logs,
             keys, rule file) are tampered or malformed.
     """
     from computewatch.chip import read_chip_log  # noqa: PLC0415
     from computewatch.verification._verify import (  # noqa: PLC0415
         ChipEvidence,
-        VerificationPolicy,
         verify_transcript,
     )
 
+    _within_cap(job.policy, compute_cap)
     if timeout is not None:
         job = dataclasses.replace(job, limits=dataclasses.replace(job.limits, timeout_s=timeout))
     spec = job.to_json()
@@ -180,7 +182,7 @@ def cluster_verify(
         job.transcript,
         job.report,
         chips,
-        VerificationPolicy(budget=job.budget, exact=job.exact, max_compute=job.max_compute),
+        job.policy,
         np.random.default_rng(int(spec["seed"])),
         rules=rules,
         declared=dict(job.declared),
@@ -192,6 +194,20 @@ def cluster_verify(
     verdict = Verdict.from_json(doc)
     envelope = sign_envelope(VERDICT_PAYLOAD_TYPE, canonical_json(verdict.to_json()), [key])
     return envelope, verdict
+
+
+def _within_cap(policy: VerificationPolicy, cap: float | None) -> None:
+    """Refuse a policy that asks the cluster for more replay than it allows."""
+    if cap is None:
+        return
+    asked = policy.max_compute
+    if asked is None or asked > cap:
+        wants = "no cap" if asked is None else f"{asked:g}"
+        msg = (
+            f"verification policy field 'max_compute': the cluster replays at most {cap:g} "
+            f"of a run's training steps, the policy asks for {wants}"
+        )
+        raise ParameterError(msg)
 
 
 def _weakest(records: list[dict[str, Any]]) -> dict[str, Any]:

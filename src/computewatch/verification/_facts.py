@@ -11,8 +11,9 @@ data, without letting any of it out:
   raw point is checked against its committed hash first);
 * ``hyper``: the run's configuration scalars, plus derived ones
   (``rl_fraction``: 0 for supervised programs);
-* ``benchmarks``: each benchmark's score of the final checkpoint (computed
-  by a replay worker: the model is the Prover's code);
+* ``benchmarks``: each benchmark the rule file declares, scored on the
+  final checkpoint by a replay worker (the model is the Prover's code),
+  with the resources the rule file pins staged as job inputs;
 * ``declared`` (from the Verifier's records) and ``verified``.
 
 Only the rules' outcomes leave the cluster.
@@ -58,9 +59,14 @@ def compute_facts(
     declared: Mapping[str, Any],
     samples: Sequence[tuple[int, int, int]],
     classifiers: Sequence[Any],
-    scores: Mapping[str, float] | str,
+    scores: Mapping[str, float],
 ) -> dict[str, Any]:
-    """The facts of one run, in the rules' schema (`scores`: the benchmark's, from a worker)."""
+    """The facts of one run, in the rules' schema (`scores`: the declared benchmarks' scores).
+
+    A declared benchmark that could not be scored is absent from `scores`
+    (and a failed check in the verdict): a rule naming it cannot be
+    evaluated and fails closed.
+    """
     from computewatch.rules import estimate_property  # noqa: PLC0415
 
     config = reader.config
@@ -69,8 +75,6 @@ def compute_facts(
     if not isinstance(per_point, float | int) or isinstance(per_point, bool):
         msg = f"replay worker: no FLOPs per point ({prover.info_failure})"
         raise FormatError(msg)
-    if isinstance(scores, str):
-        raise FormatError(scores)
     flops = float(per_point) * points
     metrics = reader.metrics
     seconds = 0.0

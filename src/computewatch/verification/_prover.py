@@ -67,6 +67,9 @@ class Task:
         threads: CPU threads (replay; the noise twin uses another count).
         perturb: sum micro-batch gradients in reverse (the noise twin).
         target: the checkpoint its answer is compared with, if any.
+        benchmarks: benchmark: the rule file's declared benchmarks
+            (`computewatch.rules.BenchmarkSpec`); their resources are staged
+            as job inputs.
     """
 
     kind: str
@@ -76,6 +79,7 @@ class Task:
     threads: int = 1
     perturb: bool = False
     target: int | None = None
+    benchmarks: tuple[Any, ...] = ()
 
     @property
     def data_steps(self) -> range:
@@ -287,6 +291,13 @@ class ProverCalls:
                     continue
                 if batches:
                     files[f"batch-{i}.safetensors"] = self.store.put_bytes(save(batches))
+                benchmarks = []
+                for k, spec in enumerate(task.benchmarks):
+                    staged = None
+                    if spec.data is not None:
+                        staged = f"bench-{i}-{k}.bin"
+                        files[staged] = self.store.put_bytes(spec.data)
+                    benchmarks.append(spec.to_job(staged))
                 docs.append(
                     {
                         "kind": task.kind,
@@ -299,6 +310,7 @@ class ProverCalls:
                         "capture": sorted(task.capture | {task.stop}),
                         "threads": task.threads,
                         "perturb": task.perturb,
+                        "benchmarks": benchmarks,
                     }
                 )
                 ids.append(i)
@@ -318,6 +330,8 @@ class ProverCalls:
 
         if tid in answers.failed:
             return f"replay worker: {answers.failed[tid]}"
+        if task.kind == "benchmark":
+            return _benchmark_answer(task, answers.metrics.get(tid))
         if task.kind == "replay":
             out: dict[str, Any] = {}
             for step in sorted(task.capture | {task.stop}):
@@ -337,3 +351,30 @@ class ProverCalls:
         ):
             return f"replay worker: {task.kind} at step {task.start}: no finite numbers returned"
         return {str(k): float(v) for k, v in value.items()}
+
+
+def _benchmark_answer(task: Task, value: object) -> dict[str, Any]:
+    """Per declared benchmark its score, or why there is none (``{"scores", "failed"}``).
+
+    Only the declared names count: whatever else the worker (the Prover's
+    code ran in it) put in its answer is dropped.
+    """
+    scores: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    doc = value if isinstance(value, dict) else {}
+    got_scores = doc.get("scores")
+    got_failed = doc.get("failed")
+    got_scores = got_scores if isinstance(got_scores, dict) else {}
+    got_failed = got_failed if isinstance(got_failed, dict) else {}
+    for spec in task.benchmarks:
+        score = got_scores.get(spec.name)
+        if isinstance(score, float | int) and not isinstance(score, bool) and math.isfinite(score):
+            scores[spec.name] = float(score)
+            continue
+        reason = got_failed.get(spec.name)
+        failed[spec.name] = (
+            " ".join(reason.split())[:300]
+            if isinstance(reason, str) and reason
+            else "the replay worker returned no finite score"
+        )
+    return {"scores": scores, "failed": failed}

@@ -96,6 +96,8 @@ class Verdict:
         isolation: how the trusted cluster was isolated (filled in by it).
         rules: each rule's id, kind and status (compliant, violation,
             not_applicable, error): the outcome only, never the facts.
+        policy: the verification policy it was computed under
+            (`VerificationPolicy.to_dict`).
     """
 
     run_id: str
@@ -105,6 +107,7 @@ class Verdict:
     training_steps: int
     isolation: dict[str, Any] = field(default_factory=dict)
     rules: tuple[dict[str, str], ...] = ()
+    policy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def compute_fraction(self) -> float:
@@ -143,6 +146,7 @@ class Verdict:
             "compute_fraction": self.compute_fraction,
             "isolation": self.isolation,
             "rules": list(self.rules),
+            "policy": self.policy,
         }
 
     @classmethod
@@ -164,4 +168,5 @@ class Verdict:
                 {"id": str(r["id"]), "kind": str(r["kind"]), "status": str(r["status"])}
                 for r in doc.get("rules", [])
             ),
+            policy=dict(doc.get("policy", {})),
         )

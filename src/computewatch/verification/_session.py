@@ -5,8 +5,8 @@ W_0 from the manifest's layout, snapshot claims and ω hashes, the choice of
 replays with the Verifier's secret randomness), then asks `ProverCalls` for
 everything else in two rounds of jobs: one data job (the model's layout and
 FLOPs, the raw points of every step it will replay or sample), then the
-replays, forward passes and benchmark, packed so that no job sees what it
-is checked against. It compares the answers and records `CheckResult`s.
+replays, forward passes and the rule file's declared benchmarks, packed so
+that no job sees what it is checked against. It compares the answers and records `CheckResult`s.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Session(StaticChecks):
         self.losses: dict[int, float | str] = {}
         self.samples: list[tuple[int, int, int]] = []
         self.fact_samples: list[tuple[int, int, int]] = []
-        self.scores: dict[str, float] | str = {}
+        self.scores: dict[str, float] = {}
         self._snap_plan: list[tuple[int, list[tuple[str, LogEntry]]]] = []
         self._seg_plan: list[tuple[int, int, str]] = []
 
@@ -207,8 +207,10 @@ class Session(StaticChecks):
             )
         return tasks
 
-    def plan_checks(self, *, facts: int) -> tuple[list[Task], set[int], list[int]]:
-        """Forward passes, data samples and (for facts) a benchmark, drawn in secret."""
+    def plan_checks(
+        self, *, facts: int, benchmarks: Sequence[Any] = ()
+    ) -> tuple[list[Task], set[int], list[int]]:
+        """Forward passes, data samples and (for facts) the declared benchmarks, drawn in secret."""
         reader = self.reader
         metrics = reader.metrics
         with_loss = [s for s in reader.checkpoint_steps if s < len(metrics)]
@@ -232,20 +234,25 @@ class Session(StaticChecks):
             step = int(self.rng.integers(reader.steps))
             j = int(self.rng.integers(len(reader.schedule.indices(step))))
             self.fact_samples.append((step, j, reader.schedule.indices(step)[j]))
-        if facts:
+        if facts and benchmarks:
             final = reader.checkpoint_steps[-1]
-            tasks.append(Task("benchmark", final, final))
+            tasks.append(Task("benchmark", final, final, benchmarks=tuple(benchmarks)))
         return tasks, steps, [i for _, _, i in self.samples + self.fact_samples]
 
     # -- running the plan ----------------------------------------------------
 
-    def run(self, *, facts: int = 0) -> None:
-        """Plan, run the data job and the work jobs, and compare the answers."""
+    def run(self, *, facts: int = 0, benchmarks: Sequence[Any] = ()) -> None:
+        """Plan, run the data job and the work jobs, and compare the answers.
+
+        `benchmarks` (the rule file's `BenchmarkSpec`s) are scored on the
+        final checkpoint when `facts`; one that cannot be scored is a failed
+        ``benchmark:<name>`` check ("benchmark unavailable") and has no fact.
+        """
         tasks = self.plan_snapshots()
         n_snap = len(tasks)
         tasks += self.plan_segments()
         n_seg = len(tasks)
-        extra, forward, samples = self.plan_checks(facts=facts)
+        extra, forward, samples = self.plan_checks(facts=facts, benchmarks=benchmarks)
         tasks += extra
         data_steps = {s for t in tasks for s in t.data_steps} | forward
         self.calls.fetch(data_steps, samples)
@@ -257,7 +264,20 @@ class Session(StaticChecks):
             if task.kind == "loss":
                 self.losses[task.start] = result if isinstance(result, str) else result["loss"]
             else:
-                self.scores = result
+                self._take_scores(task, result)
+
+    def _take_scores(self, task: Task, result: dict[str, Any] | str) -> None:
+        """Keep the benchmarks' scores; a failed check for each one without a score."""
+        if isinstance(result, str):  # the whole job failed
+            result = {
+                "scores": {},
+                "failed": dict.fromkeys((b.name for b in task.benchmarks), result),
+            }
+        self.scores = dict(result["scores"])
+        for name, reason in sorted(result["failed"].items()):
+            self.checks.append(
+                CheckResult.fail(f"benchmark:{name}", f"benchmark unavailable: {reason}")
+            )
 
     def _check_layout(self) -> None:
         info = self.calls.info

@@ -27,6 +27,8 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
     from computewatch.crypto import Envelope, VerifyingKey
     from computewatch.verification._engine import Engine
 
-__all__ = ["ChipEvidence", "VerificationPolicy", "verify_transcript"]
+__all__ = ["HEURISTICS", "ChipEvidence", "VerificationPolicy", "verify_transcript"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,48 @@ class ChipEvidence:
     ) -> ChipEvidence:
         """Verify a chip's log (raises `IntegrityError` if tampered) and keep it."""
         return cls(serial, tuple(verify_chip_log(envelopes, public_key, serial)))
+
+
+#: The built-in heuristics by name: what a policy file may list.
+HEURISTICS: dict[str, Callable[[HeuristicContext], CheckResult]] = {
+    h.__name__: h for h in DEFAULT_HEURISTICS
+}
+
+#: Each number's type, bounds and whether the low bound itself is allowed
+#: (a policy, from a file or not, cannot ask for more than these).
+_BOUNDS: dict[str, tuple[type, float, float, bool]] = {
+    "budget": (float, 0.0, 1.0, True),
+    "pol_segments": (int, 0, 10_000, True),
+    "safety": (float, 0.0, 1e6, False),
+    "chip_flops_per_second": (float, 0.0, 1e21, False),
+    "clock_slack_s": (float, 0.0, 86_400.0, True),
+    "max_forward_checks": (int, 0, 10_000, True),
+    "max_replayed_snapshots": (int, 0, 100_000, True),
+    "max_compute": (float, 0.0, 2.0, True),  # noise twins double a replay
+}
+_MAX_HEURISTICS = 64
+
+
+def _number(name: str, value: object) -> int | float:
+    """`value` checked against `name`'s type and bounds (`ParameterError` otherwise)."""
+    kind, low, high, closed = _BOUNDS[name]
+    number: int | float | None = None
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, numbers.Integral):
+        number = int(value)
+    elif kind is float and isinstance(value, numbers.Real):
+        number = float(value)
+    if number is None:
+        want = "an integer" if kind is int else "a number"
+        msg = f"field {name!r}: expected {want}, got {value!r:.60}"
+        raise ParameterError(msg)
+    in_range = (low <= number if closed else low < number) and number <= high
+    if not math.isfinite(number) or not in_range:
+        lo = "[" if closed else "("
+        msg = f"field {name!r}: expected a value in {lo}{low:g}, {high:g}], got {value!r:.60}"
+        raise ParameterError(msg)
+    return number
 
 
 @dataclass(frozen=True)
@@ -96,6 +140,17 @@ class VerificationPolicy:
             training steps; snapshot replays are drawn (secretly, at random)
             and segments chosen only while they fit. None: no cap beyond
             `budget` and `max_replayed_snapshots`.
+
+    A policy file holds `to_dict`'s form (heuristics by name, from
+    `HEURISTICS`); `from_dict` reads it back, refusing anything else::
+
+        >>> p = VerificationPolicy(pol_segments=3, safety=4.0)
+        >>> VerificationPolicy.from_dict(p.to_dict()) == p
+        True
+        >>> VerificationPolicy.from_dict({"safety": "high"}, where="plan.json")
+        Traceback (most recent call last):
+        ...
+        computewatch.errors.FormatError: plan.json field 'safety': expected a number, got 'high'
     """
 
     budget: float = 0.05
@@ -112,16 +167,18 @@ class VerificationPolicy:
     max_compute: float | None = None
 
     def __post_init__(self) -> None:
-        """Validate the fractions."""
-        if not 0.0 <= self.budget <= 1.0:
-            msg = f"budget must be a fraction of the run's steps in [0, 1], got {self.budget}"
-            raise ParameterError(msg)
-        if self.max_compute is not None and not 0.0 <= self.max_compute <= 2.0:  # noqa: PLR2004
-            msg = f"max_compute must be in [0, 2] (twins double a replay), got {self.max_compute}"
+        """Validate every number against its bounds (`ParameterError` naming the field)."""
+        for name in _BOUNDS:
+            value = getattr(self, name)
+            if value is not None or name != "max_compute":
+                _number(name, value)
+        exact: object = self.exact
+        if not isinstance(exact, bool):
+            msg = f"field 'exact': expected true or false, got {exact!r:.60}"
             raise ParameterError(msg)
 
     def to_json(self) -> dict[str, Any]:
-        """The policy's numbers (heuristics are named, not shown)."""
+        """The policy's numbers (heuristics are counted, not shown)."""
         return {
             "budget": self.budget,
             "pol_segments": self.pol_segments,
@@ -132,8 +189,79 @@ class VerificationPolicy:
             "heuristics": len(self.heuristics),
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, heuristics by name (what a policy file and a verdict hold).
 
-def _failed_open(run_id: str, commitment: str, e: ComputeWatchError) -> Verdict:
+        A custom heuristic is named by its ``__name__``; `from_dict` accepts
+        only the built-in names, so a policy with one cannot be read back.
+        """
+        doc: dict[str, Any] = {name: getattr(self, name) for name in _BOUNDS}
+        doc["exact"] = self.exact
+        doc["heuristics"] = [str(getattr(h, "__name__", "custom")) for h in self.heuristics]
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: object, *, where: str = "verification policy") -> VerificationPolicy:
+        """Read `to_dict`'s form; a missing field takes its default.
+
+        Raises:
+            FormatError: not a mapping, an unknown field, a value of the
+                wrong type or out of bounds, an unknown heuristic: one line
+                naming `where` and the field.
+        """
+        if not isinstance(doc, dict):
+            msg = f"{where}: expected a mapping of policy fields, got {type(doc).__name__}"
+            raise FormatError(msg)
+        known = {*_BOUNDS, "exact", "heuristics"}
+        extra = sorted(str(k) for k in doc if k not in known)
+        if extra:
+            msg = (
+                f"{where} field {extra[0]!r:.60}: unknown; "
+                f"expected some of {', '.join(sorted(known))}"
+            )
+            raise FormatError(msg)
+        kw: dict[str, Any] = {}
+        try:
+            for name in _BOUNDS:
+                if name in doc and not (name == "max_compute" and doc[name] is None):
+                    kw[name] = _number(name, doc[name])
+                elif name in doc:
+                    kw[name] = None
+        except ParameterError as e:
+            msg = f"{where} {e.message}"
+            raise FormatError(msg) from e
+        if "exact" in doc:
+            if not isinstance(doc["exact"], bool):
+                msg = f"{where} field 'exact': expected true or false, got {doc['exact']!r:.60}"
+                raise FormatError(msg)
+            kw["exact"] = doc["exact"]
+        if "heuristics" in doc:
+            kw["heuristics"] = _heuristics(where, doc["heuristics"])
+        return cls(**kw)
+
+
+def _heuristics(where: str, names: object) -> tuple[Callable[[HeuristicContext], CheckResult], ...]:
+    if not isinstance(names, list) or len(names) > _MAX_HEURISTICS:
+        msg = f"{where} field 'heuristics': expected a list of at most {_MAX_HEURISTICS} names"
+        raise FormatError(msg)
+    out = []
+    for name in names:
+        if not isinstance(name, str) or name not in HEURISTICS:
+            msg = (
+                f"{where} field 'heuristics': unknown heuristic {name!r:.60}; "
+                f"expected some of {', '.join(sorted(HEURISTICS))}"
+            )
+            raise FormatError(msg)
+        if HEURISTICS[name] in out:
+            msg = f"{where} field 'heuristics': {name!r} is listed twice"
+            raise FormatError(msg)
+        out.append(HEURISTICS[name])
+    return tuple(out)
+
+
+def _failed_open(
+    run_id: str, commitment: str, e: ComputeWatchError, policy: VerificationPolicy
+) -> Verdict:
     kind = "tampered" if isinstance(e, IntegrityError) else "malformed"
     return Verdict(
         run_id=run_id,
@@ -141,6 +269,7 @@ def _failed_open(run_id: str, commitment: str, e: ComputeWatchError) -> Verdict:
         checks=(CheckResult.fail("transcript", f"{kind}: {' '.join(e.message.split())}"),),
         replayed_steps=0,
         training_steps=0,
+        policy=policy.to_dict(),
     )
 
 
@@ -181,9 +310,9 @@ def verify_transcript(
     try:
         reader = TranscriptReader.open(run_dir, report)
     except ComputeWatchError as e:
-        return _failed_open(str(rep_id), str(rep_commit), e)
+        return _failed_open(str(rep_id), str(rep_commit), e, policy)
     except _PROVER_FAULTS as e:  # a parser gap: still the Prover's malformed input
-        return _failed_open(str(rep_id), str(rep_commit), FormatError(_unexpected(e)))
+        return _failed_open(str(rep_id), str(rep_commit), FormatError(_unexpected(e)), policy)
     hide = [reader.paths.root] + ([Path(report)] if not isinstance(report, dict) else [])
     engine = _hiding(engine, hide)
     with tempfile.TemporaryDirectory(prefix="computewatch-store-") as tmp:
@@ -197,7 +326,9 @@ def verify_transcript(
         steps: list[Callable[[], None]] = [
             session.precommitment,
             session.initialization,
-            lambda: session.run(facts=facts),
+            lambda: session.run(
+                facts=facts, benchmarks=rules.benchmarks if rules is not None else ()
+            ),
             session.heuristics,
         ]
         for step in steps:
@@ -225,6 +356,7 @@ def verify_transcript(
         replayed_steps=session.replayed,
         training_steps=reader.steps,
         rules=outcomes,
+        policy=policy.to_dict(),
     )
 
 

@@ -73,6 +73,32 @@ def _replay(
     return {"losses": losses}
 
 
+def _benchmarks(
+    folder: Path, specs: list[dict[str, Any]], model: Any, program: Any, config: Any
+) -> dict[str, Any]:
+    """Each benchmark the rule file declared (its resource staged in `folder`), or why not."""
+    import hashlib  # noqa: PLC0415
+
+    from computewatch.rules import make_benchmark  # noqa: PLC0415
+
+    scores: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    for spec in specs:
+        name = str(spec["name"])
+        try:
+            data = None
+            if spec.get("file") is not None:
+                data = (folder / str(spec["file"])).read_bytes()
+                if hashlib.sha256(data).hexdigest() != spec["sha256"]:
+                    failed[name] = "its staged resource differs from the pinned sha256"
+                    continue
+            bench = make_benchmark(str(spec["kind"]), name, points=int(spec["points"]), data=data)
+            scores[name] = float(bench.score(model, program, config))
+        except Exception as e:  # noqa: BLE001 - the Prover's model failed it: report, go on
+            failed[name] = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+    return {"scores": scores, "failed": failed}
+
+
 def run_tasks(folder: Path, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     import torch  # noqa: PLC0415
 
@@ -121,12 +147,9 @@ def run_tasks(folder: Path, job: dict[str, Any]) -> tuple[dict[str, Any], dict[s
                 total = sum(float(program.loss(trainer.model, p).item()) for p in parts)
             metrics[tid] = {"loss": total / len(parts)}
         elif kind == "benchmark":
-            from computewatch.rules import HeldOutBitsPerByte  # noqa: PLC0415
-
             trainer = Trainer(program, config)
             trainer.load(load_checkpoint(folder / task["checkpoint"]))
-            bench = HeldOutBitsPerByte()
-            metrics[tid] = {bench.name: float(bench.score(trainer.model, program, config))}
+            metrics[tid] = _benchmarks(folder, task["benchmarks"], trainer.model, program, config)
         else:
             msg = f"unknown task kind {kind!r}"
             raise ValueError(msg)
