@@ -46,7 +46,11 @@ def _policy(w: AuditWorld) -> Path:
 
 def _through_reveal(w: AuditWorld, folder: Path, server: str | None = None) -> None:
     """Plan under the 2-of-3 policy, commit, start and reveal (all witnesses up)."""
-    args = [*plan_args(w, folder, folder.parent.name, server), "--checkpoint-policy", str(_policy(w))]
+    args = [
+        *plan_args(w, folder, folder.parent.name, server),
+        "--checkpoint-policy",
+        str(_policy(w)),
+    ]
     assert w.cli(*args) == 0
     d = ["--dir", str(folder)]
     assert w.cli("audit", "commit", *d, "--actor", "reg-1",
@@ -140,7 +144,9 @@ def test_a_policy_file_changed_after_the_plan_is_refused(
     policy = tmp_path / "policy.txt"
     policy.write_bytes(_policy(world).read_bytes())
     folder = tmp_path / "audit"
-    assert world.cli(*plan_args(world, folder, tmp_path.name), "--checkpoint-policy", str(policy)) == 0
+    assert (
+        world.cli(*plan_args(world, folder, tmp_path.name), "--checkpoint-policy", str(policy)) == 0
+    )
     policy.write_text(policy.read_text().replace("group all-witnesses 2", "group all-witnesses 1"))
     capsys.readouterr()
     v = ["--actor", "reg-1", "--key", str(world.key_file("reg-1"))]
@@ -158,6 +164,8 @@ def test_a_policy_without_the_registry_log_is_refused_at_plan(
     other.write_text("\n".join(line for line in text if not line.startswith("log ")) + "\n")
     capsys.readouterr()
     folder = tmp_path / "audit"
-    assert world.cli(*plan_args(world, folder, tmp_path.name), "--checkpoint-policy", str(other)) == 2
+    assert (
+        world.cli(*plan_args(world, folder, tmp_path.name), "--checkpoint-policy", str(other)) == 2
+    )
     assert "does not list the registry's log key" in _one_line_error(capsys)
     assert not (folder / "plan.json").exists()
