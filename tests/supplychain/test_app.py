@@ -161,3 +161,22 @@ def test_report_endpoint(app: tuple[TestClient, World]) -> None:
     report = client.get("/v1/reports/discrepancies", params={"now_us": later, "limit": 1}).json()
     assert "in-transit-too-long" in [i["kind"] for i in report["items"]]
     assert "fabricated-never-registered" in report["truncated"]
+
+
+def test_the_log_is_served_as_tiles(app: tuple[TestClient, World]) -> None:
+    client, world = app
+    assert client.post("/v1/requests", content=world.fabricate("fab-1", ["T-1"])).status_code == 200
+    note = client.get("/checkpoint")
+    assert note.status_code == 200
+    assert note.headers["cache-control"] == "public, max-age=5"
+    size = int(note.text.splitlines()[1])
+    assert size == 4  # three actors and one fabrication
+    level0 = client.get(f"/tile/0/000.p/{size}")
+    assert level0.status_code == 200
+    assert level0.headers["cache-control"].endswith("immutable")
+    assert len(level0.content) == 32 * size  # one hash a leaf
+    bundle = client.get(f"/tile/entries/000.p/{size}")
+    assert bundle.status_code == 200
+    assert bundle.content
+    assert client.get("/tile/0/not-a-tile").status_code == 400
+    assert client.get("/tile/0/001").status_code == 404  # beyond the tree

@@ -193,6 +193,14 @@ class ForkServer:
                     return None
             return cls._shared
 
+    @classmethod
+    def close_shared(cls) -> None:
+        """Stop this process's zygote now, if one runs (the next worker starts a new one)."""
+        with cls._shared_lock:
+            server, cls._shared = cls._shared, None
+        if server is not None and server.owner == os.getpid():
+            server.close()
+
     @property
     def pid(self) -> int:
         """The zygote's process id."""
