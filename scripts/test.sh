@@ -13,8 +13,8 @@ bash scripts/setup.sh
 py=.venv/bin/python
 
 echo "== ruff =="
-"$py" -m ruff check src tests benchmarks
-"$py" -m ruff format --check src tests benchmarks
+"$py" -m ruff check src tests benchmarks scripts
+"$py" -m ruff format --check src tests benchmarks scripts
 echo "== mypy (strict) =="
 "$py" -m mypy
 echo "== pytest =="

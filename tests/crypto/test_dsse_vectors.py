@@ -23,7 +23,7 @@ from computewatch.crypto.hazmat import pae
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 GOLDEN: dict[str, Any] = json.loads((VECTORS / "dsse_envelope.json").read_text(encoding="utf-8"))
 
-# The example of DSSE protocol.md, "Test Vectors" (restated by tests/vectors/restate_published.py).
+# The example of DSSE protocol.md, "Test Vectors" (restated by scripts/restate_vectors.py).
 SPEC: dict[str, Any] = json.loads((VECTORS / "dsse_example.json").read_text(encoding="utf-8"))
 SPEC_TYPE: str = SPEC["payload_type"]
 SPEC_BODY: bytes = SPEC["serialized_body"].encode()

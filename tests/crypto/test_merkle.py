@@ -33,7 +33,7 @@ from computewatch.crypto._merkle import (
 )
 from computewatch.errors import FormatError, IntegrityError
 
-# transparency-dev/merkle's probes, restated by tests/vectors/restate_published.py.
+# transparency-dev/merkle's probes, restated by scripts/restate_vectors.py.
 PROBES = Path(__file__).resolve().parents[1] / "vectors" / "merkle_probes.json"
 
 # The CT reference leaves and the RFC 6962 roots of their prefixes.

@@ -1,7 +1,7 @@
 """transparency-dev/merkle conformance probes for inclusion and consistency proofs.
 
 Every probe of ``testdata/{inclusion,consistency}``, restated in
-``tests/vectors/merkle_probes.json`` (see ``tests/vectors/restate_published.py``),
+``tests/vectors/merkle_probes.json`` (see ``scripts/restate_vectors.py``),
 must be accepted when ``wantErr`` is false and refused with `FormatError` or
 `IntegrityError` (never another exception) when it is true.
 """

@@ -1,8 +1,8 @@
 """Worked examples of the C2SP specifications (signed-note, tlog-checkpoint, tlog-cosignature).
 
-The examples are restated in ``tests/vectors/c2sp_examples.json`` by
-``tests/vectors/restate_published.py``; ``tests/crypto/test_published_vectors.py``
-checks that they still agree with the specifications in ``../shared/vectors/c2sp/``.
+The examples are restated from the specifications in
+``tests/vectors/c2sp_examples.json`` by ``scripts/restate_vectors.py`` (whose
+``--check`` tells a maintainer whether they still agree).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Restate the published test vectors as the project's own fixture files.
 
-The reference material lives outside the repository, in ``../shared/vectors/``
-(see its README): the transparency-dev/merkle conformance probes for RFC 9162
+The reference material is not part of the repository (a maintainer points
+``--shared`` at a copy): the transparency-dev/merkle conformance probes for RFC 9162
 inclusion and consistency proofs, the C2SP signed-note, tlog-checkpoint and
 tlog-cosignature specifications with their worked examples, and the DSSE
 protocol with its test vector. Their expected values are facts; this script
-reads them and writes them, in our own compact JSON, next to this file:
+reads them and writes them, in our own compact JSON, into ``tests/vectors/``:
 
 * ``merkle_probes.json``: every inclusion and consistency probe (inputs,
   ``wantErr``), one probe per line, hashes in base64 as published.
@@ -13,30 +13,32 @@ reads them and writes them, in our own compact JSON, next to this file:
 * ``dsse_example.json``: the PAE example, its P-256 key and the envelope.
 
 Each file carries its provenance (source, licence, how it was retrieved).
-The tests read only these files, so a clone of the repository alone passes;
-``tests/crypto/test_published_vectors.py`` reruns this script into a
-temporary folder when ``../shared/vectors`` is present and fails if the
-committed files no longer agree with the published material.
+The tests read only these files, never the published material, so a clone
+of the repository alone passes. ``--check`` restates into a temporary folder
+and exits 1 if the committed files no longer agree with the material.
 
 Usage::
 
-    python tests/vectors/restate_published.py [--shared DIR] [--out DIR]
+    python scripts/restate_vectors.py --shared DIR [--out DIR] [--check]
 """
 
+# ruff: noqa: INP001 - a maintainer's script, run by path, not a package
 from __future__ import annotations
 
 import argparse
 import json
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-#: Where the published material sits beside a checkout (``<repo>/../shared/vectors``).
-DEFAULT_SHARED = HERE.parents[2] / "shared" / "vectors"
-#: How the material reached ``../shared/vectors`` (from its README).
-RETRIEVED = "copied into ../shared/vectors/ of the computewatch workspace, 2026"
+#: Where the fixtures are committed.
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "vectors"
+#: The fixture files this script writes.
+NAMES = ("merkle_probes.json", "c2sp_examples.json", "dsse_example.json")
+#: How the material was obtained.
+RETRIEVED = "published texts copied for the computewatch workspace, restated 2026"
 
 MERKLE_KINDS = ("inclusion", "consistency")
 INCLUSION_FIELDS = ("leafIdx", "treeSize", "root", "leafHash", "proof", "desc", "wantErr")
@@ -171,37 +173,50 @@ def _dump(doc: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def write(out: Path, shared: Path = DEFAULT_SHARED) -> list[Path]:
+def write(out: Path, shared: Path) -> list[Path]:
     """Write the three fixture files into ``out`` from the material in ``shared``."""
     if not shared.is_dir():
         msg = f"{shared}: published vectors not found"
         raise VectorsError(msg)
     written = []
-    for name, build in (
-        ("merkle_probes.json", merkle_probes),
-        ("c2sp_examples.json", c2sp_examples),
-        ("dsse_example.json", dsse_example),
-    ):
+    for name, build in zip(NAMES, (merkle_probes, c2sp_examples, dsse_example), strict=True):
         path = out / name
         path.write_text(_dump(build(shared)), encoding="utf-8")
         written.append(path)
     return written
 
 
+def check(shared: Path, committed: Path = FIXTURES) -> list[str]:
+    """The fixture files whose committed text differs from a fresh restatement."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write(Path(tmp), shared)
+        return [
+            name
+            for name in NAMES
+            if (Path(tmp) / name).read_bytes() != (committed / name).read_bytes()
+        ]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: write the fixtures; exit 2 with one line if the material is missing."""
+    """Command line: write (or check) the fixtures; exit 2 with one line if material is missing."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
-    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--shared", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=FIXTURES)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the fixtures drifted")
     args = parser.parse_args(argv)
     try:
+        if args.check:
+            drifted = check(args.shared, args.out)
+            for name in drifted:
+                sys.stderr.write(f"restate_vectors: {name} drifted; rerun without --check\n")
+            return 1 if drifted else 0
         for path in write(args.out, args.shared):
             sys.stdout.write(f"wrote {path}\n")
     except (VectorsError, OSError, KeyError, ValueError) as exc:
-        sys.stderr.write(f"restate_published: {exc}\n")
+        sys.stderr.write(f"restate_vectors: {exc}\n")
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())
