@@ -21,7 +21,7 @@ from rich.table import Table
 
 from computewatch.cli._output import console, emit_json, err_console, say
 from computewatch.cli._paths import input_file, input_folder, output_file, output_folder
-from computewatch.cli._policy import MAX_POLICY_BYTES, read_policy
+from computewatch.cli._policy import PolicyOption, read_policy
 from computewatch.errors import FormatError
 
 if TYPE_CHECKING:
@@ -119,14 +119,7 @@ def plan_cmd(
         Path | None,
         typer.Option("--rules", help="The rule file the cluster evaluates.", parser=input_file()),
     ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy",
-            help="The cluster's whole verification policy (JSON; docs/audit.md).",
-            parser=input_file(MAX_POLICY_BYTES),
-        ),
-    ] = None,
+    policy: PolicyOption = None,
     budget: Annotated[
         float | None,
         typer.Option("--budget", help="Segment replay budget (overrides --policy)."),

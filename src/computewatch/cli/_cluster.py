@@ -11,7 +11,7 @@ from rich.table import Table
 from computewatch._validate import int_in_range, positive, text
 from computewatch.cli._output import console, emit_json, say
 from computewatch.cli._paths import input_file, input_folder, output_file
-from computewatch.cli._policy import MAX_POLICY_BYTES, read_policy
+from computewatch.cli._policy import PolicyOption, read_policy
 from computewatch.crypto import SigningKey
 from computewatch.errors import FormatError, ParameterError
 from computewatch.verification import ChipInput, ClusterJob, cluster_verify, write_verdict
@@ -59,14 +59,7 @@ def verify_cmd(
         list[str] | None,
         typer.Option("--chip", help="An inspected chip: SERIAL,PUBLIC_KEY,LOG (repeat)."),
     ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy",
-            help="The whole verification policy (JSON, VerificationPolicy.to_dict's fields).",
-            parser=input_file(MAX_POLICY_BYTES),
-        ),
-    ] = None,
+    policy: PolicyOption = None,
     budget: Annotated[
         float | None,
         typer.Option(

@@ -9,18 +9,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Annotated, Any
 
+import typer
+
+from computewatch.cli._paths import input_file
 from computewatch.errors import FormatError
 from computewatch.verification import VerificationPolicy
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-__all__ = ["MAX_POLICY_BYTES", "read_policy"]
+__all__ = ["MAX_POLICY_BYTES", "PolicyOption", "read_policy"]
 
 #: Largest policy file read.
 MAX_POLICY_BYTES = 64 << 10
+
+#: The ``--policy FILE`` option of the commands that hand a policy to the trusted cluster.
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        help="The whole verification policy (JSON, VerificationPolicy.to_dict's fields; "
+        "docs/audit.md).",
+        parser=input_file(MAX_POLICY_BYTES),
+    ),
+]
 
 
 def read_policy(path: Path | None, **overrides: Any) -> VerificationPolicy:
