@@ -5,6 +5,12 @@ set HYPOTHESIS_PROFILE=thorough for a deeper run. The replay zygote a test
 process started is stopped when its session ends, before the coverage data
 of the processes it spawned is combined (a zygote stopped later, at exit,
 would save its measurement too late to count).
+
+Under ``--dist loadgroup`` the tests of each folder in `ONE_WORKER` run on
+one xdist worker, so a session fixture they share (the demo's run) is made
+once in the suite. This is a scheduler of our own because xdist's
+``xdist_group`` mark does nothing under pytest 9: xdist tags the group onto
+``item._nodeid``, which pytest 9 no longer reads.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from computewatch.verification._zygote import ForkServer
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+#: Folders whose tests run on one xdist worker (they share a session fixture).
+ONE_WORKER = ("tests/demo/",)
+
 settings.register_profile("default", max_examples=100, deadline=None)
 settings.register_profile(
     "thorough", max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -31,3 +40,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 def _stop_the_replay_zygote() -> Iterator[None]:
     yield
     ForkServer.close_shared()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Under ``--dist loadgroup``: xdist's group scheduling, each `ONE_WORKER` folder one group."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling  # noqa: PLC0415 - only under xdist
+
+    class FolderGroups(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            folder = next((f for f in ONE_WORKER if nodeid.startswith(f)), None)
+            return folder or super()._split_scope(nodeid)
+
+    return FolderGroups(config, log)

@@ -18,26 +18,25 @@ import pytest
 from computewatch.chip import Chip
 from computewatch.cli import main
 from computewatch.crypto import SigningKey
-from computewatch.demo import run_demo
+from computewatch.demo import SCALES
 from computewatch.supplychain import RegistryClient
 from tests.supplychain.server import ORIGIN, RegistryKeys, registry_server
 from tests.supplychain.world import World
 
 if TYPE_CHECKING:
+    from tests.demo.conftest import DemoRun
     from tests.supplychain.pg import PostgresServer
 
 RULES = str(Path(__file__).resolve().parents[2] / "examples" / "rules.yaml")
 
-# one xdist worker runs both tests, so the module's demo (minutes) runs once
-pytestmark = pytest.mark.xdist_group("audit-matches-demo")
+#: The scale `demo_run` runs: the same story on fewer chips and shorter runs.
+SCALE = SCALES["tiny"]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "out"
-    result = run_demo(out)
-    assert result.compliant == {"lab-a": True, "lab-b": False}
-    return out
+@pytest.fixture
+def demo(demo_run: DemoRun) -> Path:
+    assert demo_run.doc["compliant"] == {"lab-a": True, "lab-b": False}
+    return demo_run.out
 
 
 def _outcome(report: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +93,7 @@ def _audit(demo: Path, root: Path, db_url: str) -> dict[str, Any]:
         d = ["--dir", folder]
         assert main(["audit", "plan", *d, "--server", server.url, "--log-key",
                      keys.log.verifier.vkey, "--period", "p1", "--verifier", "regulator",
-                     "--prover", "lab-a", "--prover", "lab-b", "--flops", "4",
+                     "--prover", "lab-a", "--prover", "lab-b", "--flops", str(SCALE.run_chips),
                      "--chip-flops-per-day", "1", "--run-days", "1", "--snapshots-per-day", "3",
                      "--period-days", "1", "--rules", RULES]) == 0  # fmt: skip
         for actor in ("regulator", "lab-a", "lab-b"):

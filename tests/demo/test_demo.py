@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from computewatch.cli import main
 
+if TYPE_CHECKING:
+    from tests.demo.conftest import DemoRun
+
 
 @pytest.mark.slow
-def test_demo_json_a_compliant_b_caught(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["demo", "--out", str(tmp_path / "demo"), "--json", "--scale", "tiny"])
-    out = capsys.readouterr().out
+def test_demo_json_a_compliant_b_caught(demo_run: DemoRun) -> None:
     # DESIGN.md: exit 1 when a violation is found
-    assert code == 1
-    doc = json.loads(out)
+    assert demo_run.code == 1
+    doc = demo_run.doc
     assert doc["compliant"] == {"lab-a": True, "lab-b": False}
     b = doc["provers"]["lab-b"]
     assert b["failing_checks"], "the spoofed transcript must fail checks"
