@@ -38,6 +38,7 @@ from computewatch.verification import (
     read_verdict,
     verify_transcript,
 )
+from computewatch.verification._zygote import ForkServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -118,7 +119,32 @@ def test_payloads_that_try_to_pass_a_doctored_run_fail(
     assert verdict.failures
 
 
-@pytest.mark.parametrize("mode", ["print-verdict", "patch-verifier", "read-outside"])
+def test_a_worker_reaches_no_process_outside_its_sandbox(
+    runs: tuple[HonestRun, HonestRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payload looks for the zygote (signals, /proc/PID/root, leaked descriptors)."""
+    honest, doctored = runs
+    zygote = ForkServer.shared(os.environ)
+    if zygote is not None:
+        # the route is real from outside a sandbox: through the zygote's /proc
+        # entry a process that could name it would read the answers
+        door = Path(f"/proc/{zygote.pid}/root") / doctored.run_dir.resolve().relative_to("/")
+        assert any(door.glob("checkpoints/*.safetensors"))
+    monkeypatch.setenv("CW_HOSTILE", "reach-zygote")
+    clean = _verify(honest)
+    assert clean.passed, _reasons(clean)[:1500]  # it found nothing: an honest run is untouched
+    verdict = _verify(doctored)
+    assert not verdict.passed
+    assert any(c.name.startswith(("segment:", "snapshot:")) for c in verdict.failures)
+    if zygote is not None:  # it could neither name nor kill the zygote that forked it
+        assert ForkServer.shared(os.environ) is zygote
+        assert not zygote.dead
+        assert _alive(zygote.pid)
+
+
+@pytest.mark.parametrize(
+    "mode", ["print-verdict", "patch-verifier", "read-outside", "reach-zygote"]
+)
 def test_the_corpus_hostile_programs_are_caught(tmp_path: Path, mode: str) -> None:
     attack = next(a for a in ATTACKS if a.name == f"hostile-{mode}")
     attempt = attack.create(tmp_path, 0, [], SCALE)

@@ -277,12 +277,12 @@ def test_writes_nothing_persistent_and_inputs_stay_unchanged(tmp_path: Path) -> 
         "input_mkdir",
         "input_rename",
         "single_file_append",
-        "repo",
-        "host_tmp",
-        "host_home",
-        "var_tmp",
     ):
         assert report[key] == "EROFS", (key, report[key])
+    # the host's other folders are not in the sandbox's root, or only as read-only
+    # parents of what is (the repository of the package's source, /tmp of the scratch)
+    for key in ("repo", "host_tmp", "host_home", "var_tmp"):
+        assert report[key] in ("EROFS", "ENOENT"), (key, report[key])
     assert (_tree(inputs), _tree(single)) == before
     # The scratch (TMPDIR, HOME, /dev/shm) was writable inside, and is gone now.
     assert report["scratch"] == report["home"] == report["dev_shm"] == "ok"
@@ -452,14 +452,51 @@ def test_hidden_paths_show_nothing_inside(tmp_path: Path) -> None:
     code = (
         "import json, os, sys; "
         "d, k, j = sys.argv[1:]; "
-        "print(json.dumps({'dir': os.listdir(d), 'key': open(k).read(), 'job': os.listdir(j)}))"
+        "print(json.dumps({'dir': os.path.exists(d) and os.listdir(d), "
+        "'key': os.path.exists(k) and open(k).read(), 'job': os.listdir(j)}))"
     )
     out, isolation = run_isolated(
         py(code, str(secret_dir), str(key), str(job)), inputs=[job], hide=[secret_dir, key]
     )
     assert isolation.complete
-    assert json.loads(out) == {"dir": [], "key": "", "job": ["program.py"]}
+    # outside the sandbox's own root they do not exist
+    assert json.loads(out) == {"dir": False, "key": False, "job": ["program.py"]}
+    # inside it (here, within an input), an empty cover shows nothing
+    (job / "answers").write_bytes(b"target weights")
+    read = "import sys; print(repr(open(sys.argv[1], 'rb').read()))"
+    out, isolation = run_isolated(
+        py(read, str(job / "answers")), inputs=[job], hide=[job / "answers"]
+    )
+    assert isolation.complete
+    assert out.strip() == b"b''"
     # the host still sees them
     assert key.read_bytes() == b"PRIVATE KEY"
     with pytest.raises(ParameterError, match="holds no input"):
         run_isolated(py("pass"), inputs=[job], hide=[tmp_path])
+
+
+def test_the_sandbox_sees_only_its_inputs_and_the_software_that_runs_it(tmp_path: Path) -> None:
+    """Its own root: a file beside an input, the repository, /etc/shadow, /var, /home: absent."""
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "program.py").write_text("x = 1\n")
+    neighbour = tmp_path / "other-prover" / "step-6.safetensors"
+    neighbour.parent.mkdir()
+    neighbour.write_bytes(b"another Prover's weights")
+    code = (
+        "import json, os, sys; "
+        "via = os.path.lexists('/proc/1/root' + sys.argv[1]); "
+        "print(json.dumps({p: os.path.lexists(p) for p in sys.argv[1:]} | "
+        "{'root': sorted(os.listdir('/')), 'via_proc': via}))"
+    )
+    paths = [str(neighbour), str(REPO / "pyproject.toml"), "/etc/shadow", "/var/log", str(job)]
+    out, isolation = run_isolated(py(code, *paths), inputs=[job])
+    assert isolation.complete, isolation.summary()
+    seen = json.loads(out)
+    assert [seen[p] for p in paths] == [False, False, False, False, True]
+    assert seen["via_proc"] is False
+    assert "home" not in seen["root"]
+    assert {"usr", "proc", "dev"} <= set(seen["root"])
+    # the control: the same program outside a sandbox sees them
+    assert neighbour.exists()
+    assert (REPO / "pyproject.toml").exists()

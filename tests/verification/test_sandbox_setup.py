@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from computewatch.errors import CheckUnavailable, ComputeWatchError, ParameterError
-from computewatch.verification import _sandbox, _sandbox_init
+from computewatch.verification import _sandbox, _sandbox_init, _sandbox_root
 from computewatch.verification._sandbox import (
     UNSHARE_ENV,
     Isolation,
@@ -266,7 +266,7 @@ def test_init_reports_signals_exec_failures_and_crashes(
 
 
 def test_init_reads_mountinfo_and_capabilities() -> None:
-    assert _sandbox_init._unescape(r"/a\040b\134c\0") == "/a b\\c\\0"
+    assert _sandbox_root.unescape(r"/a\040b\134c\0") == "/a b\\c\\0"
     table = _sandbox_init._mounts()
     assert table[_sandbox_init._mount_id("/")][0] == "/"
     report = _sandbox_init._Report()
@@ -296,3 +296,33 @@ def test_a_malformed_status_report_is_a_sandbox_error() -> None:
         _sandbox._parse_status(b"junk", "unshare(1) as root")
     with pytest.raises(SandboxError):
         _sandbox._parse_status(b'{"layers": {}, "reasons": {}}', "unshare(1) as root")
+
+
+def test_the_own_root_check_names_what_of_the_host_still_shows() -> None:
+    host = Path("/").stat()
+    spec: dict[str, object] = {
+        "root": ["/usr", "/etc/passwd"],
+        "inputs": ["/srv/job"],
+        "hide": ["/srv/job/answers"],
+        "scratch": "/srv/scratch",
+        "host_root": [host.st_dev, host.st_ino],
+    }
+    # here (the host) / is the host's root: the check says so before anything else
+    assert _sandbox_root.check(spec, ["/"], ()) == "/ is still the host's root"
+    spec["host_root"] = [host.st_dev, host.st_ino + 1]
+    allowed = ["/", "/usr", "/usr/lib", "/etc/passwd", "/srv/job", "/srv/job/answers", "/proc",
+               "/proc/sys", "/dev/null", "/dev/" + "shm", "/srv/scratch", "/run"]  # fmt: skip
+    assert _sandbox_root.check(spec, allowed, ["/run"]) == ""
+    leaked = [*allowed, "/home", "/usr2", "/etc", "/srv/jobs"]
+    assert _sandbox_root.strays(spec, leaked, ["/run"]) == ["/etc", "/home", "/srv/jobs", "/usr2"]
+    assert _sandbox_root.check(spec, leaked, ["/run"]).startswith("host paths still visible: /etc")
+
+
+def test_the_parent_lists_the_system_and_this_python_never_the_repository() -> None:
+    paths = _sandbox_root.visible_paths()
+    assert "/usr" in paths
+    assert str(Path(sys.prefix).resolve()) in paths
+    package = Path(_sandbox_root.__file__).resolve().parents[2]
+    assert str(package) in paths  # the package's folder (src/ of an editable install)
+    assert str(package.parent) not in paths or package.parent == Path(sys.prefix).resolve()
+    assert str(Path.cwd()) not in paths or Path.cwd() == Path("/")

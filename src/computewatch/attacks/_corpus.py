@@ -118,6 +118,7 @@ def _all() -> tuple[Attack, ...]:
         HostileProgram("print-verdict"),
         HostileProgram("patch-verifier"),
         HostileProgram("read-outside"),
+        HostileProgram("reach-zygote"),
         VerdictSwap(),
         BenchmarkInjection(),  # issue 17: only the rule file's benchmarks are scored
     )

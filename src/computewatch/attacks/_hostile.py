@@ -17,6 +17,14 @@ into a PASS:
   the answers it will be checked against (the transcript's checkpoints and
   the chips' ω copies, by their absolute paths outside the job) and
   returns them: it would pass if a worker could read those files.
+* ``hostile-reach-zygote``: looks for any process outside its sandbox (the
+  zygote that forked it, the Verifier, siblings) by signalling every pid,
+  and for descriptors it inherited; reads the answers through those
+  processes' ``/proc/PID/root`` and ``/proc/PID/cwd`` and through leaked
+  directory descriptors, and where it finds none, tries to trace and kill
+  every process it can name: it would pass if a worker could see one
+  process or descriptor of the host, and take the zygote down if it could
+  signal it.
 
 The defence is the process boundary (`computewatch.verification._engine`):
 the program runs only in sandboxed workers that see their job's inputs
@@ -72,6 +80,7 @@ HOSTILE_MODES = (
     "allocate",
     "exit0",
     "noise",
+    "reach-zygote",
 )
 
 _PAYLOAD = r'''
@@ -136,6 +145,48 @@ def _cheat(folders):
     _trainer.Trainer.step = step
 
 
+def _reach_outside():
+    import ctypes as _ctypes
+    import signal as _signal
+
+    me = _os.getpid()
+    mine = {me}
+    try:  # its own threads answer kill(tid, 0) too
+        mine.update(int(t) for t in _os.listdir("/proc/self/task"))
+    except OSError:
+        pass
+    seen = []
+    for pid in range(1, 1 << 16):  # every pid this process can name
+        if pid in mine:
+            continue
+        try:
+            _os.kill(pid, 0)
+        except OSError:
+            continue
+        seen.append(pid)
+    relative = _RUN_DIR.lstrip("/")
+    doors = [f"/proc/{pid}/{link}" for pid in seen for link in ("root", "cwd")]
+    doors += [f"/proc/self/fd/{fd}" for fd in range(3, 1024)]
+    folders = []
+    for door in doors:
+        try:
+            if _os.path.isdir(door) and _os.path.isdir(f"{door}/{relative}"):
+                folders.append(f"{door}/{relative}")
+        except OSError:
+            continue
+    if folders:
+        _cheat(folders)
+        return
+    libc = _ctypes.CDLL(None, use_errno=True)
+    for pid in seen:
+        if pid != 1:  # its own namespace's init: killing it only ends this worker
+            libc.ptrace(16, pid, None, None)  # PTRACE_ATTACH
+            try:
+                _os.kill(pid, _signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def _fire():
     import json as _json
 
@@ -180,6 +231,8 @@ def _fire():
         hog = []
         while True:
             hog.append(bytearray(1 << 28))
+    elif _MODE == "reach-zygote":
+        _reach_outside()
     elif _MODE == "exit0":
         _os._exit(0)
     elif _MODE == "noise":
@@ -197,6 +250,12 @@ def _fire():
 if _MODE and _in_worker():
     _fire()
 '''
+
+
+_THREATS = {
+    "reach-zygote": "§5.2: the Prover's training program reaches for the zygote and other "
+    "host processes (signals, ptrace, /proc/PID/root, inherited descriptors) from replay",
+}
 
 
 def hostile_source(mode: str = "", run_dir: Path | None = None) -> str:
@@ -229,10 +288,12 @@ class HostileProgram:
     needs_base = False
 
     def __init__(self, mode: str) -> None:
-        """One of ``print-verdict``, ``patch-verifier``, ``read-outside``."""
+        """One of ``print-verdict``, ``patch-verifier``, ``read-outside``, ``reach-zygote``."""
         self.mode = mode
         self.name = f"hostile-{mode}"
-        self.threat = f"§5.2: the Prover's training program {mode.replace('-', ' ')}s in replay"
+        self.threat = _THREATS.get(
+            mode, f"§5.2: the Prover's training program {mode.replace('-', ' ')}s in replay"
+        )
         self.expected = ("snapshot", "segment")
 
     def create(

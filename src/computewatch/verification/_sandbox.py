@@ -33,9 +33,16 @@ What each layer promises (`Layer`, reported by `Isolation`):
   sockets are per namespace too; ``/run`` and ``/var/run`` are covered by an
   empty read-only tmpfs so system daemons' sockets are out of reach.
 * ``readonly_inputs``: each input is bind-mounted onto itself read-only.
-* ``readonly_fs``: every mount reachable by path is remounted read-only
-  (a private mount namespace: the host's mounts are untouched). Device
-  nodes such as ``/dev/null`` stay usable, GPUs included.
+* ``readonly_fs``: the command gets a root of its own (`_sandbox_root`): a
+  fresh tmpfs showing only the system's software (``/usr`` and the other
+  system directories, a few files of ``/etc``, the CPU topology in
+  ``/sys``), this Python's installation and computewatch's package, and the
+  inputs; the init pivots into it (``pivot_root``) and detaches the host's root, so
+  no other file of the host (another Prover's transcript, the Verifier's
+  files) is reachable by any path, ``/proc/PID/root`` included. Every mount
+  is read-only (a private mount namespace: the host's mounts are
+  untouched). Device nodes ``/dev/null``, ``zero``, ``full``, ``random``,
+  ``urandom`` and any ``/dev/nvidia*`` stay usable.
 * ``scratch_tmpfs``: HOME (also the working directory), TMPDIR, the XDG
   directories and the torch, triton and CUDA caches point into a fresh,
   size-capped tmpfs (``/dev/shm`` is another); it exists only in the
@@ -52,11 +59,11 @@ What each layer promises (`Layer`, reported by `Isolation`):
 
 Limits. This is isolation against accidents and against the Prover's code or
 data getting network or disk access in an emulation, not a hardened jail:
-kernel bugs, a path-based Unix socket that a host daemon keeps outside
-``/run``, side channels, and reading anything on the host filesystem (it is
-*visible*, read-only) are outside it. Without capabilities the command reads
-only what its uid may read. Memory and CPU are not capped (put cgroups around
-the whole process if needed). Linux only.
+kernel bugs, a path-based Unix socket that a host daemon keeps inside one
+of the visible system directories, and side channels are outside it.
+Without capabilities the command reads only what its uid may read. Memory
+and CPU are not capped here (the replay worker caps its own; put cgroups
+around the whole process if needed). Linux only.
 
 Strict mode (the default) refuses to run the command unless all six layers
 hold, raising `IsolationUnavailable` (exit status 2: the host cannot provide

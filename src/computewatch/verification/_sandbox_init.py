@@ -5,7 +5,10 @@
 non-strict run where namespaces cannot be created, directly). SPEC is a JSON
 object written by the parent (see `_sandbox._spec`). The script:
 
-1. binds every input onto itself and remounts it read-only;
+1. builds a root of its own that shows only the system's software, this
+   Python, and the inputs, each read-only, and pivots into it
+   (`_sandbox_root`): nothing else of the host is reachable by any path;
+   binds every input onto itself and remounts it read-only;
 2. remounts every mount it can reach read-only (the whole filesystem);
 3. mounts a fresh, size-capped tmpfs on the scratch directory and on
    ``/dev/shm``, and an empty read-only tmpfs on ``/run`` so the host's daemon
@@ -31,6 +34,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -39,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import ModuleType
 
 __all__ = [
     "EXIT_EXEC_FAILED",
@@ -93,7 +99,6 @@ _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _CAP_VERSION_3 = 0x20080522
-_OCTAL_DIGITS = 3
 _SIGNAL_BASE = 128  # exit status of a command killed by a signal, as in a shell
 _CAP_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
 _SCRATCH = "computewatch-scratch"  # tmpfs "device" names, shown in mountinfo
@@ -163,42 +168,14 @@ def _remount_readonly(path: str) -> None:
     _mount("none", path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | keep, None)
 
 
-def _unescape(field: str) -> str:
-    r"""Decode mountinfo's octal escapes (``\040`` for a space, and so on)."""
-    out, i = [], 0
-    while i < len(field):
-        code = field[i + 1 : i + 4]
-        if field[i] == "\\" and len(code) == _OCTAL_DIGITS and code.isdigit():
-            out.append(chr(int(code, 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def _mounts() -> dict[int, tuple[str, frozenset[str], str]]:
     """Return ``{mount id: (mount point, per-mount options, fs type)}`` of this namespace."""
-    table: dict[int, tuple[str, frozenset[str], str]] = {}
-    text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="surrogateescape")
-    for line in text.splitlines():
-        fields = line.split(" ")
-        fstype = fields[fields.index("-") + 1]
-        table[int(fields[0])] = (_unescape(fields[4]), frozenset(fields[5].split(",")), fstype)
-    return table
+    return _root_module().mounts()  # type: ignore[no-any-return]
 
 
 def _mount_id(path: str) -> int:
     """Return the id of the mount that `path` resolves to (from fdinfo)."""
-    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    try:
-        for line in Path(f"/proc/self/fdinfo/{fd}").read_text(encoding="ascii").splitlines():
-            if line.startswith("mnt_id:"):
-                return int(line.split()[1])
-    finally:
-        os.close(fd)
-    msg = f"no mnt_id in /proc/self/fdinfo for {path}"
-    raise OSError(msg)
+    return _root_module().mount_id(path)  # type: ignore[no-any-return]
 
 
 def _ns(kind: str) -> str:
@@ -237,6 +214,20 @@ class _Report:
 
 
 # ---------------------------------------------------------------- setup
+
+
+def _root_module() -> ModuleType:
+    """`_sandbox_root`, imported beside this file (run as a script, no package is on the path)."""
+    if __package__:
+        return importlib.import_module(f"{__package__}._sandbox_root")
+    location = Path(__file__).with_name("_sandbox_root.py")
+    found = importlib.util.spec_from_file_location("_sandbox_root", location)
+    if found is None or found.loader is None:  # pragma: no cover - the file ships beside this one
+        msg = f"cannot load {location}"
+        raise OSError(msg)
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    return module
 
 
 def _bind_inputs_readonly(inputs: list[str], report: _Report) -> None:
@@ -281,6 +272,8 @@ def _hide_daemon_dirs(report: _Report) -> None:
 def _hide_paths(paths: list[str], report: _Report) -> None:
     """Cover each path the command must not see, then check it shows nothing."""
     for path in paths:
+        if not os.path.lexists(path):  # not in the sandbox's root: nothing to see
+            continue
         if Path(path).is_dir():
             flags = _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
             report.attempt(
@@ -357,6 +350,14 @@ def _check_filesystem(spec: dict[str, Any], report: _Report, writable: set[int])
         report.attempt(SCRATCH_TMPFS, f"mkdir {scratch / sub}", _mkdir, scratch / sub)
 
 
+def _check_root(spec: dict[str, Any], report: _Report) -> None:
+    """The sandbox's own root: nothing else of the host is reachable by any path."""
+    points = {point for point, _, _ in _mounts().values()}
+    reason = _root_module().check(spec, points, HIDDEN_DIRS)
+    if reason:
+        report.fail(READONLY_FS, reason)
+
+
 def _check_processes(spec: dict[str, Any], report: _Report) -> None:
     if os.getpid() != 1 or str(Path("/proc/self").readlink()) != "1":
         report.fail(PROCESSES, "not process 1 of a fresh PID namespace with its own /proc")
@@ -376,6 +377,25 @@ def _check_capabilities(report: _Report) -> None:
 # ---------------------------------------------------------------- main
 
 
+def _set_up_mounts(spec: dict[str, Any], skip: set[str], report: _Report) -> set[int]:
+    """Mount the filesystem layers (in a private mount namespace); the scratch mounts' ids."""
+    writable: set[int] = set()
+    if READONLY_FS not in skip and "root" in spec:
+        build = _root_module().build
+        report.attempt(READONLY_FS, "own root", build, spec, _mount, _remount_readonly)
+    if READONLY_INPUTS not in skip:
+        _bind_inputs_readonly(spec["inputs"], report)
+    if READONLY_FS not in skip:
+        _remount_all_readonly(report)
+    if SCRATCH_TMPFS not in skip:
+        writable = _mount_scratch(spec["scratch"], int(spec["scratch_bytes"]), report)
+    if NETWORK not in skip:
+        _hide_daemon_dirs(report)
+    if READONLY_INPUTS not in skip:
+        _hide_paths(spec.get("hide", []), report)
+    return writable
+
+
 def _isolate(spec: dict[str, Any]) -> dict[str, str]:
     report = _Report()
     skip = set(spec["skip"])
@@ -383,21 +403,14 @@ def _isolate(spec: dict[str, Any]) -> dict[str, str]:
         report.fail(layer, "skipped on request (unsafe_skip)")
     writable: set[int] = set()
     if spec["mode"] != "bare" and _ns("mnt") != spec["host_ns"]["mnt"]:
-        if READONLY_INPUTS not in skip:
-            _bind_inputs_readonly(spec["inputs"], report)
-        if READONLY_FS not in skip:
-            _remount_all_readonly(report)
-        if SCRATCH_TMPFS not in skip:
-            writable = _mount_scratch(spec["scratch"], int(spec["scratch_bytes"]), report)
-        if NETWORK not in skip:
-            _hide_daemon_dirs(report)
-        if READONLY_INPUTS not in skip:
-            _hide_paths(spec.get("hide", []), report)
+        writable = _set_up_mounts(spec, skip, report)
     else:  # never mount in the host's mount namespace
         for layer in (READONLY_INPUTS, READONLY_FS, SCRATCH_TMPFS):
             report.fail(layer, "no private mount namespace")
     _check_network(spec, report)
     _check_filesystem(spec, report, writable)
+    if "root" in spec:
+        _check_root(spec, report)
     _check_processes(spec, report)
     if NO_CAPABILITIES not in skip:
         report.attempt(NO_CAPABILITIES, "drop capabilities", _drop_capabilities)

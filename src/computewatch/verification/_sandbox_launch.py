@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from computewatch.verification import _sandbox_init, _zygote
+from computewatch.verification import _sandbox_init, _sandbox_root, _zygote
 from computewatch.verification._isolation import (
     Isolation,
     Layer,
@@ -155,6 +155,9 @@ def make_spec(
         "skip": sorted(layer.value for layer in skip),
         "host_ns": {kind: str(Path(f"/proc/self/ns/{kind}").readlink()) for kind in _HOST_NS},
         "argv": list(command),
+        # what of the host the command may see besides its inputs (`_sandbox_root`)
+        "root": _sandbox_root.visible_paths(),
+        "host_root": [Path("/").stat().st_dev, Path("/").stat().st_ino],
     }
 
 
