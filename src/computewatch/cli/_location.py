@@ -8,7 +8,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,18 +18,9 @@ from computewatch.cli._output import emit_json, say
 from computewatch.cli._paths import input_file, input_folder, output_file
 from computewatch.crypto import Envelope, MerkleLog, SigningKey, VerifyingKey
 from computewatch.errors import FormatError, VerificationFailed
-from computewatch.supplychain import (
-    Landmark,
-    LandmarkCore,
-    LandmarkServer,
-    LicensedRegion,
-    LocationLog,
-    LocationPolicy,
-    check_location,
-    measure_at,
-    parse_address,
-    run_campaign,
-)
+
+if TYPE_CHECKING:
+    from computewatch.supplychain import Landmark
 
 #: Most chips of each kind `location simulate` runs (about a minute of work).
 MAX_SIM_TRIALS = 30_000
@@ -80,6 +71,8 @@ def landmark_cmd(
     ] = None,
 ) -> None:
     """Serve a landmark: issue nonces, time the answers, sign the measurements."""
+    from computewatch.supplychain import LandmarkCore, LandmarkServer, parse_address  # noqa: PLC0415 - FastAPI and SQLAlchemy only when needed
+
     core = LandmarkCore(landmark_id, SigningKey.load(key), timeout_s=timeout)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -98,6 +91,8 @@ def landmark_cmd(
 
 
 def _landmark_option(value: str) -> tuple[str, tuple[str, int]]:
+    from computewatch.supplychain import parse_address  # noqa: PLC0415 - FastAPI and SQLAlchemy only when needed
+
     name, sep, address = value.partition("=")
     if not sep or not name:
         msg = f"--landmark: expected ID=HOST:PORT, got {value!r:.80}"
@@ -121,6 +116,8 @@ def answer_cmd(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait per reply.")] = 2.0,
 ) -> None:
     """Answer landmarks' nonces with the chip's key; keep their signed measurements."""
+    from computewatch.supplychain import measure_at  # noqa: PLC0415 - FastAPI and SQLAlchemy only when needed
+
     targets = [_landmark_option(v) for v in landmarks]
     got: list[str] = []
     with LocationAnswerer.open(chip) as answerer:
@@ -134,6 +131,8 @@ def answer_cmd(
 
 
 def _landmarks(path: Path) -> list[Landmark]:
+    from computewatch.supplychain import Landmark  # noqa: PLC0415 - FastAPI and SQLAlchemy only when needed
+
     doc = _read_json(path, "--landmarks")
     if not isinstance(doc, list) or len(doc) > 256:  # noqa: PLR2004 - a bound, said in the message
         msg = f"--landmarks {path}: expected a list of at most 256 landmarks"
@@ -173,6 +172,13 @@ def check_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Check a chip's measurements against its licensed region; exit 1 unless inside."""
+    from computewatch.supplychain import (  # noqa: PLC0415 - FastAPI and SQLAlchemy only when needed
+        LicensedRegion,
+        LocationLog,
+        LocationPolicy,
+        check_location,
+    )
+
     doc = _read_json(measurements, "--measurements")
     items = doc.get("measurements") if isinstance(doc, dict) else None
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
@@ -212,6 +218,8 @@ def simulate_cmd(
     ] = None,
 ) -> None:
     """Flag rates of honest and diverted chips over the published latency model."""
+    from computewatch.supplychain import run_campaign  # noqa: PLC0415 - FastAPI and SQLAlchemy only when needed
+
     int_in_range("--trials", trials, 1, MAX_SIM_TRIALS)  # ~2 ms a trial: priced up front
     int_in_range("--seed", seed, 0, 2**128 - 1)
     with tempfile.TemporaryDirectory(prefix="cw-location-") as tmp:

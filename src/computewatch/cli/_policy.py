@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from computewatch.cli._paths import input_file
 from computewatch.errors import FormatError
-from computewatch.verification import VerificationPolicy
+
+if TYPE_CHECKING:
+    from computewatch.verification import VerificationPolicy
 
 __all__ = ["MAX_POLICY_BYTES", "PolicyOption", "read_policy"]
 
@@ -41,6 +43,8 @@ def read_policy(path: Path | None, **overrides: Any) -> VerificationPolicy:
     Raises:
         FormatError: the file cannot be read, is not JSON or holds a bad field.
     """
+    from computewatch.verification import VerificationPolicy  # noqa: PLC0415 - keep the CLI fast
+
     policy = VerificationPolicy()
     if path is not None:
         try:

@@ -29,8 +29,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from scipy import special
-
 from computewatch._validate import probability
 from computewatch.errors import FormatError, ParameterError
 
@@ -122,9 +120,12 @@ def clopper_pearson(flagged: int, sampled: int, confidence: float) -> tuple[floa
     `alpha/2` quantile of Beta(k, n-k+1) and the upper end the `1-alpha/2`
     quantile of Beta(k+1, n-k); the ends are 0 and 1 when k = 0 or k = n.
     """
-    alpha = 1.0 - confidence
     # betaincinv(a, b, q) is the q quantile of Beta(a, b) (scipy.stats.beta.ppf,
-    # without importing scipy.stats, which takes seconds)
+    # without importing scipy.stats, which takes seconds); imported here so that
+    # loading a rule file (every `computewatch` command) does not import scipy
+    from scipy import special  # noqa: PLC0415
+
+    alpha = 1.0 - confidence
     lower = (
         0.0
         if flagged == 0
