@@ -27,7 +27,7 @@ from computewatch.datacenter._commitment import (
     snapshot_claims,
 )
 from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
-from computewatch.datacenter._determinism import Determinism, set_determinism
+from computewatch.datacenter._determinism import Determinism, cpu_capability, set_determinism
 from computewatch.datacenter._distributed import DistributedRunError, train_distributed
 from computewatch.datacenter._files import (
     CheckpointRef,
@@ -61,6 +61,7 @@ from computewatch.datacenter._recorder import (
     manifest_digest,
     precommitment,
 )
+from computewatch.datacenter._reduction import TREE_SCHEME, Reduction, tree_sum
 from computewatch.datacenter._run import BatchFn, InitFn, RunSpec, TrainSummary, train
 from computewatch.datacenter._trainer import StepResult, Trainer
 from computewatch.datacenter._transcript import (
@@ -79,6 +80,7 @@ __all__ = [
     "MAX_PROGRAM_BYTES",
     "PRECOMMIT_DOMAIN",
     "REPORT_FORMAT",
+    "TREE_SCHEME",
     "BatchFn",
     "Checkpoint",
     "CheckpointRef",
@@ -95,6 +97,7 @@ __all__ = [
     "MetricsRecord",
     "ProverReport",
     "Recorder",
+    "Reduction",
     "RunSpec",
     "StepRecord",
     "StepResult",
@@ -106,6 +109,7 @@ __all__ = [
     "batch_root",
     "commitment_root",
     "compute_commitment",
+    "cpu_capability",
     "data_root",
     "derive_init_seed",
     "encode",
@@ -127,4 +131,5 @@ __all__ = [
     "snapshot_claims",
     "train",
     "train_distributed",
+    "tree_sum",
 ]

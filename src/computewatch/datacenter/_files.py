@@ -206,6 +206,20 @@ class ProverReport:
 _REPORT_OPTIONAL = ("manifest_digest", "batch_roots", "steps", "world_size")
 
 
+def _reduction(doc: object, batch_size: int, world: int, where: str = "manifest.json") -> Any:
+    """``sharding.reduction``, checked (absent before ADR 0033: the legacy all-reduce order)."""
+    from computewatch.datacenter._reduction import Reduction  # noqa: PLC0415
+
+    if doc is None:
+        return None
+    try:
+        Reduction.from_json(doc).check_fits(batch_size, world)
+    except FormatError as e:
+        msg = f"{where}: field 'sharding.reduction': {e.message}"
+        raise FormatError(msg) from e
+    return doc
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """The transcript's metadata `M` (`manifest.json`), every field the Verifier reads."""
@@ -220,6 +234,7 @@ class Manifest:
     determinism: dict[str, Any]
     world_size: int
     chips: tuple[tuple[str, tuple[int, int]], ...]
+    reduction: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -279,6 +294,9 @@ class Manifest:
         except (FormatError, KeyError, TypeError, ValueError) as e:
             msg = f"{where}: field 'determinism': {getattr(e, 'message', repr(e))}"
             raise FormatError(msg) from e
+        reduction = _reduction(
+            sharding.doc.get("reduction"), int(data.doc["batch_size"]), world, where
+        )
         return cls(
             run_id=d.text("run_id"),
             code_hash=program.digest("code_hash"),
@@ -290,6 +308,7 @@ class Manifest:
             determinism=d.obj("determinism").doc,
             world_size=world,
             chips=chips,
+            reduction=reduction,
             raw=d.doc,
         )
 

@@ -177,6 +177,7 @@ class Recorder:
             "sharding": {
                 "kind": "flat-zero1",
                 "world_size": self.spec.world_size,
+                "reduction": self.spec.reduction.to_json(),
                 "chips": [
                     {
                         "rank": r,

@@ -165,12 +165,14 @@ class ProverCalls:
 
     def _doc(self, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         det = self.reader.determinism
+        reduction = self.reader.reduction
         return {
             "format": "computewatch/replay-job/v1",
             "program": "program.py",
             "config": self.reader.config,
             "determinism": {"seed": det.seed, "threads": det.threads},
             "world_size": self.reader.world_size,
+            "reduction": None if reduction is None else reduction.to_json(),
             "tasks": tasks,
         }
 
