@@ -187,7 +187,8 @@ class Session(StaticChecks):
         intervals = list(itertools.pairwise(self.reader.checkpoint_steps))
         if not intervals or self.policy.budget <= 0:
             return []
-        return sorted({intervals[0], intervals[-1]})
+        # the last first: under a cap too tight for both, the deployed weights win
+        return [intervals[-1]] if len(intervals) == 1 else [intervals[-1], intervals[0]]
 
     def _boundary_reserve(self) -> int:
         """Replay steps kept for the boundary intervals before snapshot linkage draws."""
