@@ -63,6 +63,7 @@ from computewatch.datacenter._recorder import (
 )
 from computewatch.datacenter._reduction import TREE_SCHEME, Reduction, tree_sum
 from computewatch.datacenter._run import BatchFn, InitFn, RunSpec, TrainSummary, train
+from computewatch.datacenter._step_state import state_digest
 from computewatch.datacenter._trainer import StepResult, Trainer
 from computewatch.datacenter._transcript import (
     MANIFEST_FORMAT,
@@ -129,6 +130,7 @@ __all__ = [
     "set_determinism",
     "shard_range",
     "snapshot_claims",
+    "state_digest",
     "train",
     "train_distributed",
     "tree_sum",

@@ -86,7 +86,8 @@ class Determinism:
             deterministic_algorithms=bool(doc["deterministic_algorithms"]),
             tf32=bool(doc["tf32"]),
             torch_version=str(doc["torch_version"]),
-            cpu_capability=_capability(doc.get("cpu_capability")),
+            # absent before ADR 0033; present, it must be a name (null is refused)
+            cpu_capability=_capability(doc["cpu_capability"]) if "cpu_capability" in doc else None,
         )
 
     def apply(self) -> None:
@@ -94,9 +95,7 @@ class Determinism:
         set_determinism(self.seed, self.threads)
 
 
-def _capability(value: object) -> str | None:
-    if value is None:
-        return None
+def _capability(value: object) -> str:
     if not isinstance(value, str) or not value.isascii() or not 0 < len(value) <= 32:  # noqa: PLR2004
         msg = f"determinism cpu_capability: expected a short ASCII name, got {value!r:.40}"
         raise FormatError(msg)

@@ -289,6 +289,7 @@ class Recorder:
     def record_step(self, step: int, result: StepResult, seconds: float) -> None:
         """After optimizer step `step` (0-based): data, metrics, snapshot, checkpoint."""
         done = step + 1
+        state = str(self.trainer.state_digest())  # collective: every chip hashes its slice
         if self.writer:
             self._line("steps").write_line(self._step_lines[step])
             record = MetricsRecord(
@@ -299,6 +300,7 @@ class Recorder:
                 grad_norm=result.grad_norm,
                 time=time.time(),
                 seconds=seconds,
+                state=state,
             )
             self._line("metrics").write(record.to_dict())
         if self.chip is not None:

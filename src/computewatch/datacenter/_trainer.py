@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     import torch
 
+    from computewatch.crypto import Digest
     from computewatch.datacenter._checkpoint import Checkpoint
     from computewatch.datacenter._program import TrainingProgram
     from computewatch.datacenter._reduction import Reduction
@@ -258,6 +259,32 @@ class Trainer:
             self.flat[a:b].copy_(shard.detach())
 
     # -- state -------------------------------------------------------------
+
+    def state_digest(self) -> Digest:
+        """The per-step commitment to the weights and optimizer state now (ADR 0034).
+
+        Collective: each chip hashes its own slices, the 32-byte digests are
+        all-gathered and combined in rank order (`combine_slice_digests`).
+        """
+        import torch  # noqa: PLC0415
+
+        from computewatch.datacenter._step_state import (  # noqa: PLC0415
+            combine_slice_digests,
+            slice_digest,
+        )
+
+        parts = []
+        for shard in self.shards:
+            state = {
+                str(k): v if isinstance(v, torch.Tensor) else torch.tensor(v)
+                for k, v in self.optimizer.state.get(shard, {}).items()
+            }
+            parts.append(slice_digest(shard.detach(), state))
+        if self.world_size > 1:
+            local = torch.frombuffer(bytearray(b"".join(parts)), dtype=torch.uint8)
+            raw = self._all_ranks(local).numpy().tobytes()
+            parts = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+        return combine_slice_digests(parts)
 
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
         """The optimizer state over the *full* flat vector, and its groups.

@@ -345,6 +345,10 @@ class ProverCalls:
                         f"got {got}"
                     )
                 out[str(step)] = t
+            claimed = answers.metrics.get(tid)
+            states = claimed.get("states") if isinstance(claimed, dict) else None
+            if isinstance(states, list) and all(isinstance(x, str) for x in states):
+                out["states"] = [x[:80] for x in states]  # compared as text, never parsed
             return out
         value = answers.metrics.get(tid)
         if not isinstance(value, dict) or not all(

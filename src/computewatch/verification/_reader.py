@@ -277,8 +277,8 @@ class TranscriptReader:
     @property
     def reduction(self) -> Reduction | None:
         """The run's fixed gradient reduction order; None for transcripts before ADR 0033."""
-        doc = self.manifest["sharding"].get("reduction")
-        return None if doc is None else Reduction.from_json(doc)
+        sharding = self.manifest["sharding"]
+        return Reduction.from_json(sharding["reduction"]) if "reduction" in sharding else None
 
     @cached_property
     def chip_slices(self) -> dict[str, tuple[int, int]]:

@@ -19,6 +19,11 @@ from computewatch.datacenter import (
     FlatLayout,
 )
 from computewatch.errors import ComputeWatchError, FormatError
+from computewatch.verification._bisect import (
+    checkpoint_commitments,
+    committed_states,
+    localize,
+)
 from computewatch.verification._heuristics import HeuristicContext
 from computewatch.verification._linkage import StaticChecks
 from computewatch.verification._prover import ProverCalls, Task
@@ -297,6 +302,7 @@ class Session(StaticChecks):
         data_steps = {s for t in tasks for s in t.data_steps} | forward
         self.calls.fetch(data_steps, samples)
         self._check_layout()
+        self.checks.append(checkpoint_commitments(self.reader))
         results = self.calls.run(tasks, self.parts)
         self._judge_snapshots(tasks[:n_snap], results[:n_snap])
         self._judge_segments(tasks[n_snap:n_seg], results[n_snap:n_seg])
@@ -345,22 +351,6 @@ class Session(StaticChecks):
             self.checks.append(
                 CheckResult.ok("layout", "the program's model has the manifest's layout")
             )
-
-    def _environment_check(self, env: object) -> CheckResult:
-        """Exact replay needs the workers to run the manifest's pinned environment."""
-        det = self.reader.determinism
-        pinned = {"torch_version": det.torch_version, "cpu_capability": det.cpu_capability}
-        if env == pinned:
-            return CheckResult.ok(
-                "environment",
-                f"replay workers run the pinned {det.cpu_capability}, torch "
-                f"{det.torch_version}, {det.threads} thread(s): replays compared bitwise",
-            )
-        return CheckResult.fail(
-            "environment",
-            f"replay worker environment: expected {pinned}, got {env!r:.120}"
-            " (exact replay is not possible there)",
-        )
 
     def _pairs(
         self, tasks: Sequence[Task], results: Sequence[dict[str, Any] | str]
@@ -426,10 +416,13 @@ class Session(StaticChecks):
             eps = tol.epsilon(noise, float((final - self.reader.checkpoint(a).weights).norm()))
             ok = bool((final == target).all()) if tol.exact else distance <= eps
             result = CheckResult.ok if ok else CheckResult.fail
+            where = (
+                "" if ok else localize(a, b, main.get("states", []), committed_states(self.reader))
+            )
             self.checks.append(
                 result(
                     name,
-                    f"{kind} segment replay: |W' - W| = {distance:.3g} vs ε = {eps:.3g}",
+                    f"{kind} segment replay: |W' - W| = {distance:.3g} vs ε = {eps:.3g}{where}",
                     start=a,
                     stop=b,
                     distance=distance,

@@ -60,7 +60,7 @@ def _replay(
 ) -> dict[str, Any]:
     tid = task["id"]
     wanted = set(task["capture"])
-    losses = []
+    losses, states = [], []
     if int(task["start"]) in wanted:
         out[f"{tid}/{task['start']}"] = trainer.flat.clone()
     for step in range(int(task["start"]), int(task["stop"])):
@@ -68,9 +68,10 @@ def _replay(
             step, batches[step], micro_batches=world, reverse_sum=bool(task["perturb"])
         )
         losses.append(result.loss)
+        states.append(str(trainer.state_digest()))  # the per-step commitment's form
         if step + 1 in wanted:
             out[f"{tid}/{step + 1}"] = trainer.flat.clone()
-    return {"losses": losses}
+    return {"losses": losses, "states": states}
 
 
 def _benchmarks(
