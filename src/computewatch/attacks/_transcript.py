@@ -123,9 +123,12 @@ class FinalCheckpointSwap(_EditAttack):
 
     Every other file is the honest run's; the final weights are moved by a
     fixed random direction (standing in for a backdoor or a fine-tune) of
-    norm 1e-3 of theirs, and the transcript is recommitted. Only a replay of
-    the last interval (or a chip snapshot at the very last step) sees it,
-    which is why the Verifier always replays that interval (issue 15).
+    norm 3e-4 of theirs (small enough that the recorded update norms still
+    cover the distance from the previous checkpoint, so the
+    `update_norms_vs_lr` heuristic passes), and the transcript is
+    recommitted. Only a replay of the last interval (or a chip snapshot at
+    the very last step) sees it, which is why the Verifier always replays
+    that interval (issue 15).
     """
 
     name = "final-checkpoint-swap"
@@ -139,7 +142,7 @@ class FinalCheckpointSwap(_EditAttack):
         paths = TranscriptPaths(run.run_dir)
         final = load_checkpoint(paths.checkpoint(scale.steps)).weights
         direction = torch.randn(final.shape, generator=torch.Generator().manual_seed(15))
-        payload = direction * (1e-3 * float(final.norm()) / float(direction.norm()))
+        payload = direction * (3e-4 * float(final.norm()) / float(direction.norm()))
         replace_weights(paths, scale.steps, final + payload)
 
 
