@@ -84,4 +84,8 @@ def test_zhang_spoof_is_caught_and_replay_is_far_outside_epsilon(
     result = attack.detect(attempt, VerificationPolicy(), np.random.default_rng(0))
     assert result.detected
     assert {"precommit-logged", "init"} <= set(result.checks)
-    assert attempt.data["snapshot_distance_over_eps_min"] > 1
+    if "snapshot_distance_over_eps_min" in attempt.data:  # a measured tolerance (ADR 0004)
+        assert attempt.data["snapshot_distance_over_eps_min"] > 1
+    if "snapshot_distance_min_exact" in attempt.data:  # ε = 0 (ADR 0033)
+        assert attempt.data["snapshot_distance_min_exact"] > 0
+    assert attempt.data.keys() & {"snapshot_distance_over_eps_min", "snapshot_distance_min_exact"}

@@ -11,6 +11,7 @@ from computewatch.attacks import (
     ATTACKS,
     DataSubstitution,
     FewerStepsClaimed,
+    FinalCheckpointSwap,
     FirmwareRollback,
     ForgedLogEntry,
     HiddenSnapshot,
@@ -109,20 +110,38 @@ def test_data_substitution_fractions_draw_at_least_one_step() -> None:
 
 
 @pytest.mark.slow
-def test_noise_under_epsilon_gets_through(tmp_path: Path, bases: list[HonestRun]) -> None:
-    # 0.9 ε passes segment replay; only a chip snapshot that froze the very
-    # step of the perturbed checkpoint (replayed with zero steps) can see it
+def test_noise_under_epsilon_is_caught_by_default_exact_replay(
+    tmp_path: Path, bases: list[HonestRun]
+) -> None:
+    # 0.9 ε (ε as a noise twin measures it) passed segment replay under the
+    # tolerance (ADR 0004); runs recorded since ADR 0033 pin their environment,
+    # so the verifier compares bitwise by default and the always-replayed last
+    # interval sees it
     attack = NoiseUnderEpsilon()
     attempt = attack.create(tmp_path, 0, bases)
     assert 0 < attempt.data["noise_norm"] < attempt.data["epsilon"]
-    result = attack.detect(attempt, VerificationPolicy(budget=1.0), np.random.default_rng(0))
-    assert "segment" not in result.checks
-    assert not result.detected or result.checks == ("snapshot",)
+    for policy in (VerificationPolicy(budget=1.0), POLICY):
+        result = attack.detect(attempt, policy, np.random.default_rng(0))
+        assert result.detected
+        assert "segment" in result.checks
     loud = NoiseUnderEpsilon(fraction=50.0)
     attempt = loud.create(tmp_path / "loud", 0, bases)
     result = loud.detect(attempt, VerificationPolicy(budget=1.0), np.random.default_rng(0))
     assert result.detected
     assert "segment" in result.checks
+
+
+@pytest.mark.slow
+def test_a_change_confined_to_the_final_checkpoint_is_caught_every_time(
+    tmp_path: Path, bases: list[HonestRun]
+) -> None:
+    # the last interval is never left to the draw: every seed replays it
+    attack = FinalCheckpointSwap()
+    attempt = attack.create(tmp_path, 0, bases)
+    for seed in range(5):
+        result = attack.detect(attempt, POLICY, np.random.default_rng(seed))
+        assert result.detected, result
+        assert "segment" in result.checks
 
 
 @pytest.mark.slow

@@ -84,6 +84,7 @@ from computewatch.attacks._training import DataSubstitution, RestartChain
 from computewatch.attacks._transcript import (
     CheckpointRedirect,
     FewerStepsClaimed,
+    FinalCheckpointSwap,
     InterpolatedCheckpoints,
     LearningRateLie,
     OmegaAsInit,
@@ -110,6 +111,7 @@ __all__ = [
     "DoubleClaim",
     "EmptiedLog",
     "FewerStepsClaimed",
+    "FinalCheckpointSwap",
     "FirmwareRollback",
     "FirmwareUpdateBeforeInspection",
     "FixedScheduler",

@@ -341,6 +341,15 @@ class AdversarialExamples:
         ]
         if ratios:
             attempt.data["snapshot_distance_over_eps_min"] = min(ratios)
+        exact = [  # ε = 0 (ADR 0033): the distance itself is how far outside
+            float(c.metrics["distance"])
+            for c in verdict.checks
+            if c.name.startswith("snapshot:")
+            and "distance" in c.metrics
+            and float(c.metrics["epsilon"]) == 0
+        ]
+        if exact:
+            attempt.data["snapshot_distance_min_exact"] = min(exact)
         return Detection(
             detected=not verdict.passed,
             checks=failed_checks(verdict),

@@ -54,6 +54,7 @@ from computewatch.attacks._training import DataSubstitution, RestartChain
 from computewatch.attacks._transcript import (
     CheckpointRedirect,
     FewerStepsClaimed,
+    FinalCheckpointSwap,
     InterpolatedCheckpoints,
     LearningRateLie,
     OmegaAsInit,
@@ -98,6 +99,7 @@ def _all() -> tuple[Attack, ...]:
         CheckpointRedirect(),
         NoiseUnderEpsilon(),
         SmallUpdateSpoof(),
+        FinalCheckpointSwap(),  # issue 15: the last interval is always replayed
         AdversarialExamples(),
         HiddenSnapshot(),
         ForgedLogEntry(),

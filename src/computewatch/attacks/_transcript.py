@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CheckpointRedirect",
     "FewerStepsClaimed",
+    "FinalCheckpointSwap",
     "InterpolatedCheckpoints",
     "LearningRateLie",
     "OmegaAsInit",
@@ -115,6 +116,34 @@ class InterpolatedCheckpoints(_EditAttack):
         for step in scale.interior:
             t = step / scale.steps
             replace_weights(paths, step, (1 - t) * w0 + t * wt)
+
+
+class FinalCheckpointSwap(_EditAttack):
+    """Only the final checkpoint changes: the deployed weights carry a payload.
+
+    Every other file is the honest run's; the final weights are moved by a
+    fixed random direction (standing in for a backdoor or a fine-tune) of
+    norm 3e-4 of theirs (small enough that the recorded update norms still
+    cover the distance from the previous checkpoint, so the
+    `update_norms_vs_lr` heuristic passes), and the transcript is
+    recommitted. Only a replay of the last interval (or a chip snapshot at
+    the very last step) sees it, which is why the Verifier always replays
+    that interval (issue 15).
+    """
+
+    name = "final-checkpoint-swap"
+    threat = "§5: the weights the Prover deploys are not the ones it trained"
+    expected = ("segment",)
+
+    def edit(self, run: HonestRun, scale: Scale) -> None:
+        """Perturb the last checkpoint's weights (nothing else)."""
+        import torch  # noqa: PLC0415
+
+        paths = TranscriptPaths(run.run_dir)
+        final = load_checkpoint(paths.checkpoint(scale.steps)).weights
+        direction = torch.randn(final.shape, generator=torch.Generator().manual_seed(15))
+        payload = direction * (3e-4 * float(final.norm()) / float(direction.norm()))
+        replace_weights(paths, scale.steps, final + payload)
 
 
 class LearningRateLie(_EditAttack):

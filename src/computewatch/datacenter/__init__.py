@@ -27,7 +27,7 @@ from computewatch.datacenter._commitment import (
     snapshot_claims,
 )
 from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
-from computewatch.datacenter._determinism import Determinism, set_determinism
+from computewatch.datacenter._determinism import Determinism, cpu_capability, set_determinism
 from computewatch.datacenter._distributed import DistributedRunError, train_distributed
 from computewatch.datacenter._files import (
     CheckpointRef,
@@ -61,7 +61,9 @@ from computewatch.datacenter._recorder import (
     manifest_digest,
     precommitment,
 )
+from computewatch.datacenter._reduction import TREE_SCHEME, Reduction, tree_sum
 from computewatch.datacenter._run import BatchFn, InitFn, RunSpec, TrainSummary, train
+from computewatch.datacenter._step_state import state_digest
 from computewatch.datacenter._trainer import StepResult, Trainer
 from computewatch.datacenter._transcript import (
     MANIFEST_FORMAT,
@@ -79,6 +81,7 @@ __all__ = [
     "MAX_PROGRAM_BYTES",
     "PRECOMMIT_DOMAIN",
     "REPORT_FORMAT",
+    "TREE_SCHEME",
     "BatchFn",
     "Checkpoint",
     "CheckpointRef",
@@ -95,6 +98,7 @@ __all__ = [
     "MetricsRecord",
     "ProverReport",
     "Recorder",
+    "Reduction",
     "RunSpec",
     "StepRecord",
     "StepResult",
@@ -106,6 +110,7 @@ __all__ = [
     "batch_root",
     "commitment_root",
     "compute_commitment",
+    "cpu_capability",
     "data_root",
     "derive_init_seed",
     "encode",
@@ -125,6 +130,8 @@ __all__ = [
     "set_determinism",
     "shard_range",
     "snapshot_claims",
+    "state_digest",
     "train",
     "train_distributed",
+    "tree_sum",
 ]

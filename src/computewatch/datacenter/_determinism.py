@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from computewatch._validate import int_in_range
+from computewatch.errors import FormatError
 
-__all__ = ["Determinism", "set_determinism"]
+__all__ = ["Determinism", "cpu_capability", "set_determinism"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ class Determinism:
         deterministic_algorithms: `torch.use_deterministic_algorithms`.
         tf32: whether TF32 matmuls/convolutions were allowed on GPUs.
         torch_version: the torch build that trained.
+        cpu_capability: the CPU instruction set torch's kernels dispatched to
+            (`torch.backends.cpu.get_cpu_capability()`, e.g. ``AVX2``); None
+            in transcripts recorded before ADR 0033.
     """
 
     seed: int
@@ -43,16 +47,35 @@ class Determinism:
     deterministic_algorithms: bool
     tf32: bool
     torch_version: str
+    cpu_capability: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record for the manifest."""
-        return {
+        doc: dict[str, Any] = {
             "seed": self.seed,
             "threads": self.threads,
             "deterministic_algorithms": self.deterministic_algorithms,
             "tf32": self.tf32,
             "torch_version": self.torch_version,
         }
+        if self.cpu_capability is not None:
+            doc["cpu_capability"] = self.cpu_capability
+        return doc
+
+    def pinned_here(self) -> bool:
+        """Whether this process reproduces the pinned environment bit for bit.
+
+        True when the record names a CPU capability (recorded since ADR 0033)
+        and this process has the same one and the same torch build; the
+        thread count is set from the record by `apply`. A GPU run is never
+        pinned here (TF32 or GPU kernels are not this CPU's).
+        """
+        return (
+            self.cpu_capability is not None
+            and not self.tf32
+            and self.cpu_capability == cpu_capability()
+            and self.torch_version == _torch_version()
+        )
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Determinism:
@@ -63,11 +86,33 @@ class Determinism:
             deterministic_algorithms=bool(doc["deterministic_algorithms"]),
             tf32=bool(doc["tf32"]),
             torch_version=str(doc["torch_version"]),
+            # absent before ADR 0033; present, it must be a name (null is refused)
+            cpu_capability=_capability(doc["cpu_capability"]) if "cpu_capability" in doc else None,
         )
 
     def apply(self) -> None:
         """Set these switches in this process (a replay does this first)."""
         set_determinism(self.seed, self.threads)
+
+
+def _capability(value: object) -> str:
+    if not isinstance(value, str) or not value.isascii() or not 0 < len(value) <= 32:  # noqa: PLR2004
+        msg = f"determinism cpu_capability: expected a short ASCII name, got {value!r:.40}"
+        raise FormatError(msg)
+    return value
+
+
+def _torch_version() -> str:
+    import torch  # noqa: PLC0415
+
+    return str(torch.__version__)
+
+
+def cpu_capability() -> str:
+    """The CPU instruction set this process's torch kernels use (e.g. ``AVX2``)."""
+    import torch  # noqa: PLC0415
+
+    return str(torch.backends.cpu.get_cpu_capability())
 
 
 def set_determinism(seed: int, threads: int) -> Determinism:
@@ -103,4 +148,7 @@ def set_determinism(seed: int, threads: int) -> Determinism:
         deterministic_algorithms=True,
         tf32=False,
         torch_version=torch.__version__,
+        # kernels pick their vector width (and so rounding) from it; it cannot
+        # be changed after torch is imported, so it is recorded, not set
+        cpu_capability=cpu_capability(),
     )

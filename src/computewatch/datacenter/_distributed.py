@@ -133,6 +133,7 @@ def train_distributed(
         "world_size": spec.world_size,
         "global_seed": spec.global_seed,
         "init_std": spec.init_std,
+        "micro_shards": spec.micro_shards,
     }
     options = {"resume": resume, "stop_after": stop_after}
     with tempfile.TemporaryDirectory() as out_dir:

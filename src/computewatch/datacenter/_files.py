@@ -206,6 +206,18 @@ class ProverReport:
 _REPORT_OPTIONAL = ("manifest_digest", "batch_roots", "steps", "world_size")
 
 
+def _reduction(doc: object, batch_size: int, world: int, where: str = "manifest.json") -> Any:
+    """``sharding.reduction``, checked (absent before ADR 0033: the legacy all-reduce order)."""
+    from computewatch.datacenter._reduction import Reduction  # noqa: PLC0415
+
+    try:
+        Reduction.from_json(doc).check_fits(batch_size, world)
+    except FormatError as e:
+        msg = f"{where}: field 'sharding.reduction': {e.message}"
+        raise FormatError(msg) from e
+    return doc
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """The transcript's metadata `M` (`manifest.json`), every field the Verifier reads."""
@@ -220,6 +232,7 @@ class Manifest:
     determinism: dict[str, Any]
     world_size: int
     chips: tuple[tuple[str, tuple[int, int]], ...]
+    reduction: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -279,6 +292,11 @@ class Manifest:
         except (FormatError, KeyError, TypeError, ValueError) as e:
             msg = f"{where}: field 'determinism': {getattr(e, 'message', repr(e))}"
             raise FormatError(msg) from e
+        reduction = (
+            _reduction(sharding.doc["reduction"], int(data.doc["batch_size"]), world, where)
+            if "reduction" in sharding.doc
+            else None
+        )
         return cls(
             run_id=d.text("run_id"),
             code_hash=program.digest("code_hash"),
@@ -290,6 +308,7 @@ class Manifest:
             determinism=d.obj("determinism").doc,
             world_size=world,
             chips=chips,
+            reduction=reduction,
             raw=d.doc,
         )
 
@@ -403,11 +422,15 @@ class MetricsRecord:
     grad_norm: float
     time: float
     seconds: float
+    #: the digest of the weights and optimizer state after the step (ADR 0034;
+    #: absent in older transcripts)
+    state: str | None = None
 
     @classmethod
     def from_dict(cls, doc: object, where: str) -> MetricsRecord:
         """Validate one line."""
         d = Doc(doc, where)
+        state = d.digest("state") if "state" in d.doc else None
         return cls(
             step=d.integer("step"),
             loss=d.number("loss"),
@@ -416,11 +439,12 @@ class MetricsRecord:
             grad_norm=d.number("grad_norm"),
             time=d.number("time"),
             seconds=d.number("seconds"),
+            state=state,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
-        return {
+        doc: dict[str, Any] = {
             "step": self.step,
             "loss": self.loss,
             "lr": self.lr,
@@ -429,6 +453,9 @@ class MetricsRecord:
             "time": self.time,
             "seconds": self.seconds,
         }
+        if self.state is not None:
+            doc["state"] = self.state
+        return doc
 
 
 def encode(record: _Record) -> bytes:

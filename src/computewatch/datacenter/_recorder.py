@@ -177,6 +177,7 @@ class Recorder:
             "sharding": {
                 "kind": "flat-zero1",
                 "world_size": self.spec.world_size,
+                "reduction": self.spec.reduction.to_json(),
                 "chips": [
                     {
                         "rank": r,
@@ -288,6 +289,7 @@ class Recorder:
     def record_step(self, step: int, result: StepResult, seconds: float) -> None:
         """After optimizer step `step` (0-based): data, metrics, snapshot, checkpoint."""
         done = step + 1
+        state = str(self.trainer.state_digest())  # collective: every chip hashes its slice
         if self.writer:
             self._line("steps").write_line(self._step_lines[step])
             record = MetricsRecord(
@@ -298,6 +300,7 @@ class Recorder:
                 grad_norm=result.grad_norm,
                 time=time.time(),
                 seconds=seconds,
+                state=state,
             )
             self._line("metrics").write(record.to_dict())
         if self.chip is not None:

@@ -31,6 +31,7 @@ from computewatch.datacenter._determinism import set_determinism
 from computewatch.datacenter._layout import init_flat
 from computewatch.datacenter._program import load_program
 from computewatch.datacenter._recorder import Recorder
+from computewatch.datacenter._reduction import Reduction
 from computewatch.datacenter._trainer import Trainer
 from computewatch.errors import ParameterError
 
@@ -63,6 +64,12 @@ class RunSpec:
             equality).
         world_size: chips in the run.
         global_seed: seed of torch's process-global generator.
+        init_std: standard deviation of the seeded W_0.
+        micro_shards: `M`, the equal parts of the global batch whose
+            gradients are summed in a fixed tree order (ADR 0033); a multiple
+            of `world_size` dividing `batch_size`. None means `world_size`
+            (no extra backward passes); give the same `M` to runs on
+            different chip counts and they are bitwise equal to each other.
     """
 
     run_id: str
@@ -76,6 +83,7 @@ class RunSpec:
     world_size: int = 1
     global_seed: int = 0
     init_std: float = 0.02
+    micro_shards: int | None = None
 
     def __post_init__(self) -> None:
         """Validate."""
@@ -87,7 +95,21 @@ class RunSpec:
                 f"batch_size {self.batch_size}: expected a multiple of world_size {self.world_size}"
             )
             raise ParameterError(msg)
+        m = self.reduction.micro_shards
+        if m % self.world_size or self.batch_size % m:
+            msg = (
+                f"micro_shards {m}: expected a multiple of world_size {self.world_size} "
+                f"that divides batch_size {self.batch_size}"
+            )
+            raise ParameterError(msg)
         object.__setattr__(self, "program_path", Path(self.program_path))
+
+    @property
+    def reduction(self) -> Reduction:
+        """The run's gradient reduction order (the manifest's ``sharding.reduction``)."""
+        m = self.world_size if self.micro_shards is None else self.micro_shards
+        int_in_range("micro_shards", m, 1, 1 << 16)
+        return Reduction(micro_shards=m)
 
 
 @dataclass
@@ -145,7 +167,12 @@ def train(
     determinism = set_determinism(spec.global_seed, spec.threads)
     program, code_hash = load_program(spec.program_path)
     trainer = Trainer(
-        program, spec.config, rank=rank, world_size=spec.world_size, init_std=spec.init_std
+        program,
+        spec.config,
+        rank=rank,
+        world_size=spec.world_size,
+        init_std=spec.init_std,
+        reduction=spec.reduction,
     )
     serials = list(chip_serials) or ([str(chip.serial)] if chip is not None else [])
     rec = Recorder(

@@ -14,6 +14,14 @@ Example::
     True
 """
 
+from computewatch.verification._bisect import (
+    Localization,
+    bisect_first_bad,
+    checkpoint_commitments,
+    committed_states,
+    confirm_step,
+    localize,
+)
 from computewatch.verification._cluster import (
     VERDICT_PAYLOAD_TYPE,
     ChipInput,
@@ -85,6 +93,7 @@ __all__ = [
     "JobOutcome",
     "Layer",
     "LocalPool",
+    "Localization",
     "ProverCalls",
     "RayPool",
     "Replayer",
@@ -99,10 +108,15 @@ __all__ = [
     "VerificationPolicy",
     "WorkerFailed",
     "WorkerLimits",
+    "bisect_first_bad",
+    "checkpoint_commitments",
     "claimed_compute_vs_chip_time",
     "cluster_verify",
+    "committed_states",
+    "confirm_step",
     "data_in_committed_set",
     "execute_job",
+    "localize",
     "loss_on_claimed_data",
     "loss_trend",
     "probe_isolation",

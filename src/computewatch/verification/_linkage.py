@@ -139,3 +139,19 @@ class StaticChecks:
             self.checks.append(CheckResult.fail(name, problem))
             return False
         return True
+
+    def _environment_check(self, env: object) -> CheckResult:
+        """Exact replay needs the workers to run the manifest's pinned environment."""
+        det = self.reader.determinism
+        pinned = {"torch_version": det.torch_version, "cpu_capability": det.cpu_capability}
+        if env == pinned:
+            return CheckResult.ok(
+                "environment",
+                f"replay workers run the pinned {det.cpu_capability}, torch "
+                f"{det.torch_version}, {det.threads} thread(s): replays compared bitwise",
+            )
+        return CheckResult.fail(
+            "environment",
+            f"replay worker environment: expected {pinned}, got {env!r:.120}"
+            " (exact replay is not possible there)",
+        )

@@ -165,12 +165,14 @@ class ProverCalls:
 
     def _doc(self, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         det = self.reader.determinism
+        reduction = self.reader.reduction
         return {
             "format": "computewatch/replay-job/v1",
             "program": "program.py",
             "config": self.reader.config,
             "determinism": {"seed": det.seed, "threads": det.threads},
             "world_size": self.reader.world_size,
+            "reduction": None if reduction is None else reduction.to_json(),
             "tasks": tasks,
         }
 
@@ -343,6 +345,10 @@ class ProverCalls:
                         f"got {got}"
                     )
                 out[str(step)] = t
+            claimed = answers.metrics.get(tid)
+            states = claimed.get("states") if isinstance(claimed, dict) else None
+            if isinstance(states, list) and all(isinstance(x, str) for x in states):
+                out["states"] = [x[:80] for x in states]  # compared as text, never parsed
             return out
         value = answers.metrics.get(tid)
         if not isinstance(value, dict) or not all(

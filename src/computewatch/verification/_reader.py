@@ -35,6 +35,7 @@ from computewatch.datacenter import (
     Manifest,
     MetricsRecord,
     ProverReport,
+    Reduction,
     StepRecord,
     TrainingProgram,
     TranscriptPaths,
@@ -272,6 +273,12 @@ class TranscriptReader:
     def world_size(self) -> int:
         """Chips in the run."""
         return int(self.manifest["sharding"]["world_size"])
+
+    @property
+    def reduction(self) -> Reduction | None:
+        """The run's fixed gradient reduction order; None for transcripts before ADR 0033."""
+        sharding = self.manifest["sharding"]
+        return Reduction.from_json(sharding["reduction"]) if "reduction" in sharding else None
 
     @cached_property
     def chip_slices(self) -> dict[str, tuple[int, int]]:

@@ -71,7 +71,13 @@ class Replayer:
         det = reader.determinism
         self.threads = threads or det.threads
         set_determinism(det.seed, self.threads)
-        self.trainer = Trainer(reader.program, reader.config)
+        reduction = reader.reduction
+        self.trainer = Trainer(
+            reader.program,
+            reader.config,
+            reduction=reduction,
+            replay_shards=reader.world_size if reduction is not None else 1,
+        )
         self.steps_replayed = 0
         self._batches: dict[int, torch.Tensor] = {}
 

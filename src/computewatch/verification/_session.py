@@ -19,6 +19,11 @@ from computewatch.datacenter import (
     FlatLayout,
 )
 from computewatch.errors import ComputeWatchError, FormatError
+from computewatch.verification._bisect import (
+    checkpoint_commitments,
+    committed_states,
+    localize,
+)
 from computewatch.verification._heuristics import HeuristicContext
 from computewatch.verification._linkage import StaticChecks
 from computewatch.verification._prover import ProverCalls, Task
@@ -70,11 +75,17 @@ class Session(StaticChecks):
 
     # -- replay helpers ------------------------------------------------------
 
+    def _pinned(self) -> bool:
+        """A fixed reduction order and this cluster's pinned environment: replays are exact."""
+        return self.reader.reduction is not None and self.reader.determinism.pinned_here()
+
     def _tolerance(self) -> Tolerance:
+        """Exact (ε = 0, no noise twin) when pinned (ADR 0033), else measured (ADR 0004)."""
         if self.tolerance is None:
             reader, policy = self.reader, self.policy
             same_build = reader.determinism.torch_version == __import__("torch").__version__
-            exact = policy.exact and reader.world_size == 1 and same_build
+            legacy_exact = policy.exact and reader.world_size == 1 and same_build
+            exact = self._pinned() or legacy_exact
             self.tolerance = Tolerance(safety=policy.safety, exact=exact)
         return self.tolerance
 
@@ -120,7 +131,7 @@ class Session(StaticChecks):
             if len(steps) <= limit:
                 return set(range(len(steps)))
             return {int(i) for i in self.rng.choice(len(steps), size=limit, replace=False)}
-        left = self._left()
+        left = self._left() - self._boundary_reserve()
         reach: dict[int, int] = {}
         chosen: set[int] = set()
         for i in self.rng.permutation(len(steps)):
@@ -171,26 +182,60 @@ class Session(StaticChecks):
             tasks += self._replay_tasks(base, max(steps), steps, None)
         return tasks
 
+    def _boundary(self) -> list[tuple[int, int]]:
+        """The first interval (from W_0) and the last (the deployed weights), if segments run.
+
+        Never left to the draw (issue 15): a change confined to either passes
+        every other check. A policy with ``budget=0`` asked for no segment
+        replays at all, and gets none.
+        """
+        intervals = list(itertools.pairwise(self.reader.checkpoint_steps))
+        if not intervals or self.policy.budget <= 0:
+            return []
+        # the last first: under a cap too tight for both, the deployed weights win
+        return [intervals[-1]] if len(intervals) == 1 else [intervals[-1], intervals[0]]
+
+    def _boundary_reserve(self) -> int:
+        """Replay steps kept for the boundary intervals before snapshot linkage draws."""
+        return self._cost(sum(b - a for a, b in self._boundary()))
+
     def plan_segments(self) -> list[Task]:
-        """Choose segments: largest updates first, then at random, within the budget."""
+        """Choose segments: the boundary, then largest updates, then at random, within budget.
+
+        The boundary intervals are replayed whatever `budget` allows, as long
+        as they fit under `max_compute`; one that does not is a skipped check.
+        """
         reader, policy = self.reader, self.policy
         intervals = list(itertools.pairwise(reader.checkpoint_steps))
         if not intervals:
             self.checks.append(CheckResult.skipped("segments", "fewer than two checkpoints"))
             return []
-        allowance = math.floor(policy.budget * reader.steps)
-        if policy.max_compute is not None:
-            allowance = min(allowance, math.floor(self._left() / self._cost(1)))
+        hard = math.inf if policy.max_compute is None else math.floor(self._left() / self._cost(1))
+        allowance = min(math.floor(policy.budget * reader.steps), hard)
         distances = {
             (a, b): float((reader.checkpoint(b).weights - reader.checkpoint(a).weights).norm())
             for a, b in intervals
         }
-        order = sorted(intervals, key=lambda ab: -distances[ab])[: policy.pol_segments]
-        largest = set(order)
-        rest = [ab for ab in intervals if ab not in largest]
+        boundary = self._boundary()
+        rest = [ab for ab in intervals if ab not in boundary]
+        largest = set(sorted(rest, key=lambda ab: -distances[ab])[: policy.pol_segments])
+        order = [ab for ab in sorted(rest, key=lambda ab: -distances[ab]) if ab in largest]
+        rest = [ab for ab in rest if ab not in largest]
         order += [rest[int(i)] for i in self.rng.permutation(len(rest))]
         used = 0
         tasks = []
+        for a, b in boundary:
+            if used + (b - a) > hard:
+                self.checks.append(
+                    CheckResult.skipped(
+                        f"segment:{a}-{b}",
+                        f"boundary interval of {b - a} steps does not fit max_compute",
+                    )
+                )
+                continue
+            used += b - a
+            self._seg_plan.append((a, b, "boundary"))
+            tasks += self._replay_tasks(a, b, {b}, b)
         for a, b in order:
             if used + (b - a) > allowance:
                 continue
@@ -257,6 +302,7 @@ class Session(StaticChecks):
         data_steps = {s for t in tasks for s in t.data_steps} | forward
         self.calls.fetch(data_steps, samples)
         self._check_layout()
+        self.checks.append(checkpoint_commitments(self.reader))
         results = self.calls.run(tasks, self.parts)
         self._judge_snapshots(tasks[:n_snap], results[:n_snap])
         self._judge_segments(tasks[n_snap:n_seg], results[n_snap:n_seg])
@@ -293,6 +339,8 @@ class Session(StaticChecks):
                 CheckResult.fail("layout", f"replay worker: model layout malformed ({e})")
             )
             return
+        if self._pinned():
+            self.checks.append(self._environment_check(info.get("environment")))
         if layout != self.reader.layout:
             self.checks.append(
                 CheckResult.fail(
@@ -368,10 +416,13 @@ class Session(StaticChecks):
             eps = tol.epsilon(noise, float((final - self.reader.checkpoint(a).weights).norm()))
             ok = bool((final == target).all()) if tol.exact else distance <= eps
             result = CheckResult.ok if ok else CheckResult.fail
+            where = (
+                "" if ok else localize(a, b, main.get("states", []), committed_states(self.reader))
+            )
             self.checks.append(
                 result(
                     name,
-                    f"{kind} segment replay: |W' - W| = {distance:.3g} vs ε = {eps:.3g}",
+                    f"{kind} segment replay: |W' - W| = {distance:.3g} vs ε = {eps:.3g}{where}",
                     start=a,
                     stop=b,
                     distance=distance,

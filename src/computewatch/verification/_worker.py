@@ -60,7 +60,7 @@ def _replay(
 ) -> dict[str, Any]:
     tid = task["id"]
     wanted = set(task["capture"])
-    losses = []
+    losses, states = [], []
     if int(task["start"]) in wanted:
         out[f"{tid}/{task['start']}"] = trainer.flat.clone()
     for step in range(int(task["start"]), int(task["stop"])):
@@ -68,9 +68,10 @@ def _replay(
             step, batches[step], micro_batches=world, reverse_sum=bool(task["perturb"])
         )
         losses.append(result.loss)
+        states.append(str(trainer.state_digest()))  # the per-step commitment's form
         if step + 1 in wanted:
             out[f"{tid}/{step + 1}"] = trainer.flat.clone()
-    return {"losses": losses}
+    return {"losses": losses, "states": states}
 
 
 def _benchmarks(
@@ -104,7 +105,9 @@ def run_tasks(folder: Path, job: dict[str, Any]) -> tuple[dict[str, Any], dict[s
 
     from computewatch.datacenter import (  # noqa: PLC0415
         FlatLayout,
+        Reduction,
         Trainer,
+        cpu_capability,
         load_checkpoint,
         load_program,
         set_determinism,
@@ -115,6 +118,8 @@ def run_tasks(folder: Path, job: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     program, _ = load_program(folder / job["program"])  # the Prover's code runs from here on
     config = job["config"]
     world = int(job["world_size"])
+    # the run's fixed reduction order (ADR 0033), or None: the legacy order
+    reduction = Reduction.from_json(job["reduction"]) if job.get("reduction") else None
     tensors: dict[str, torch.Tensor] = {}
     metrics: dict[str, Any] = {}
     for task in job["tasks"]:
@@ -126,13 +131,22 @@ def run_tasks(folder: Path, job: dict[str, Any]) -> tuple[dict[str, Any], dict[s
                 "layout": layout.to_json(),
                 "flops_per_point": float(program.flops_per_point(config, layout.numel)),
                 "dataset_size": int(program.dataset_size(config)),
+                "environment": {
+                    "torch_version": str(torch.__version__),
+                    "cpu_capability": cpu_capability(),
+                },
             }
         elif kind == "points":
             for k, index in enumerate(task["indices"]):
                 tensors[f"{tid}/{k}"] = program.data_point(config, int(index))
         elif kind == "replay":
             set_determinism(int(det["seed"]), int(task["threads"]))
-            trainer = Trainer(program, config)
+            trainer = Trainer(
+                program,
+                config,
+                reduction=reduction,
+                replay_shards=world if reduction is not None else 1,
+            )
             trainer.load(load_checkpoint(folder / task["checkpoint"]))
             metrics[tid] = _replay(
                 trainer, task, _load_batches(folder, task["batches"]), world, tensors
