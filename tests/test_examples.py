@@ -29,6 +29,10 @@ RUNS: dict[str, list[str]] = {
         "--checkpoint-every", "8",
     ],
     "train_loop.py": ["--out", "{out}", "--steps", "20", "--checkpoint-every", "5"],
+    "train_hf.py": [
+        "--out", "{out}", "--steps", "12", "--batch-size", "8", "--accumulation", "2",
+        "--checkpoint-every", "4",
+    ],
 }  # fmt: skip
 
 
@@ -95,3 +99,13 @@ def test_train_loop_example_passes_cluster_verify(tmp_path: Path) -> None:
     assert cluster_verify_cli(tmp_path, Path(summary["transcript"]), summary["chip"]) == 0
     envelope = json.loads((tmp_path / "verdict.json").read_text())
     assert json.loads(base64.b64decode(envelope["payload"]))["verdict"] == "pass"
+
+
+@pytest.mark.slow
+def test_train_hf_example_passes_cluster_verify(tmp_path: Path) -> None:
+    """The HF Trainer example, gradient accumulation included, offline."""
+    proc = _run("train_hf.py", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout[proc.stdout.rfind("\n{\n") + 1 :])  # after the Trainer's logs
+    assert summary["steps"] == 12
+    assert cluster_verify_cli(tmp_path, Path(summary["transcript"]), summary["chip"]) == 0

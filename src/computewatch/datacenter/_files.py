@@ -206,6 +206,21 @@ class ProverReport:
 _REPORT_OPTIONAL = ("manifest_digest", "batch_roots", "steps", "world_size")
 
 
+def _accumulation(sharding: Doc, world: int, batch: int) -> int:
+    """Micro-batches per chip and step (absent: 1).
+
+    The replay cuts each global batch into world_size x accumulation equal
+    parts, in order (ADR 0032), so their product must divide the batch.
+    """
+    if "accumulation" not in sharding.doc:
+        return 1
+    accumulation = sharding.integer("accumulation", 1, 1 << 12)
+    if batch % (world * accumulation):
+        key, expected = "accumulation", f"a divisor of batch_size {batch} / world_size {world}"
+        raise sharding.fail(key, expected, accumulation)
+    return accumulation
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """The transcript's metadata `M` (`manifest.json`), every field the Verifier reads."""
@@ -220,6 +235,7 @@ class Manifest:
     determinism: dict[str, Any]
     world_size: int
     chips: tuple[tuple[str, tuple[int, int]], ...]
+    accumulation: int = 1
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -266,6 +282,7 @@ class Manifest:
             init.number("std")
         numel = d.integer("numel", 1)
         world = sharding.integer("world_size", 1, 1 << 20)
+        accumulation = _accumulation(sharding, world, d.obj("data").integer("batch_size", 1))
         chips = tuple((c.text("serial"), c.span("slice")) for c in sharding.items("chips"))
         for sub, parser in (("layout", FlatLayout.from_json), ("data", DataSchedule.from_json)):
             try:
@@ -290,6 +307,7 @@ class Manifest:
             determinism=d.obj("determinism").doc,
             world_size=world,
             chips=chips,
+            accumulation=accumulation,
             raw=d.doc,
         )
 

@@ -203,7 +203,9 @@ class Monitor:
             optimizer: the lab's optimizer over exactly the model's parameters.
             run_dir: the transcript folder.
             chip: this process's chip (None records unmonitored).
-            accumulation: micro-batches per optimizer step.
+            accumulation: micro-batches per optimizer step (the loop sums their
+                gradients, each micro-batch's mean loss divided by it, as
+                HF's Trainer does; the replay cuts each batch the same way).
             init: W_0 from the precommitted seed (a seam for the attack corpus).
 
         Raises:
@@ -215,9 +217,6 @@ class Monitor:
             raise ParameterError(msg)
         if accumulation < 1 or spec.batch_size % accumulation:
             msg = f"accumulation {accumulation}: expected a divisor of batch_size {spec.batch_size}"
-            raise ParameterError(msg)
-        if accumulation != 1:
-            msg = "accumulation: the replay of accumulated micro-batches is not supported yet"
             raise ParameterError(msg)
         _covers(model, optimizer)
         determinism = set_determinism(spec.global_seed, spec.threads)
@@ -242,6 +241,7 @@ class Monitor:
             determinism=determinism,
             code_hash=code_hash,
             init=init,
+            accumulation=accumulation,
         )
         self.recorder.begin()
         self.step = 0
@@ -293,7 +293,11 @@ class Monitor:
     # -- the step --------------------------------------------------------------
 
     def observe(self, loss: torch.Tensor) -> torch.Tensor:
-        """Note a micro-batch's mean loss for the step's metrics; return it unchanged."""
+        """Note a micro-batch's mean loss for the step's metrics; return it unchanged.
+
+        The step's recorded loss is the mean of what was observed since the
+        last step (observe the micro-batch's own mean, before any scaling).
+        """
         self._losses.append(float(loss.detach().item()))
         return loss
 

@@ -144,8 +144,12 @@ class Recorder:
         code_hash: Digest,
         rank: int = 0,
         init: InitFn = init_flat,
+        accumulation: int = 1,
     ) -> None:
         """Prepare to record; nothing is written until `begin` or `resume`.
+
+        `accumulation` is how many micro-batches each chip sums per step (the
+        manifest records it when it is not 1; the replay cuts its batch so).
 
         `init` makes W_0 from the seed the precommitment implies; anything but
         the default `init_flat` is a deviation the Verifier must catch (a seam
@@ -160,6 +164,7 @@ class Recorder:
         self.determinism = determinism
         self.code_hash = code_hash
         self.rank = rank
+        self.accumulation = accumulation
         self.schedule = DataSchedule(
             dataset_size=trainer.program.dataset_size(trainer.config),
             batch_size=spec.batch_size,
@@ -202,7 +207,7 @@ class Recorder:
     def _manifest(self) -> Manifest:
         """M, through its parser (what is written is what the Verifier's parser accepts)."""
         layout = self.trainer.layout
-        doc = {
+        doc: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "run_id": self.spec.run_id,
             "program": {
@@ -231,6 +236,8 @@ class Recorder:
             },
             "checkpoint_every": self.spec.checkpoint_every,
         }
+        if self.accumulation != 1:
+            doc["sharding"]["accumulation"] = self.accumulation
         return Manifest.from_dict(doc, "manifest.json")
 
     def begin(self) -> None:

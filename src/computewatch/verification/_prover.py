@@ -171,6 +171,7 @@ class ProverCalls:
             "config": self.reader.config,
             "determinism": {"seed": det.seed, "threads": det.threads},
             "world_size": self.reader.world_size,
+            "micro_batches": self.reader.micro_batches,
             "tasks": tasks,
         }
 

@@ -114,7 +114,7 @@ def run_tasks(folder: Path, job: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     set_determinism(int(det["seed"]), int(det["threads"]))
     program, _ = load_program(folder / job["program"])  # the Prover's code runs from here on
     config = job["config"]
-    world = int(job["world_size"])
+    world = int(job["micro_batches"])  # chips x accumulation: the parts of a global batch
     tensors: dict[str, torch.Tensor] = {}
     metrics: dict[str, Any] = {}
     for task in job["tasks"]:
