@@ -25,6 +25,10 @@ is the lab's script itself, naming its model, loss and data functions in a
 
 Example::
 
+    >>> from computewatch.datacenter import DataSchedule
+    >>> order = CommittedBatches(DataSchedule(dataset_size=6, batch_size=4, steps=2, seed=1), 2)
+    >>> len(order), [len(b) for b in order]
+    (4, [2, 2, 2, 2])
     >>> monitor = Monitor(spec, model, optimizer, "runs/r1", chip=chip)  # doctest: +SKIP
     >>> loader = DataLoader(data, batch_sampler=monitor.batch_sampler,
     ...                     collate_fn=monitor.collate)  # doctest: +SKIP

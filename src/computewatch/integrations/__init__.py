@@ -6,7 +6,10 @@ only when asked for, so this package imports nothing heavy (ADR 0032).
 
 Example::
 
-    >>> from computewatch.integrations import hf  # doctest: +SKIP
+    >>> import torch
+    >>> from computewatch.integrations import hf
+    >>> sorted(hf.causal_lm_inputs(torch.zeros(2, 16, dtype=torch.long)))
+    ['input_ids', 'labels']
     >>> callback = hf.MonitorCallback(spec, "runs/r1", chip=chip)  # doctest: +SKIP
 """
 

@@ -21,6 +21,9 @@ for the replay, so the contract's learning rate is the Trainer's to the bit.
 
 Example::
 
+    >>> schedule = {"name": "linear", "lr": 1e-3, "warmup_steps": 2, "steps": 10}
+    >>> [round(hf_learning_rate({"hf_schedule": schedule}, s), 6) for s in (0, 1, 2, 9)]
+    [0.0, 0.0005, 0.001, 0.000125]
     >>> callback = MonitorCallback(spec, "runs/r1", chip=chip)  # doctest: +SKIP
     >>> trainer = Trainer(model=model, args=args, callbacks=[callback],
     ...                   train_dataset=callback.train_dataset(data),
