@@ -27,7 +27,7 @@ from computewatch.datacenter import (
     load_checkpoint,
     save_checkpoint,
 )
-from computewatch.errors import ParameterError
+from computewatch.errors import FormatError, ParameterError
 from computewatch.testing import TinyRun, maker_key, provisioned_chip
 from computewatch.verification import CheckStatus
 
@@ -193,3 +193,49 @@ def test_finish_before_the_last_step_is_refused(tmp_path: Path) -> None:
     monitor = Monitor(_spec(), model, optimizer, tmp_path / "run")
     with pytest.raises(ParameterError, match=r"finish: 0 optimizer steps done, the run has 24"):
         monitor.finish()
+
+
+def test_a_step_without_an_observed_loss_or_past_the_run_is_refused(tmp_path: Path) -> None:
+    model = EX["build_model"](CONFIG)
+    optimizer = torch.optim.SGD(model.parameters(), lr=CONFIG["lr"])
+    data = EX["dataset"](CONFIG)
+
+    def one_step(monitor: Monitor, *, observe: bool = True) -> None:
+        batch = monitor.collate([data[i] for i in next(iter(monitor.batch_sampler))])
+        loss = EX["loss_fn"](model, batch)
+        if observe:
+            monitor.observe(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    with pytest.raises(ParameterError, match=r"step 0: no loss observed"):
+        one_step(Monitor(_spec(steps=1), model, optimizer, tmp_path / "a"), observe=False)
+    monitor = Monitor(_spec(steps=1), model, optimizer, tmp_path / "b")
+    one_step(monitor)
+    monitor.finish()
+    assert (tmp_path / "b" / "report.json").exists()
+    with pytest.raises(ParameterError, match=r"micro-batch 1 is beyond the run's 1 steps"):
+        monitor.collate([data[0]] * 8)
+    monitor = Monitor(_spec(steps=1), model, optimizer, tmp_path / "c")
+    one_step(monitor)
+    with pytest.raises(ParameterError, match=r"optimizer step 1: the run has only 1 steps"):
+        optimizer.step()
+
+
+def test_contract_records_the_replay_cannot_read_are_refused() -> None:
+    program = EX["PROGRAM"]
+    params = list(EX["build_model"](CONFIG).parameters())
+    with pytest.raises(FormatError, match=r"config field 'optimizer': expected"):
+        program.build_optimizer(params, {})
+    bad = {"optimizer": {"class": "LBFGS", "hyper": {}}}
+    with pytest.raises(FormatError, match=r"optimizer.class': expected one of"):
+        program.build_optimizer(params, bad)
+    bad = {"optimizer": {"class": "SGD", "hyper": {"lr": 0.1, "nesterov": True}}}
+    with pytest.raises(FormatError, match=r"optimizer.hyper': SGD refuses them"):
+        program.build_optimizer(params, bad)
+    with pytest.raises(FormatError, match=r"config field 'optimizer': missing"):
+        program.learning_rate({}, 0)
+    tensor_lr = torch.optim.SGD(params, lr=torch.tensor(0.1))
+    with pytest.raises(ParameterError, match=r"hyperparameter 'lr': expected a number"):
+        describe_optimizer(tensor_lr)

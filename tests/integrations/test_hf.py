@@ -202,3 +202,20 @@ def test_a_loss_normalised_off_the_contract_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ParameterError, match=r"divides the loss by 128 tokens.*the 120 predicted"):
         trainer.train()
+
+
+def test_data_off_the_contract_is_refused(tmp_path: Path) -> None:
+    callback = MonitorCallback(_spec(), tmp_path / "run")
+    data = EX["dataset"](CONFIG)
+    with pytest.raises(ParameterError, match=r"collate: called before the Trainer began"):
+        callback.collate([data[0]])
+    smaller = EX["dataset"]({**CONFIG, "points": 128})  # not the contract's data set
+    trainer = Trainer(
+        model=EX["build_model"](CONFIG),
+        args=_args(tmp_path / "hf"),
+        train_dataset=callback.train_dataset(smaller),
+        data_collator=callback.collate,
+        callbacks=[callback],
+    )
+    with pytest.raises(ParameterError, match=r"data set of 128 points, the contract has 512"):
+        trainer.train()

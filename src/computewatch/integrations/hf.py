@@ -249,6 +249,7 @@ class MonitorCallback(TrainerCallback):
             spec, model, inner, self.run_dir, chip=self.chip, accumulation=self._accumulation
         )
         if self._schedule is not None and self._schedule != self.monitor.recorder.schedule:
+            self.monitor.close()
             msg = (
                 "train_dataset: its committed order differs from the replay contract's "
                 f"(data set of {self._schedule.dataset_size} points, the contract has "
