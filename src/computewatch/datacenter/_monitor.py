@@ -200,6 +200,9 @@ class Monitor:
     ) -> None:
         """Attach to `model` and `optimizer` and commit the run (before the lab's first step).
 
+        Fixes the run's numerics first (`set_determinism` with the spec's
+        global seed and thread count, recorded in the manifest).
+
         Args:
             spec: the run; ``spec.program_path`` is the lab's script holding
                 the `LoopProgram` named ``PROGRAM`` (the replay contract).
