@@ -183,6 +183,9 @@ def test_objects_the_replay_cannot_rebuild_are_refused(tmp_path: Path) -> None:
     opt = torch.optim.SGD(bigger.parameters(), lr=0.1)
     with pytest.raises(ParameterError, match=r"parameter 0: the replay contract's model has"):
         Monitor(_spec(), bigger, opt, tmp_path / "b")
+    with pytest.raises(ParameterError, match=r"accumulation 3: expected a power of two"):
+        Monitor(_spec(batch_size=12), model, torch.optim.SGD(model.parameters()), tmp_path / "d",
+                accumulation=3)  # fmt: skip
     with pytest.raises(ParameterError, match=r"world_size 2"):
         Monitor(_spec(world_size=2), model, torch.optim.SGD(model.parameters()), tmp_path / "c")
 
