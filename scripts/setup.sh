@@ -15,15 +15,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
-extras=dev,ray
+extras=dev,ray,hf
 # the TPM backend builds against libtss2 (scripts/install-system-deps.sh)
 if pkg-config --exists tss2-esys 2> /dev/null; then
-  extras=dev,ray,tpm
+  extras=dev,ray,hf,tpm
 fi
 stamp=".venv/.computewatch-installed-${extras//,/-}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing computewatch[$extras] and its pinned dependencies (first run: a few minutes)"
-  [ "$extras" = dev,ray ] && echo "setup: libtss2 not found: no TPM secure element (scripts/install-system-deps.sh adds it)"
+  [ "$extras" = dev,ray,hf ] && echo "setup: libtss2 not found: no TPM secure element (scripts/install-system-deps.sh adds it)"
   # torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU build from
   # this machine's local wheel store, never a multi-GB CUDA build. The grep
   # drops pip's notes about absent optional local indexes.

@@ -9,6 +9,7 @@ script) runs through ``train_tinygpt.py``.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -26,6 +27,11 @@ RUNS: dict[str, list[str]] = {
     "train_tinygpt.py": [
         "--out", "{out}", "--steps", "16", "--chips", "2", "--batch-size", "8",
         "--checkpoint-every", "8",
+    ],
+    "train_loop.py": ["--out", "{out}", "--steps", "20", "--checkpoint-every", "5"],
+    "train_hf.py": [
+        "--out", "{out}", "--steps", "12", "--batch-size", "8", "--accumulation", "2",
+        "--checkpoint-every", "4",
     ],
 }  # fmt: skip
 
@@ -70,3 +76,36 @@ def test_example_rules_check(capsys: pytest.CaptureFixture[str]) -> None:
     ids = [rule["id"] for rule in checked["rules"]]
     assert ids
     assert len(set(ids)) == len(ids)
+
+
+def cluster_verify_cli(tmp_path: Path, run_dir: Path, chip: str) -> int:
+    """`computewatch cluster verify` on a recorded run (every segment replayed), its exit code."""
+    key = tmp_path / "cluster.key"
+    assert main(["keys", "generate", str(key)]) == 0
+    argv = [
+        "cluster", "verify", "--transcript", str(run_dir),
+        "--report", str(run_dir / "report.json"), "--key", str(key),
+        "--out", str(tmp_path / "verdict.json"), "--chip", chip, "--budget", "1", "--seed", "3",
+    ]  # fmt: skip
+    return main(argv)
+
+
+@pytest.mark.slow
+def test_train_loop_example_passes_cluster_verify(tmp_path: Path) -> None:
+    proc = _run("train_loop.py", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["steps"] == 20
+    assert cluster_verify_cli(tmp_path, Path(summary["transcript"]), summary["chip"]) == 0
+    envelope = json.loads((tmp_path / "verdict.json").read_text())
+    assert json.loads(base64.b64decode(envelope["payload"]))["verdict"] == "pass"
+
+
+@pytest.mark.slow
+def test_train_hf_example_passes_cluster_verify(tmp_path: Path) -> None:
+    """The HF Trainer example, gradient accumulation included, offline."""
+    proc = _run("train_hf.py", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout[proc.stdout.rfind("\n{\n") + 1 :])  # after the Trainer's logs
+    assert summary["steps"] == 12
+    assert cluster_verify_cli(tmp_path, Path(summary["transcript"]), summary["chip"]) == 0

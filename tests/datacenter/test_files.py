@@ -260,3 +260,23 @@ def test_recorded_chip_file_parses(tmp_path: Path, chip: Chip) -> None:
     assert encode(doc) == (paths.chips / f"{chip.serial}.json").read_bytes()
     report = ProverReport.from_dict(json.loads(paths.report.read_bytes()))
     assert report.snapshots == tuple(doc.claims(report.run_id))
+
+
+@settings(max_examples=30)
+@given(manifests(), st.sampled_from([0, -1, "2", True, None]))
+def test_manifest_accumulation_is_declared_or_refused(manifest: Manifest, bad: object) -> None:
+    """Accumulation (ADR 0032): absent is 1; declared, it must divide the per-chip batch."""
+    assert manifest.accumulation == 1
+    doc = manifest.to_dict()
+    world = doc["sharding"]["world_size"]
+    doc["data"] = {**doc["data"], "batch_size": 4 * world, "dataset_size": 4 * world}
+    doc["sharding"] = {**doc["sharding"], "accumulation": 4}
+    declared = Manifest.from_dict(doc)
+    assert declared.accumulation == 4
+    assert _roundtrip(declared, "manifest.json") == declared
+    doc["sharding"]["accumulation"] = 3  # 4 points per chip do not split in 3
+    with pytest.raises(FormatError, match=r"field 'sharding.accumulation': expected a divisor"):
+        Manifest.from_dict(doc)
+    doc["sharding"]["accumulation"] = bad
+    with pytest.raises(FormatError, match=r"field 'sharding.accumulation'"):
+        Manifest.from_dict(doc)

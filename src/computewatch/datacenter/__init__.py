@@ -3,7 +3,9 @@
 A run is defined by a `RunSpec` and a `TrainingProgram`; `train` runs it on
 one chip (one process of a multi-chip run), with the `Recorder` step hook
 writing the transcript `T = {M, D, W}` folder, logging the precommitment and
-giving the chip's firmware its chance to snapshot at every step.
+giving the chip's firmware its chance to snapshot at every step. A lab that
+keeps its own loop attaches a `Monitor` to its model, optimizer and data
+loader instead, with its script's `LoopProgram` as the replay contract.
 
 Example::
 
@@ -26,6 +28,7 @@ from computewatch.datacenter._commitment import (
     read_manifest,
     snapshot_claims,
 )
+from computewatch.datacenter._contract import OPTIMIZER_CLASSES, LoopProgram, describe_optimizer
 from computewatch.datacenter._data import DataSchedule, batch_root, data_root, point_hash
 from computewatch.datacenter._determinism import Determinism, cpu_capability, set_determinism
 from computewatch.datacenter._distributed import DistributedRunError, train_distributed
@@ -49,6 +52,7 @@ from computewatch.datacenter._layout import (
     init_flat,
     shard_range,
 )
+from computewatch.datacenter._monitor import CommittedBatches, Monitor
 from computewatch.datacenter._program import (
     MAX_PROGRAM_BYTES,
     TrainingProgram,
@@ -58,6 +62,7 @@ from computewatch.datacenter._program import (
 from computewatch.datacenter._recorder import (
     PRECOMMIT_DOMAIN,
     Recorder,
+    TrainState,
     manifest_digest,
     precommitment,
 )
@@ -79,6 +84,7 @@ __all__ = [
     "INIT_SCHEMES",
     "MANIFEST_FORMAT",
     "MAX_PROGRAM_BYTES",
+    "OPTIMIZER_CLASSES",
     "PRECOMMIT_DOMAIN",
     "REPORT_FORMAT",
     "TREE_SCHEME",
@@ -88,14 +94,17 @@ __all__ = [
     "ChipClaims",
     "ChipSnapshot",
     "ClaimRecord",
+    "CommittedBatches",
     "DataSchedule",
     "Determinism",
     "DistributedRunError",
     "FlatLayout",
     "IndexRecord",
     "InitFn",
+    "LoopProgram",
     "Manifest",
     "MetricsRecord",
+    "Monitor",
     "ProverReport",
     "Recorder",
     "Reduction",
@@ -103,6 +112,7 @@ __all__ = [
     "StepRecord",
     "StepResult",
     "StorageError",
+    "TrainState",
     "TrainSummary",
     "Trainer",
     "TrainingProgram",
@@ -113,6 +123,7 @@ __all__ = [
     "cpu_capability",
     "data_root",
     "derive_init_seed",
+    "describe_optimizer",
     "encode",
     "file_digest",
     "flatten_model",

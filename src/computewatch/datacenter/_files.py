@@ -218,6 +218,21 @@ def _reduction(doc: object, batch_size: int, world: int, where: str = "manifest.
     return doc
 
 
+def _accumulation(sharding: Doc, world: int, batch: int) -> int:
+    """Micro-batches per chip and step (absent: 1).
+
+    The replay cuts each global batch into world_size x accumulation equal
+    parts, in order (ADR 0032), so their product must divide the batch.
+    """
+    if "accumulation" not in sharding.doc:
+        return 1
+    accumulation = sharding.integer("accumulation", 1, 1 << 12)
+    if batch % (world * accumulation):
+        key, expected = "accumulation", f"a divisor of batch_size {batch} / world_size {world}"
+        raise sharding.fail(key, expected, accumulation)
+    return accumulation
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """The transcript's metadata `M` (`manifest.json`), every field the Verifier reads."""
@@ -233,6 +248,7 @@ class Manifest:
     world_size: int
     chips: tuple[tuple[str, tuple[int, int]], ...]
     reduction: dict[str, Any] | None = None
+    accumulation: int = 1
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -279,6 +295,7 @@ class Manifest:
             init.number("std")
         numel = d.integer("numel", 1)
         world = sharding.integer("world_size", 1, 1 << 20)
+        accumulation = _accumulation(sharding, world, d.obj("data").integer("batch_size", 1))
         chips = tuple((c.text("serial"), c.span("slice")) for c in sharding.items("chips"))
         for sub, parser in (("layout", FlatLayout.from_json), ("data", DataSchedule.from_json)):
             try:
@@ -297,6 +314,9 @@ class Manifest:
             if "reduction" in sharding.doc
             else None
         )
+        if reduction is not None and "accumulation" in sharding.doc:
+            # the fixed order (ADR 0033) has no accumulation; the replay would ignore it
+            raise sharding.fail("accumulation", "absent with sharding.reduction", accumulation)
         return cls(
             run_id=d.text("run_id"),
             code_hash=program.digest("code_hash"),
@@ -309,6 +329,7 @@ class Manifest:
             world_size=world,
             chips=chips,
             reduction=reduction,
+            accumulation=accumulation,
             raw=d.doc,
         )
 

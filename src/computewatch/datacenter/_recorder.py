@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from computewatch.crypto import Digest, json_digest
 from computewatch.datacenter._checkpoint import load_checkpoint, save_checkpoint
@@ -62,12 +62,16 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    import torch
+
     from computewatch.chip import Chip
     from computewatch.datacenter._determinism import Determinism
+    from computewatch.datacenter._layout import FlatLayout
+    from computewatch.datacenter._program import TrainingProgram
     from computewatch.datacenter._run import InitFn, RunSpec
-    from computewatch.datacenter._trainer import StepResult, Trainer
+    from computewatch.datacenter._trainer import StepResult
 
-__all__ = ["PRECOMMIT_DOMAIN", "Recorder", "manifest_digest", "precommitment"]
+__all__ = ["PRECOMMIT_DOMAIN", "Recorder", "TrainState", "manifest_digest", "precommitment"]
 
 PRECOMMIT_DOMAIN = b"computewatch/precommitment/v1\x00"
 _MANIFEST_DOMAIN = b"computewatch/manifest/v1\x00"
@@ -86,6 +90,45 @@ def precommitment(manifest: Digest, data_order: Digest) -> Digest:
     )
 
 
+class TrainState(Protocol):
+    """What the recorder reads of a chip's training: `Trainer`, or a lab's loop (`Monitor`).
+
+    ``flat`` is the full flat weights, ``shard`` this chip's live slice
+    ``flat[start:stop]`` (what the chip registers and snapshots).
+    """
+
+    @property
+    def program(self) -> TrainingProgram:
+        """The run's program."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's configuration (as recorded in M)."""
+
+    @property
+    def layout(self) -> FlatLayout:
+        """Where each parameter sits in `flat`."""
+
+    @property
+    def flat(self) -> torch.Tensor:
+        """The full flat weights."""
+
+    @property
+    def shard(self) -> torch.Tensor:
+        """This chip's live slice of `flat`."""
+
+    @property
+    def start(self) -> int:
+        """First index of the slice."""
+
+    @property
+    def stop(self) -> int:
+        """End of the slice."""
+
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+        """The optimizer state over the full flat vector, and its one hyperparameter group."""
+
+
 class Recorder:
     """The transcript-recording step hook for one chip of a run."""
 
@@ -93,7 +136,7 @@ class Recorder:
         self,
         spec: RunSpec,
         run_dir: str | Path,
-        trainer: Trainer,
+        trainer: TrainState,
         *,
         chip: Chip | None,
         chip_serials: Sequence[str],
@@ -101,8 +144,12 @@ class Recorder:
         code_hash: Digest,
         rank: int = 0,
         init: InitFn = init_flat,
+        accumulation: int = 1,
     ) -> None:
         """Prepare to record; nothing is written until `begin` or `resume`.
+
+        `accumulation` is how many micro-batches each chip sums per step (the
+        manifest records it when it is not 1; the replay cuts its batch so).
 
         `init` makes W_0 from the seed the precommitment implies; anything but
         the default `init_flat` is a deviation the Verifier must catch (a seam
@@ -117,6 +164,7 @@ class Recorder:
         self.determinism = determinism
         self.code_hash = code_hash
         self.rank = rank
+        self.accumulation = accumulation
         self.schedule = DataSchedule(
             dataset_size=trainer.program.dataset_size(trainer.config),
             batch_size=spec.batch_size,
@@ -159,7 +207,7 @@ class Recorder:
     def _manifest(self) -> Manifest:
         """M, through its parser (what is written is what the Verifier's parser accepts)."""
         layout = self.trainer.layout
-        doc = {
+        doc: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "run_id": self.spec.run_id,
             "program": {
@@ -189,6 +237,8 @@ class Recorder:
             },
             "checkpoint_every": self.spec.checkpoint_every,
         }
+        if self.accumulation != 1:
+            doc["sharding"]["accumulation"] = self.accumulation
         return Manifest.from_dict(doc, "manifest.json")
 
     def begin(self) -> None:
@@ -237,6 +287,11 @@ class Recorder:
 
     def resume(self) -> int:
         """Continue an interrupted run from its last checkpoint; return its step."""
+        from computewatch.datacenter._trainer import Trainer  # noqa: PLC0415
+
+        if not isinstance(self.trainer, Trainer):
+            msg = "resume: only runs of computewatch's own Trainer resume (not an attached loop)"
+            raise ParameterError(msg)
         self._plan()
         try:
             on_disk = read_manifest(self.paths)
@@ -271,6 +326,10 @@ class Recorder:
             rewrite_lines(self.paths.checkpoint_index, [e.to_dict() for e in index])
         self._register()
         return ckpt.step
+
+    def planned_points(self, step: int) -> list[Digest]:
+        """The committed point hashes of step `step`'s global batch, in order (after `begin`)."""
+        return list(self._points[step])
 
     # -- every step --------------------------------------------------------
 

@@ -173,6 +173,7 @@ class ProverCalls:
             "determinism": {"seed": det.seed, "threads": det.threads},
             "world_size": self.reader.world_size,
             "reduction": None if reduction is None else reduction.to_json(),
+            "micro_batches": self.reader.micro_batches,
             "tasks": tasks,
         }
 

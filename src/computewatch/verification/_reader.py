@@ -280,6 +280,11 @@ class TranscriptReader:
         sharding = self.manifest["sharding"]
         return Reduction.from_json(sharding["reduction"]) if "reduction" in sharding else None
 
+    @property
+    def micro_batches(self) -> int:
+        """The parts a replay cuts each global batch into: chips x accumulation (ADR 0032)."""
+        return self.world_size * int(self.manifest["sharding"].get("accumulation", 1))
+
     @cached_property
     def chip_slices(self) -> dict[str, tuple[int, int]]:
         """Serial -> the chip's slice of the flat weights, from the manifest."""

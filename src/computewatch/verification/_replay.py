@@ -122,7 +122,7 @@ class Replayer:
             self.trainer.step(
                 step,
                 self.batch(step),
-                micro_batches=self.reader.world_size,
+                micro_batches=self.reader.micro_batches,
                 reverse_sum=self.perturb,
             )
             self.steps_replayed += 1
@@ -135,7 +135,7 @@ class Replayer:
         import torch  # noqa: PLC0415
 
         self.trainer.load(self.reader.checkpoint(checkpoint_step))
-        parts = self.batch(checkpoint_step).chunk(self.reader.world_size)
+        parts = self.batch(checkpoint_step).chunk(self.reader.micro_batches)
         with torch.no_grad():
             total = sum(
                 float(self.reader.program.loss(self.trainer.model, p).item()) for p in parts

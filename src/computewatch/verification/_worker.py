@@ -117,9 +117,10 @@ def run_tasks(folder: Path, job: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     set_determinism(int(det["seed"]), int(det["threads"]))
     program, _ = load_program(folder / job["program"])  # the Prover's code runs from here on
     config = job["config"]
-    world = int(job["world_size"])
     # the run's fixed reduction order (ADR 0033), or None: the legacy order
     reduction = Reduction.from_json(job["reduction"]) if job.get("reduction") else None
+    # the parts of a global batch: the chips (fixed order), else chips x accumulation (ADR 0032)
+    world = int(job["world_size"]) if reduction is not None else int(job["micro_batches"])
     tensors: dict[str, torch.Tensor] = {}
     metrics: dict[str, Any] = {}
     for task in job["tasks"]:
