@@ -233,6 +233,17 @@ def _accumulation(sharding: Doc, world: int, batch: int) -> int:
     return accumulation
 
 
+def _batch_order(sharding: Doc, world: int, batch: int, where: str) -> tuple[Any, int]:
+    """``sharding.reduction`` or None, ``sharding.accumulation`` or 1 (not both: ADR 0033)."""
+    accumulation = _accumulation(sharding, world, batch)
+    if "reduction" not in sharding.doc:
+        return None, accumulation
+    if "accumulation" in sharding.doc:
+        key, expected = "accumulation", "absent with sharding.reduction"
+        raise sharding.fail(key, expected, accumulation)
+    return _reduction(sharding.doc["reduction"], batch, world, where), accumulation
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """The transcript's metadata `M` (`manifest.json`), every field the Verifier reads."""
@@ -295,7 +306,6 @@ class Manifest:
             init.number("std")
         numel = d.integer("numel", 1)
         world = sharding.integer("world_size", 1, 1 << 20)
-        accumulation = _accumulation(sharding, world, d.obj("data").integer("batch_size", 1))
         chips = tuple((c.text("serial"), c.span("slice")) for c in sharding.items("chips"))
         for sub, parser in (("layout", FlatLayout.from_json), ("data", DataSchedule.from_json)):
             try:
@@ -309,14 +319,7 @@ class Manifest:
         except (FormatError, KeyError, TypeError, ValueError) as e:
             msg = f"{where}: field 'determinism': {getattr(e, 'message', repr(e))}"
             raise FormatError(msg) from e
-        reduction = (
-            _reduction(sharding.doc["reduction"], int(data.doc["batch_size"]), world, where)
-            if "reduction" in sharding.doc
-            else None
-        )
-        if reduction is not None and "accumulation" in sharding.doc:
-            # the fixed order (ADR 0033) has no accumulation; the replay would ignore it
-            raise sharding.fail("accumulation", "absent with sharding.reduction", accumulation)
+        reduction, accumulation = _batch_order(sharding, world, int(data.doc["batch_size"]), where)
         return cls(
             run_id=d.text("run_id"),
             code_hash=program.digest("code_hash"),

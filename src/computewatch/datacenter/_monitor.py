@@ -140,6 +140,16 @@ class _Attached:
         full.update(scalars)
         return dict(sorted(full.items())), groups
 
+    def state_digest(self) -> Digest:
+        """The per-step commitment (ADR 0034), as a one-chip `Trainer` makes it."""
+        from computewatch.datacenter._step_state import (  # noqa: PLC0415
+            combine_slice_digests,
+            slice_digest,
+        )
+
+        state, _ = self.checkpoint_state()
+        return combine_slice_digests([slice_digest(self.flat.detach(), state)])
+
 
 def _same_layout(contract: FlatLayout, lab: FlatLayout) -> None:
     for i, (a, b) in enumerate(zip(contract.names, lab.names, strict=False)):

@@ -128,6 +128,9 @@ class TrainState(Protocol):
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
         """The optimizer state over the full flat vector, and its one hyperparameter group."""
 
+    def state_digest(self) -> Digest:
+        """The per-step commitment to the weights and optimizer state now (ADR 0034)."""
+
 
 class Recorder:
     """The transcript-recording step hook for one chip of a run."""
