@@ -108,6 +108,7 @@ class _Attached:
         self.names = [n for n, _ in model.named_parameters()]
         self.layout, self.flat = flatten_model(model)
         self.shard = self.flat  # one chip: its slice is all of it, live
+        self.reduction = None  # the lab's loop sums gradients its own way (legacy replay order)
         self.start, self.stop = 0, self.layout.numel
 
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:

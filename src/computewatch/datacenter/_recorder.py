@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from computewatch.datacenter._determinism import Determinism
     from computewatch.datacenter._layout import FlatLayout
     from computewatch.datacenter._program import TrainingProgram
+    from computewatch.datacenter._reduction import Reduction
     from computewatch.datacenter._run import InitFn, RunSpec
     from computewatch.datacenter._trainer import StepResult
 
@@ -130,6 +131,10 @@ class TrainState(Protocol):
 
     def state_digest(self) -> Digest:
         """The per-step commitment to the weights and optimizer state now (ADR 0034)."""
+
+    @property
+    def reduction(self) -> Reduction | None:
+        """The fixed gradient reduction order it sums in (ADR 0033), or None (a lab's loop)."""
 
 
 class Recorder:
@@ -228,7 +233,6 @@ class Recorder:
             "sharding": {
                 "kind": "flat-zero1",
                 "world_size": self.spec.world_size,
-                "reduction": self.spec.reduction.to_json(),
                 "chips": [
                     {
                         "rank": r,
@@ -240,6 +244,8 @@ class Recorder:
             },
             "checkpoint_every": self.spec.checkpoint_every,
         }
+        if self.trainer.reduction is not None:  # the fixed order (ADR 0033): our Trainer
+            doc["sharding"]["reduction"] = self.trainer.reduction.to_json()
         if self.accumulation != 1:
             doc["sharding"]["accumulation"] = self.accumulation
         return Manifest.from_dict(doc, "manifest.json")
