@@ -4,6 +4,12 @@
   (`inspect_chip`) against its holding at the committed checkpoint (owner,
   registered key), with an attestation nonce derived from the Verifier's
   revealed nonce (rerunnable, and unknown to the Prover before the reveal);
+  each chip's fresh attestation is also held against the registry's
+  high-water mark for it (`RegistryClient.high_water`: the newest log
+  entry the chip posted for a receipt), so restored chip state is
+  ``state-rolled-back``, and every snapshot logged as waiting for a
+  receipt must have its own beside its ω copy in the submission, proving
+  that very entry in the registry's log (`check_receipts`);
   every run's Prover report is read through its parser (`ProverReport`),
   and one that does not parse is a ``report-malformed`` finding naming the
   file and the field (the Prover's fault, never a crash of the audit);
@@ -32,9 +38,11 @@ from typing import TYPE_CHECKING, Any
 from computewatch.crypto import VerifyingKey
 from computewatch.datacenter import ProverReport
 from computewatch.errors import ComputeWatchError, FormatError, IntegrityError
+from computewatch.inspection._checkpoints import audit_registry
 from computewatch.inspection._folder import AuditFolder, Submission, read_json, write_json
 from computewatch.inspection._inspect import DirectoryRecord, Finding, inspect_chip
 from computewatch.inspection._period import load_plan, plan_policy
+from computewatch.inspection._receipts import HeldReceipts, receipts_beside
 from computewatch.rules import load_rules
 from computewatch.verification import (
     ChipInput,
@@ -93,6 +101,10 @@ def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, An
     typed, findings = _reports(sub)
     reports = list(typed.values())
     inspections = []
+    with audit_registry(folder) as registry:  # each chip's high-water mark, receipt-proved
+        marks = {s: registry.high_water(s) for s in sampled["draw"]["chips"] if s in sub.chips}
+        trusted, origin = registry.policy, registry.origin
+    snapshot_dirs = [run / "snapshots" for run in sub.runs.values()]
     for serial in sampled["draw"]["chips"]:
         folder_of_chip = sub.chips.get(serial)
         if folder_of_chip is None:
@@ -109,6 +121,8 @@ def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, An
             expected_owner=prover,
             nonce=_derived(v_nonce, f"attest/{serial}", 16),
             reports=reports,
+            high_water=marks.get(serial),
+            receipts=HeldReceipts(receipts_beside(snapshot_dirs, serial), trusted, origin),
         )
         inspections.append(result.to_json())
         findings.extend(result.findings)
