@@ -112,6 +112,7 @@ class _Chipset:
         self.chip_clock.advance(chip_s)
         self.host.advance(host_s)
         if self.uri is not None and self._open is not None:
+            self._open.flush()  # the firmware worker is done with the TPM's one context
             advance_element_clock(self._open._se, chip_s)  # noqa: SLF001 - the simulated chip time
 
 

@@ -27,7 +27,6 @@ from computewatch.attacks._chip_evidence import (
     _NONCE,
     _Chipset,
     _commitment,
-    _entries,
     _EvidenceAttack,
     _from_error,
     _from_findings,
@@ -35,7 +34,7 @@ from computewatch.attacks._chip_evidence import (
     _reports,
 )
 from computewatch.attacks._harness import Attempt, Detection
-from computewatch.chip import Chip, SnapshotStalledError
+from computewatch.chip import Chip, SnapshotStalledError, read_chip_log, verify_chip_log
 from computewatch.crypto import Digest, json_digest
 from computewatch.inspection import DirectoryRecord, inspect_chip
 from computewatch.testing import LocalRegistry
@@ -108,9 +107,10 @@ class RolledBackState(_EvidenceAttack):
             mark = registry.high_water(serial)  # what the live service answers
         finally:
             registry.close()
-        entries, _ = _entries(folder, serial)
         with Chip.open(folder, read_only=True) as chip:
             record = DirectoryRecord(serial, "lab-a", chip.public_key)
+        # what the Prover reports: the log as it now reads under the chip's key
+        entries = verify_chip_log(read_chip_log(folder / "nvram.log"), record.public_key, serial)
         data = {
             "folder": folder,
             "record": record,

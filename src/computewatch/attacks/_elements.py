@@ -99,4 +99,4 @@ def advance_element_clock(se: SecureElement, seconds: float) -> None:
 
     esapi = se._esapi  # type: ignore[attr-defined]  # noqa: SLF001 - the TPM element's own context
     now = int(esapi.read_clock().clockInfo.clock)
-    esapi.clock_set(ESYS_TR.OWNER, now + round(seconds * 1000))
+    esapi.clock_set(new_time=now + round(seconds * 1000), auth=ESYS_TR.OWNER)
