@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from computewatch.crypto import Signer
+    from computewatch.crypto import Policy, Signer
+    from computewatch.supplychain import HighWater
 
 __all__ = ["check_verdicts", "inspect", "verify"]
 
@@ -92,6 +93,22 @@ def _commitment(reports: dict[str, ProverReport], run: str) -> str:
     return report.commitment if report is not None else ""
 
 
+def _registry_evidence(
+    folder: AuditFolder, serials: list[str]
+) -> tuple[dict[str, HighWater | None], tuple[Policy, str] | None, str]:
+    """Each chip's high-water mark and the receipt trust, from the plan's live registry.
+
+    A folder without a plan (an inspection run on its own) checks neither,
+    and says so in the step's file.
+    """
+    if not folder.plan.exists():
+        return {}, None, "no audit plan: high-water marks and receipts not checked"
+    with audit_registry(folder) as registry:  # each chip's mark, receipt-proved
+        marks = {s: registry.high_water(s) for s in serials}
+        trust = (registry.policy, registry.origin)
+    return marks, trust, f"high-water marks and receipts checked against {trust[1]}"
+
+
 def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, Any]:
     """Inspect the sampled chips (``inspect/PROVER.json``)."""
     sampled = _sample_doc(folder, prover)
@@ -101,9 +118,9 @@ def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, An
     typed, findings = _reports(sub)
     reports = list(typed.values())
     inspections = []
-    with audit_registry(folder) as registry:  # each chip's high-water mark, receipt-proved
-        marks = {s: registry.high_water(s) for s in sampled["draw"]["chips"] if s in sub.chips}
-        trusted, origin = registry.policy, registry.origin
+    marks, trust, registry_note = _registry_evidence(
+        folder, [s for s in sampled["draw"]["chips"] if s in sub.chips]
+    )
     snapshot_dirs = [run / "snapshots" for run in sub.runs.values()]
     for serial in sampled["draw"]["chips"]:
         folder_of_chip = sub.chips.get(serial)
@@ -122,7 +139,11 @@ def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, An
             nonce=_derived(v_nonce, f"attest/{serial}", 16),
             reports=reports,
             high_water=marks.get(serial),
-            receipts=HeldReceipts(receipts_beside(snapshot_dirs, serial), trusted, origin),
+            receipts=(
+                None
+                if trust is None
+                else HeldReceipts(receipts_beside(snapshot_dirs, serial), *trust)
+            ),
         )
         inspections.append(result.to_json())
         findings.extend(result.findings)
@@ -130,6 +151,7 @@ def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, An
         "prover": prover,
         "inspections": inspections,
         "findings": [f.to_json() for f in findings],
+        "registry": registry_note,
     }
     write_json(folder.step("inspect", prover), doc)
     return doc
