@@ -270,7 +270,7 @@ class Chip:
     def boot(self, firmware: Envelope | bytes | str) -> FirmwareImage:
         """Boot signed firmware; refuses unsigned, non-logging or rolled-back images."""
         self._require_writable()
-        self.flush()  # the firmware worker's pending entry first: one user of the element
+        self._pipeline.wait_idle()  # the worker's pending entry first: one user of the element
         image = verify_firmware(firmware, self.chipmaker_key)
         floor = self._se.read_counter("firmware")
         if image.version < floor:
@@ -338,7 +338,7 @@ class Chip:
         """
         self._require_booted()
         _check_run_id(run_id)
-        self.flush()
+        self._pipeline.wait_idle()
         bound = self._commitments.get(run_id)
         if bound is not None and bound != str(commitment):
             msg = (

@@ -18,6 +18,7 @@ log never trains on unlogged.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -273,6 +274,13 @@ class SnapshotPipeline:
         receipt = log.check(ack, entry, after_index=self._last_index)
         self._last_index = receipt.index
         return receipt
+
+    def wait_idle(self) -> None:
+        """Wait until the worker is done with the element; a failure stays for `flush` to raise."""
+        pending = self._pending
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                pending.exception(timeout=self._receipt_timeout)
 
     def flush(self) -> None:
         """Wait for the firmware's pending snapshot work; raise if it failed."""
