@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -207,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=[])
     parser.add_argument("--backend", choices=("file", "tpm"), default="file")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: each trial's simulators stop, saved trials stay
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = campaign(args.trials, tuple(args.only), backend=args.backend)
     print(json.dumps(result, indent=2))
     return 0
