@@ -13,8 +13,11 @@
   time from the snapshotting step to holding the receipt (freeze, hash,
   write, sign, append, the registry's Merkle append, signed checkpoint and
   inclusion proof) per snapshot, as a ratio to the plain copy of the same
-  shard measured in the same run. The registry here is the real Merkle log
-  in memory (no network): the floor of what a receipt costs.
+  shard measured in the same run. The firmware image names the receipt log,
+  so the firmware checks each receipt itself (that very entry, under the
+  log's key) before training resumes. Two registries: the Merkle log in
+  memory (the floor of what a receipt costs) and the registry core on
+  SQLite in process (its rules and durable commit; no HTTP).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 import torch
 
-from computewatch.chip import Chip, ManualClock, SecureElement, sign_firmware
+from computewatch.chip import Chip, ManualClock, ReceiptLog, SecureElement, sign_firmware
 from computewatch.crypto import (
     Envelope,
     MerkleLog,
@@ -37,6 +40,7 @@ from computewatch.crypto import (
     json_digest,
     shard_hash,
 )
+from computewatch.testing import LocalRegistry
 
 _ORIGIN = "bench.example/log"
 
@@ -140,38 +144,84 @@ class _Registry:
 
 
 def _receipt_stall(w: torch.Tensor, buf: torch.Tensor, snapshots: int) -> dict[str, Any]:
-    """Per snapshot: from the snapshotting step until the firmware holds its receipt."""
-    maker = SigningKey.generate()
+    """The stall per snapshot until the firmware holds a receipt it checked, per registry."""
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        clock = ManualClock()
-        Chip.provision(root / "chip", "CW-BENCH-R", maker.verifying_key, clock=clock).close()
-        chip = Chip.open(root / "chip", clock=clock, receipts=_Registry())
-        chip.boot(
-            sign_firmware(
-                name="bench", version=1, code=b"b", chipmaker=maker, snapshot_rate_per_day=5e6
-            )
+        memory = _Registry()
+        out["in_memory_log"] = _stall_with(
+            root / "a",
+            w,
+            buf,
+            snapshots=snapshots,
+            server=memory,
+            log=ReceiptLog(_ORIGIN, (memory.signer.verifier,)),
         )
-        chip.register("bench", {"w": w}, json_digest({"bench": 1}), root / "omega")
-        waits, copies = [], []
-        for step in range(snapshots):
-            copies.append(_best(lambda: buf.copy_(w), 1))
-            clock.advance(86_400.0)
-            start = time.perf_counter()
-            if not chip.on_step(step):  # pragma: no cover - p ~ 1
-                msg = "expected a snapshot"
-                raise RuntimeError(msg)
-            chip.flush()  # training resumes only here: the receipt is held
-            waits.append(time.perf_counter() - start)
-            for p in (root / "omega").glob("*.safetensors"):
-                p.unlink()
-        held = all(r.receipt is not None for r in chip.snapshots)
-        chip.close()
+        with LocalRegistry.create(root / "registry") as registry:
+            out["registry_sqlite"] = _stall_with(
+                root / "b",
+                w,
+                buf,
+                snapshots=snapshots,
+                server=registry,
+                log=registry.receipt_log,
+                enrol=registry,
+            )
+    out["registries"] = {
+        "in_memory_log": "the Merkle log in memory: append, signed checkpoint, proof",
+        "registry_sqlite": "the registry core in process on SQLite (rules, durable commit, "
+        "signed checkpoint, proof; no HTTP)",
+    }
+    return out
+
+
+def _stall_with(
+    root: Path,
+    w: torch.Tensor,
+    buf: torch.Tensor,
+    *,
+    snapshots: int,
+    server: Any,
+    log: ReceiptLog,
+    enrol: LocalRegistry | None = None,
+) -> dict[str, Any]:
+    """Per snapshot: from the snapshotting step until the firmware holds its checked receipt."""
+    maker = SigningKey.generate()
+    clock = ManualClock()
+    chip = Chip.provision(root / "chip", "CW-BENCH-R", maker.verifying_key, clock=clock)
+    if enrol is not None:
+        enrol.enrol("CW-BENCH-R", chip.public_key)
+    chip.close()
+    chip = Chip.open(root / "chip", clock=clock, receipts=server)
+    chip.boot(
+        sign_firmware(
+            name="bench",
+            version=1,
+            code=b"b",
+            chipmaker=maker,
+            snapshot_rate_per_day=5e6,
+            receipt_log=log,  # the firmware checks each receipt itself
+        )
+    )
+    chip.register("bench", {"w": w}, json_digest({"bench": 1}), root / "omega")
+    waits, copies = [], []
+    for step in range(snapshots):
+        copies.append(_best(lambda: buf.copy_(w), 1))
+        clock.advance(86_400.0)
+        start = time.perf_counter()
+        if not chip.on_step(step):  # pragma: no cover - p ~ 1
+            msg = "expected a snapshot"
+            raise RuntimeError(msg)
+        chip.flush()  # training resumes only here: the checked receipt is held
+        waits.append(time.perf_counter() - start)
+        for p in (root / "omega").glob("*.safetensors"):
+            p.unlink()
+    held = all(isinstance(r.receipt, Receipt) for r in chip.snapshots)
+    chip.close()
     ratios = [s / c for s, c in zip(waits, copies, strict=True)]
     return {
-        "registry": "in-memory Merkle log (no network)",
         "snapshots": snapshots,
-        "every_snapshot_holds_a_receipt": held,
+        "every_snapshot_holds_a_checked_receipt": held,
         "stall_until_receipt_s": statistics.median(waits),
         "plain_copy_s": statistics.median(copies),
         "stall_ratio_to_copy": statistics.median(ratios),

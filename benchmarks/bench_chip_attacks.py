@@ -11,31 +11,44 @@ The campaign accumulates: trials already in
 ``benchmarks/results/chip_attacks/NAME.json`` are kept and new ones added
 until each attack has `TRIALS`, so it can be stopped and resumed, and
 processes given different ``--only`` lists run side by side
-(``python benchmarks/bench_chip_attacks.py [--trials N] [--only NAME ...]``;
-``run.py chip_attacks`` runs it too). Trials run on tmpfs where there is one
-(each trial's chips are a few dozen fsyncs). Quick mode runs one trial of
-each and does not touch the campaign file.
+(``python benchmarks/bench_chip_attacks.py [--backend file|tpm] [--trials N]
+[--only NAME ...]``; ``run.py chip_attacks`` runs the file backend). With
+``--backend tpm`` every chip of every trial gets its own swtpm TPM 2.0
+simulator (identity key, NV counters, clock; simulated chip-days by
+TPM2_ClockSet) and the trials accumulate in ``results/chip_attacks/tpm/``.
+Trials run on tmpfs where there is one (each trial's chips are a few dozen
+fsyncs). Quick mode runs one trial of each and does not touch the campaign
+file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # the TPM backend reuses tests.chip.swtpm
+    sys.path.insert(0, str(HERE.parent))
 CAMPAIGN = HERE / "results" / "chip_attacks"
 #: Trials per attack: 299 clean trials give a 95 % one-sided lower bound of 0.99.
 TRIALS = 299
 _SAVE_EVERY = 10
+_MAX_TIME_WAIT = 14_000  # of the ~28,000 ephemeral ports: half, the rest for others
+_MAX_RETRIES = 50
 
 
 def _tmp_root() -> str | None:
@@ -43,16 +56,40 @@ def _tmp_root() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def _load() -> dict[str, Any]:
-    attacks = {p.stem: json.loads(p.read_text()) for p in sorted(CAMPAIGN.glob("*.json"))}
-    return {"backend": "file", "attacks": attacks}
+def _folder(backend: str) -> Path:
+    return CAMPAIGN if backend == "file" else CAMPAIGN / backend
 
 
-def _save(name: str, rec: dict[str, Any]) -> None:
-    CAMPAIGN.mkdir(parents=True, exist_ok=True)
-    tmp = CAMPAIGN / f".{name}.tmp"
+def _load(backend: str) -> dict[str, Any]:
+    folder = _folder(backend)
+    attacks = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    return {"backend": backend, "attacks": attacks}
+
+
+def _save(backend: str, name: str, rec: dict[str, Any]) -> None:
+    folder = _folder(backend)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.tmp"
     tmp.write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
-    tmp.replace(CAMPAIGN / f"{name}.json")
+    tmp.replace(folder / f"{name}.json")
+
+
+@contextlib.contextmanager
+def _elements(backend: str) -> Iterator[None]:
+    """This trial's secure elements: the file element, or a swtpm per chip (stopped after)."""
+    if backend == "file":
+        yield
+        return
+    from tests.chip.swtpm import swtpm_server  # noqa: PLC0415
+
+    from computewatch.attacks import TpmElements, use_elements  # noqa: PLC0415
+
+    tpms = TpmElements(swtpm_server)
+    try:
+        with use_elements(tpms):
+            yield
+    finally:
+        tpms.close()
 
 
 def _summary(rec: dict[str, Any]) -> dict[str, Any]:
@@ -69,13 +106,54 @@ def _summary(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _time_wait_sockets() -> int:
+    """TCP sockets in TIME-WAIT here (each TPM connection leaves one for a minute)."""
+    count = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(name) as f:  # noqa: PTH123 - procfs
+            count += sum(1 for line in f if line.split()[3:4] == ["06"])
+    return count
+
+
+def _trial(attack: Any, trial: int, backend: str, rng: np.random.Generator) -> Any:
+    """One trial: (attack's detection, honest twin's), or None if an element would not start.
+
+    Any other exception is a broken trial, recorded as a miss and a false
+    finding (fail closed). On the TPM backend trials wait while the host
+    holds many TIME-WAIT sockets, so the simulators always find free ports.
+    """
+    from computewatch.attacks import Detection  # noqa: PLC0415
+
+    if backend != "file":
+        while _time_wait_sockets() > _MAX_TIME_WAIT:
+            time.sleep(1.0)
+    work = Path(tempfile.mkdtemp(prefix="cw-chipatk-", dir=_tmp_root()))
+    try:
+        with _elements(backend):
+            caught = attack.detect(attack.create(work, trial, []), None, rng)
+        with _elements(backend):
+            honest = attack.detect(attack.honest(work, trial), None, rng)
+    except Exception as e:  # noqa: BLE001 - a broken trial is recorded, not fatal
+        if type(e).__name__ == "SwtpmError":
+            return None
+        failed = Detection(detected=False, detail=f"trial raised {type(e).__name__}: {e}")
+        return failed, Detection(detected=True, detail=failed.detail)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return caught, honest
+
+
 def campaign(
-    trials: int = TRIALS, only: tuple[str, ...] = (), *, record: bool = True
+    trials: int = TRIALS,
+    only: tuple[str, ...] = (),
+    *,
+    record: bool = True,
+    backend: str = "file",
 ) -> dict[str, Any]:
     """Run each selected attack (and its honest twin) until it has ``trials`` trials."""
-    from computewatch.attacks import CHIP_EVIDENCE_ATTACKS, Detection  # noqa: PLC0415
+    from computewatch.attacks import CHIP_EVIDENCE_ATTACKS  # noqa: PLC0415
 
-    doc: dict[str, Any] = _load() if record else {"backend": "file", "attacks": {}}
+    doc: dict[str, Any] = _load(backend) if record else {"backend": backend, "attacks": {}}
     rng = np.random.default_rng(16)
     chosen = [a for a in CHIP_EVIDENCE_ATTACKS if not only or a.name in only]
     for attack in chosen:
@@ -85,16 +163,16 @@ def campaign(
         )
         while rec["trials"] < trials:
             trial = rec["trials"]
-            work = Path(tempfile.mkdtemp(prefix="cw-chipatk-", dir=_tmp_root()))
             t0 = time.perf_counter()
-            try:
-                caught = attack.detect(attack.create(work, trial, []), None, rng)  # type: ignore[arg-type]
-                honest = attack.detect(attack.honest(work, trial), None, rng)  # type: ignore[arg-type]
-            except Exception as e:  # noqa: BLE001 - a broken trial is recorded, not fatal
-                failed = Detection(detected=False, detail=f"trial raised {type(e).__name__}: {e}")
-                caught, honest = failed, Detection(detected=True, detail=failed.detail)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+            outcome = _trial(attack, trial, backend, rng)
+            if outcome is None:  # the simulator could not start: not a trial; wait, retry
+                rec["element_retries"] = rec.get("element_retries", 0) + 1
+                if rec["element_retries"] > _MAX_RETRIES:
+                    msg = f"{attack.name}: the {backend} element failed to start too often"
+                    raise RuntimeError(msg)
+                time.sleep(5.0)
+                continue
+            caught, honest = outcome
             rec["seconds"] += time.perf_counter() - t0
             rec["trials"] += 1
             rec["detected"] += bool(caught.detected)
@@ -108,9 +186,9 @@ def campaign(
                     }
                 )
             if record and rec["trials"] % _SAVE_EVERY == 0:
-                _save(attack.name, rec)
+                _save(backend, attack.name, rec)
         if record:
-            _save(attack.name, rec)
+            _save(backend, attack.name, rec)
     return {
         "backend": doc["backend"],
         "target_trials": trials,
@@ -128,8 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=TRIALS)
     parser.add_argument("--only", nargs="*", default=[])
+    parser.add_argument("--backend", choices=("file", "tpm"), default="file")
     args = parser.parse_args(argv)
-    print(json.dumps(campaign(args.trials, tuple(args.only)), indent=2))
+    # SIGTERM unwinds like Ctrl-C: each trial's simulators stop, saved trials stay
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    result = campaign(args.trials, tuple(args.only), backend=args.backend)
+    print(json.dumps(result, indent=2))
     return 0
 
 

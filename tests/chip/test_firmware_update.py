@@ -85,7 +85,10 @@ def test_restoring_an_older_copy_of_the_chip_is_caught_by_the_elements_count(
 ) -> None:
     """The log alone restored: caught on both; the whole folder: the TPM's counters still hold."""
     if restore == "folder" and se_uri is None:
-        pytest.skip("the file element is host storage: a whole-folder restore needs receipts")
+        pytest.skip(
+            "the file element is host storage: a whole-folder restore is caught against the "
+            "registry's high-water mark (tests/supplychain/test_service.py, rolled-back-state)"
+        )
     clock = ManualClock()
     folder = tmp_path / "c"
     with Chip.provision(folder, "CW-RB", maker.verifying_key, se_uri=se_uri, clock=clock) as chip:
@@ -108,3 +111,25 @@ def test_restoring_an_older_copy_of_the_chip_is_caught_by_the_elements_count(
         key = chip.public_key
     with pytest.raises(IntegrityError, match="truncated"):
         verify_attested_log(read_chip_log(folder / "nvram.log"), claims, key, "CW-RB")
+
+
+def test_boot_and_precommit_wait_for_the_pending_snapshot(
+    tmp_path: Path, maker: SigningKey, se_uri: str | None
+) -> None:
+    """The firmware worker and the caller never use the element at once (a TPM has one context)."""
+    clock = ManualClock()
+    image = sign_firmware(
+        name="cw-fw", version=1, code=b"v1", chipmaker=maker, snapshot_rate_per_day=5e6
+    )
+    folder = tmp_path / "c"
+    with Chip.provision(folder, "CW-RACE", maker.verifying_key, se_uri=se_uri, clock=clock) as chip:
+        chip.boot(image)
+        for i in range(4):
+            chip.register("run", {"w": torch.zeros(1 << 16)}, json_digest({"c": 1}), tmp_path / "o")
+            clock.advance(86_400.0)
+            assert chip.on_step(i)  # a snapshot is now on the firmware worker
+            chip.boot(image)  # waits for it before touching the element
+            chip.precommit(f"run-{i}", json_digest({"m": i}))
+        kinds = [e.kind for e in chip.log_entries()]
+    assert kinds.count("snapshot") == 4
+    assert kinds.count("boot") == 5

@@ -22,6 +22,8 @@ from computewatch.inspection import check_receipts
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from computewatch.chip import LogEntry
+
 ORIGIN = "registry.example/log"
 
 
@@ -123,3 +125,63 @@ def test_an_offline_bundle_is_the_receipts_plus_a_tlog_policy(tmp_path: Path) ->
             assert all("quorum 'g' not met" in f.detail for f in found)
         else:
             assert found == []
+
+
+def test_inspection_checks_every_waited_for_snapshot_s_receipt_from_the_live_registry(
+    tmp_path: Path,
+) -> None:
+    from computewatch.inspection import (  # noqa: PLC0415
+        DirectoryRecord,
+        HeldReceipts,
+        inspect_chip,
+        receipts_beside,
+    )
+    from computewatch.testing import LocalRegistry, maker_key  # noqa: PLC0415
+
+    folder, omega = tmp_path / "chip", tmp_path / "omega"
+    Chip.provision(folder, "CW-HR", maker_key().verifying_key).close()
+    with LocalRegistry.create(tmp_path / "registry") as registry:
+        with Chip.open(folder, read_only=True) as chip:
+            key = chip.public_key
+        registry.enrol("CW-HR", key)
+        image = sign_firmware(
+            name="fw",
+            version=1,
+            code=b"fw",
+            chipmaker=maker_key(),
+            receipt_log=registry.receipt_log,
+        )
+        with Chip.open(folder, clock=ManualClock(), receipts=registry) as chip:
+            chip.boot(image)
+            chip.register("run-1", {"w": torch.zeros(4)}, json_digest({"c": 1}), omega)
+            records = [chip.snapshot_now(step) for step in range(3)]
+        trusted, origin = [registry.signer.verifier], registry.origin
+    assert all(r.receipt is not None for r in records)
+    assert all(e.body.get("receipt_log") == origin for e in _snapshot_entries(folder))
+
+    def inspect(held: dict[int, bytes]) -> list[str]:
+        result = inspect_chip(
+            folder,
+            DirectoryRecord("CW-HR", "lab-a", key),
+            expected_owner="lab-a",
+            nonce=b"inspection-nonce",
+            reports=[],
+            receipts=HeldReceipts(held, trusted, origin),
+        )
+        return sorted(f.kind for f in result.findings if f.kind.startswith("receipt"))
+
+    held = receipts_beside([omega], "CW-HR")
+    assert sorted(held) == [r.seq for r in records]
+    assert inspect(held) == []
+    assert inspect({k: v for k, v in held.items() if k != records[1].seq}) == ["receipt-missing"]
+    swapped = {**held, records[2].seq: held[records[0].seq]}
+    assert inspect(swapped) == ["receipt-invalid"]
+
+
+def _snapshot_entries(folder: Path) -> list[LogEntry]:
+    from computewatch.chip import read_chip_log, verify_chip_log  # noqa: PLC0415
+
+    with Chip.open(folder, read_only=True) as chip:
+        key = chip.public_key
+    entries = verify_chip_log(read_chip_log(folder / "nvram.log"), key, "CW-HR")
+    return [e for e in entries if e.kind == "snapshot"]

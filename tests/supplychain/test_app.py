@@ -180,3 +180,44 @@ def test_the_log_is_served_as_tiles(app: tuple[TestClient, World]) -> None:
     assert bundle.content
     assert client.get("/tile/0/not-a-tile").status_code == 400
     assert client.get("/tile/0/001").status_code == 404  # beyond the tree
+
+
+def test_high_water_is_a_receipt_for_the_chip_s_newest_entry(
+    app: tuple[TestClient, World], keys: RegistryKeys
+) -> None:
+    from computewatch.supplychain import HighWater  # noqa: PLC0415
+
+    client, world = app
+    assert client.post("/v1/requests", content=world.fabricate("fab-1", ["H-1"])).status_code == 200
+    assert _error(client.get("/v1/chips/H-1/high-water")) == (404, "UnknownEntity")
+    for seq in (0, 1, 4):  # gaps are allowed; the mark is the highest seq logged
+        assert client.post("/v1/receipts", content=world.entry("H-1", seq)).status_code == 200
+    r = client.get("/v1/chips/H-1/high-water")
+    assert r.status_code == 200
+    receipt = Receipt.from_text(r.text)
+    verify_receipt(receipt, [keys.log.verifier], ORIGIN, entry=world.entry("H-1", 4))
+    assert receipt.entry is not None
+    mark = HighWater.from_entry(receipt.entry, log_index=receipt.index)
+    assert (mark.serial, mark.seq, mark.as_attestation()["log"]["size"]) == ("H-1", 4, 5)
+    assert _error(client.get("/v1/chips/bad serial!/high-water"))[0] == 400
+
+
+def test_a_high_water_mark_is_only_made_from_a_chip_log_entry(
+    app: tuple[TestClient, World],
+) -> None:
+    from computewatch.errors import FormatError  # noqa: PLC0415
+    from computewatch.supplychain import HighWater  # noqa: PLC0415
+
+    _, world = app
+    with pytest.raises(FormatError, match="not a chip log entry"):
+        HighWater.from_entry(world.fabricate("fab-1", ["H-2"]), log_index=3)
+    with pytest.raises(FormatError):
+        HighWater.from_entry(b"{not json", log_index=3)
+    mark = HighWater.from_entry(world.entry("H-2", 7), log_index=9)  # no fw, no chip_time
+    assert (mark.firmware, mark.resets) == (None, None)
+    assert mark.as_attestation() == {
+        "serial": "H-2",
+        "log": {"size": 8},
+        "counters": {"log": 8},
+    }
+    assert mark.to_json()["log_index"] == 9

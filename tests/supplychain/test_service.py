@@ -290,3 +290,62 @@ def test_openapi_and_trust_roots(live: Live) -> None:
         == live.keys.registrar.verifying_key
     )
     assert "PRIVATE" not in httpx.get(f"{live.server.url}/v1/registry").text
+
+
+def test_high_water_mark_is_receipt_proved_and_catches_restored_chip_state(
+    live: Live, tmp_path: Path
+) -> None:
+    import shutil  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    from computewatch.chip import ReceiptLog  # noqa: PLC0415
+    from computewatch.inspection import DirectoryRecord, inspect_chip  # noqa: PLC0415
+
+    w, c = live.world, live.client
+    maker = SigningKey.from_seed(b"chipmaker-seed-for-tests-0000000")
+    image = sign_firmware(
+        name="cw-fw",
+        version=2,
+        code=b"fw",
+        chipmaker=maker,
+        receipt_log=ReceiptLog(ORIGIN, (live.keys.log.verifier,)),
+    )
+    serial = f"HW-{live.server.port}"
+    folder = tmp_path / "chip"
+    chip = Chip.provision(folder, serial, maker.verifying_key, clock=ManualClock(1.7e9))
+    key = chip.public_key
+    chip.close()
+    body = {"chips": [{"serial": serial, "key": key.raw.hex(), "model": "cw"}]}
+    c.submit(w.request("fabricate", "fab-1", body))
+    assert c.high_water(serial) is None  # nothing logged yet
+    assert c.high_water("HW-NEVER-FABRICATED") is None
+    with ReceiptClient(live.server.url, [live.keys.log.verifier], ORIGIN) as receipts:
+        with Chip.open(folder, clock=ManualClock(1.7e9), receipts=receipts) as chip:
+            chip.boot(image)
+            chip.register("run-1", {"w": torch.zeros(4)}, chip.firmware.code_hash, tmp_path / "s")  # type: ignore[union-attr]
+            chip.snapshot_now(1)
+        shutil.copytree(folder, tmp_path / "backup")
+        with Chip.open(folder, clock=ManualClock(1.7e9), receipts=receipts) as chip:
+            chip.boot(image)
+            chip.register("run-2", {"w": torch.zeros(4)}, chip.firmware.code_hash, tmp_path / "s")  # type: ignore[union-attr]
+            last = chip.snapshot_now(1)
+    mark = c.high_water(serial)
+    assert mark is not None
+    assert (mark.serial, mark.seq, mark.firmware) == (serial, last.seq, 2)
+    assert mark.receipt is not None
+    assert mark.log_index == last.receipt.index
+    record = DirectoryRecord(serial, "lab-a", key)
+    nonce = b"inspector-nonce!"
+    honest = inspect_chip(
+        folder, record, expected_owner="lab-a", nonce=nonce, reports=[], high_water=mark
+    )
+    assert "state-rolled-back" not in {f.kind for f in honest.findings}
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "backup", folder)  # the older copy, element files and log
+    restored = inspect_chip(
+        folder, record, expected_owner="lab-a", nonce=nonce, reports=[], high_water=mark
+    )
+    rolled = [f for f in restored.findings if f.kind == "state-rolled-back"]
+    assert rolled, restored.findings
+    assert f"registry high-water: log entry {mark.log_index}" in rolled[0].detail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from typing import TYPE_CHECKING
 
@@ -141,3 +142,39 @@ def test_cluster_cli_bad_chip_spec(tmp_path: Path, capsys: pytest.CaptureFixture
     )
     assert code == 2
     assert "SERIAL,PUBLIC_KEY.pem,LOG" in capsys.readouterr().err
+
+
+def _digest(root: Path) -> str:
+    """One hash over every file's relative path and bytes under ``root``."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@pytest.mark.slow
+def test_cluster_reads_each_log_against_the_attested_count_and_writes_no_evidence(
+    honest: Run, tmp_path: Path
+) -> None:
+    job = _job(honest, tmp_path / "job")
+    chip_dir, run_dir = honest.chip.log_path.parent, honest.run_dir
+    before = (_digest(chip_dir), _digest(run_dir))
+    _, verdict = cluster_verify(job, key=SigningKey.generate())
+    assert verdict.passed
+    names = {c.name for c in verdict.checks}
+    assert f"chip-run:{honest.chip.serial}" in names  # logged code hash, steps vs transcript
+    assert (_digest(chip_dir), _digest(run_dir)) == before  # verification wrote nothing
+    log = honest.chip.log_path
+    lines = log.read_bytes().splitlines(keepends=True)
+    cuts = {
+        "cut short": b"".join(lines[:-1]),
+        "emptied": b"",
+        "torn": b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2],
+    }
+    for name, data in cuts.items():
+        log.write_bytes(data)
+        tampered = _digest(chip_dir)
+        with pytest.raises(IntegrityError, match=r"attest|entries|torn|expected"):
+            cluster_verify(job, key=SigningKey.generate())
+        assert _digest(chip_dir) == tampered, name  # not repaired either

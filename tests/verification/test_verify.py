@@ -192,3 +192,38 @@ def _tiny() -> dict[str, object]:
 def test_w0_and_weights_are_float32(honest: Run) -> None:
     ckpt = load_checkpoint(TranscriptPaths(honest.run_dir).checkpoint(0))
     assert ckpt.weights.dtype == torch.float32
+
+
+def test_a_chip_that_logged_other_code_fails_its_chip_run_check(
+    honest: Run, tmp_path: Path
+) -> None:
+    import numpy as np  # noqa: PLC0415
+
+    from computewatch.chip import Chip, ManualClock, read_chip_log, sign_firmware  # noqa: PLC0415
+    from computewatch.crypto import Digest, json_digest  # noqa: PLC0415
+    from computewatch.testing import maker_key  # noqa: PLC0415
+    from computewatch.verification import ChipEvidence, VerificationPolicy  # noqa: PLC0415
+
+    report = json.loads(TranscriptPaths(honest.run_dir).report.read_text())
+    folder = tmp_path / "liar"
+    with Chip.provision(folder, "CW-LIAR", maker_key().verifying_key, clock=ManualClock()) as chip:
+        chip.boot(sign_firmware(name="fw", version=1, code=b"fw", chipmaker=maker_key()))
+        chip.precommit(report["run_id"], Digest.parse(report["precommitment"]))
+        other = json_digest({"code": "not the transcript's"})
+        chip.register(report["run_id"], {"w": torch.zeros(4)}, other, tmp_path / "o")
+        chip.snapshot_now(1)
+        key = chip.public_key
+    liar = ChipEvidence.from_log("CW-LIAR", key, read_chip_log(folder / "nvram.log"))
+    verdict = verify_transcript(
+        honest.run_dir,
+        TranscriptPaths(honest.run_dir).report,
+        [*honest.evidence(), liar],
+        VerificationPolicy(budget=0.0),
+        np.random.default_rng(1),
+    )
+    checks = {c.name: c for c in verdict.checks}
+    assert checks[f"chip-run:{honest.chip.serial}"].status is CheckStatus.PASS
+    lie = checks["chip-run:CW-LIAR"]
+    assert lie.status is CheckStatus.FAIL
+    assert "code-hash-mismatch" in lie.detail
+    assert not verdict.passed

@@ -22,11 +22,11 @@ from computewatch.attacks._chip_evidence import (
     FirmwareUpdateBeforeInspection,
     HugeFirmwareVersion,
     PrecommitmentLie,
-    RolledBackState,
     SlowedHostClock,
     StepNumberLie,
     TruncatedLog,
 )
+from computewatch.attacks._chip_registry import ReceiptWithheld, RolledBackState
 from computewatch.attacks._chip_reports import (
     CHIP_EVIDENCE_ATTACKS,
     DoubleClaim,
@@ -47,6 +47,13 @@ from computewatch.attacks._corpus import (
     run_benchmark,
     run_scales,
     summarize_false_rejects,
+)
+from computewatch.attacks._elements import (
+    Elements,
+    FileElements,
+    TpmElements,
+    current_elements,
+    use_elements,
 )
 from computewatch.attacks._harness import (
     LONG,
@@ -109,8 +116,10 @@ __all__ = [
     "DelayingRelay",
     "Detection",
     "DoubleClaim",
+    "Elements",
     "EmptiedLog",
     "FewerStepsClaimed",
+    "FileElements",
     "FinalCheckpointSwap",
     "FirmwareRollback",
     "FirmwareUpdateBeforeInspection",
@@ -131,6 +140,7 @@ __all__ = [
     "OmegaAsInit",
     "PrecommitmentLie",
     "ReceiptMisuse",
+    "ReceiptWithheld",
     "ReplayedLogEntry",
     "ResoldChip",
     "RestartChain",
@@ -142,12 +152,14 @@ __all__ = [
     "SnapshotSwap",
     "SplitView",
     "StepNumberLie",
+    "TpmElements",
     "TruncatedLog",
     "UnregisteredChip",
     "UnreportedRun",
     "VerdictSwap",
     "attack_names",
     "clopper_pearson",
+    "current_elements",
     "default_policy",
     "false_reject_rate",
     "honest_trials",
@@ -160,4 +172,5 @@ __all__ = [
     "run_on_chip",
     "run_scales",
     "summarize_false_rejects",
+    "use_elements",
 ]

@@ -12,13 +12,13 @@ measures false findings over the same trials.
 from __future__ import annotations
 
 import contextlib
-import shutil
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 from scipy.stats import poisson
 
+from computewatch.attacks._elements import advance_element_clock, current_elements
 from computewatch.attacks._harness import SCALE, Attempt, Detection, Scale, maker_key
 from computewatch.chip import (
     Chip,
@@ -36,7 +36,6 @@ from computewatch.inspection import (
     Finding,
     check_firmware_history,
     check_run_against_transcript,
-    compare_attestations,
     inspect_chip,
 )
 from computewatch.testing import claims_report
@@ -58,7 +57,6 @@ __all__ = [
     "FirmwareUpdateBeforeInspection",
     "HugeFirmwareVersion",
     "PrecommitmentLie",
-    "RolledBackState",
     "SlowedHostClock",
     "StepNumberLie",
     "TruncatedLog",
@@ -84,16 +82,27 @@ def _image(version: int = 2, **kw: Any) -> Any:
 
 
 class _Chipset:
-    """A chip with a simulated element clock (chip-minutes per step), host clock apart."""
+    """A chip with a simulated element clock (chip-minutes per step), host clock apart.
+
+    On the file element the element's clock is a `ManualClock`; on a TPM
+    (`use_elements`) it is the TPM's own clock, moved forward by
+    TPM2_ClockSet while the chip is open.
+    """
 
     def __init__(self, folder: Path, serial: str) -> None:
         self.folder = folder
         self.serial = serial
         self.chip_clock = ManualClock(start=0.0)
         self.host = ManualClock()
-        Chip.provision(folder, serial, maker_key().verifying_key, clock=self.host).close()
+        self.uri = current_elements().uri(folder, serial)
+        self._open: Chip | None = None
+        maker = maker_key().verifying_key
+        Chip.provision(folder, serial, maker, se_uri=self.uri, clock=self.host).close()
 
     def open(self, receipts: Callable[[Envelope], Any] | None = None) -> Chip:
+        if self.uri is not None:
+            self._open = Chip.open(self.folder, clock=self.host, receipts=receipts)
+            return self._open
         se = FileSecureElement.open(
             self.folder / "se", ticker=lambda: int(self.chip_clock.now() * 1e9)
         )
@@ -102,6 +111,9 @@ class _Chipset:
     def tick(self, chip_s: float = _STEP_S, host_s: float = _STEP_S) -> None:
         self.chip_clock.advance(chip_s)
         self.host.advance(host_s)
+        if self.uri is not None and self._open is not None:
+            self._open.flush()  # the firmware worker is done with the TPM's one context
+            advance_element_clock(self._open._se, chip_s)  # noqa: SLF001 - the simulated chip time
 
 
 def _logged(
@@ -459,31 +471,3 @@ class FirmwareUpdateBeforeInspection(_EvidenceAttack):
         return _from_findings(
             check_firmware_history(entries, serial=d["serial"], inspection_clock_ms=now)
         )
-
-
-class RolledBackState(_EvidenceAttack):
-    """The chip's whole folder (log and file element) restored to an older copy."""
-
-    name = "rolled-back-state"
-    threat = "§4: an older copy of the secure element's files and log restored"
-    expected = ("state-rolled-back",)
-
-    def build(self, folder: Path, trial: int, *, cheat: bool) -> Attempt:
-        """Back up after one run; the registry sees a second; restore the backup."""
-        serial = f"CW-RB-{trial}"
-        cs = _logged(folder, serial, trial, steps=3)
-        backup = folder.parent / "backup"
-        shutil.copytree(folder, backup)
-        with cs.open() as chip:
-            chip.boot(_image(2, snapshot_rate_per_kstep=1000.0))
-        _, seen = _entries(folder, serial)  # the high-water mark the registry keeps
-        if cheat:
-            shutil.rmtree(folder)
-            shutil.copytree(backup, folder)
-        return Attempt(data={"folder": folder, "serial": serial, "seen": seen})
-
-    def check(self, attempt: Attempt) -> Detection:
-        """`compare_attestations`: the registry's high-water mark against the fresh one."""
-        d = attempt.data
-        _, now = _entries(d["folder"], d["serial"])
-        return _from_findings(compare_attestations(d["seen"], now, serial=d["serial"]))

@@ -19,7 +19,6 @@ from computewatch.attacks._chip_evidence import (
     FirmwareUpdateBeforeInspection,
     HugeFirmwareVersion,
     PrecommitmentLie,
-    RolledBackState,
     SlowedHostClock,
     StepNumberLie,
     TruncatedLog,
@@ -31,6 +30,7 @@ from computewatch.attacks._chip_evidence import (
     _logged,
     _reports,
 )
+from computewatch.attacks._chip_registry import ReceiptWithheld, RolledBackState
 from computewatch.attacks._harness import Attempt, Detection
 from computewatch.crypto import Envelope, MerkleLog, NoteSigner, Receipt, json_digest
 from computewatch.inspection import check_claims, check_receipts
@@ -158,4 +158,5 @@ CHIP_EVIDENCE_ATTACKS: tuple[_EvidenceAttack, ...] = (
     FirmwareUpdateBeforeInspection(),
     RolledBackState(),
     ReceiptMisuse(),
+    ReceiptWithheld(),
 )

@@ -64,6 +64,7 @@ from computewatch.chip._location import (
     check_landmark_id,
     check_location_nonce,
 )
+from computewatch.chip._receipt_log import ReceiptLog
 from computewatch.chip._scheduler import SECONDS_PER_DAY, PoissonScheduler
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "LogState",
     "ManualClock",
     "PoissonScheduler",
+    "ReceiptLog",
     "SecureElement",
     "SnapshotRecord",
     "SnapshotStalledError",

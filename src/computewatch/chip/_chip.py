@@ -127,7 +127,10 @@ class Chip:
         ``receipts``, if given, is called with every signed snapshot entry and
         must return an acknowledgement (a receipt) once a Verifier-trusted
         server holds the entry durably, or raise; the chip keeps training
-        stalled until it returns. A ``read_only`` chip writes nothing (not
+        stalled until it returns. Firmware whose image names its receipt log
+        (`ReceiptLog`) refuses to register a run without ``receipts`` and
+        checks each receipt itself: one that does not prove the entry just
+        written under that log's key halts training. A ``read_only`` chip writes nothing (not
         its log, not its secure element): it attests and shows its log, as
         an inspection needs, and refuses to boot or train.
         """
@@ -267,6 +270,7 @@ class Chip:
     def boot(self, firmware: Envelope | bytes | str) -> FirmwareImage:
         """Boot signed firmware; refuses unsigned, non-logging or rolled-back images."""
         self._require_writable()
+        self._pipeline.wait_idle()  # the worker's pending entry first: one user of the element
         image = verify_firmware(firmware, self.chipmaker_key)
         floor = self._se.read_counter("firmware")
         if image.version < floor:
@@ -300,6 +304,7 @@ class Chip:
         boots = self._se.increment_counter("boot")
         self._log.append("boot", {"firmware": current, "boot_count": boots}, self._now_us())
         self._firmware = image
+        self._pipeline.receipt_log = image.receipt_log
         self._scheduler = PoissonScheduler(
             image.snapshot_rate_per_day,
             self._se,
@@ -333,6 +338,7 @@ class Chip:
         """
         self._require_booted()
         _check_run_id(run_id)
+        self._pipeline.wait_idle()
         bound = self._commitments.get(run_id)
         if bound is not None and bound != str(commitment):
             msg = (
@@ -358,8 +364,14 @@ class Chip:
         all must share one dtype. The region descriptor (names, dtypes,
         shapes, offsets) and the training-code hash are logged.
         """
-        self._require_booted()
+        image = self._require_booted()
         _check_run_id(run_id)
+        if image.receipt_log is not None and not self._pipeline.has_receipts:
+            msg = (
+                f"chip S/N {self.serial}: firmware {image.name} v{image.version} trains only "
+                f"with receipts from {image.receipt_log.origin}; open the chip with receipts="
+            )
+            raise ChipError(msg)
         self.flush()
         descriptor, dtype = describe_regions(regions)
         numel = sum(spec["numel"] for spec in descriptor)
@@ -416,12 +428,15 @@ class Chip:
     def _facts(self, run_id: str, trigger: str = "schedule") -> dict[str, Any]:
         """What the firmware knows at a snapshot, logged beside the host's step number."""
         image = self._firmware
-        return {
+        facts: dict[str, Any] = {
             "trigger": trigger,
             "fw_steps": self._fw_steps,
             "commitment": self._commitments.get(run_id),
             "fw": None if image is None else {"v": image.version, "h": str(image.code_hash)},
         }
+        if image is not None and image.receipt_log is not None:  # this entry waits for a receipt
+            facts["receipt_log"] = image.receipt_log.origin
+        return facts
 
     def snapshot_now(self, step: int) -> SnapshotRecord:
         """Take a snapshot at once, as an inspector-triggered or test snapshot would."""

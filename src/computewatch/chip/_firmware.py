@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from computewatch._validate import int_in_range, positive, text
+from computewatch.chip._receipt_log import ReceiptLog
 from computewatch.crypto import (
     Digest,
     Envelope,
@@ -73,6 +74,10 @@ class FirmwareImage:
         snapshot_rate_per_kstep: `g`, expected snapshots per 1,000
             optimizer steps the firmware counts, on top of `f`: the part of
             the schedule no clock can slow (0 for a time-only schedule).
+        receipt_log: the Verifier-trusted log that must acknowledge every
+            snapshot (`ReceiptLog`); the firmware then trains on only after
+            holding a receipt it checked itself for the entry it just wrote.
+            Signed into the image, so the host cannot name another log.
     """
 
     name: str
@@ -81,6 +86,7 @@ class FirmwareImage:
     features: tuple[str, ...]
     snapshot_rate_per_day: float = 0.1
     snapshot_rate_per_kstep: float = 0.0
+    receipt_log: ReceiptLog | None = None
 
     def __post_init__(self) -> None:
         """Validate fields."""
@@ -106,8 +112,8 @@ class FirmwareImage:
             raise FormatError(msg)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object that is signed."""
-        return {
+        """The JSON object that is signed (``receipt_log`` only where the image names one)."""
+        doc: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "code_hash": str(self.code_hash),
@@ -115,6 +121,9 @@ class FirmwareImage:
             "snapshot_rate_per_day": self.snapshot_rate_per_day,
             "snapshot_rate_per_kstep": self.snapshot_rate_per_kstep,
         }
+        if self.receipt_log is not None:
+            doc["receipt_log"] = self.receipt_log.to_json()
+        return doc
 
     @classmethod
     def from_json(cls, doc: object) -> FirmwareImage:
@@ -134,6 +143,11 @@ class FirmwareImage:
                 features=tuple(features),
                 snapshot_rate_per_day=doc["snapshot_rate_per_day"],
                 snapshot_rate_per_kstep=doc.get("snapshot_rate_per_kstep", 0.0),
+                receipt_log=(
+                    None
+                    if doc.get("receipt_log") is None
+                    else ReceiptLog.from_json(doc["receipt_log"])
+                ),
             )
         except KeyError as e:
             msg = f"firmware image: missing field {e.args[0]!r}"
@@ -149,6 +163,7 @@ def sign_firmware(
     snapshot_rate_per_day: float = 0.1,
     snapshot_rate_per_kstep: float = 0.0,
     features: tuple[str, ...] = (),
+    receipt_log: ReceiptLog | None = None,
 ) -> Envelope:
     """Build and sign a firmware image for ``code`` (the chipmaker's act).
 
@@ -162,6 +177,7 @@ def sign_firmware(
         features=tuple(sorted({LOGGING_FEATURE, *features})),
         snapshot_rate_per_day=snapshot_rate_per_day,
         snapshot_rate_per_kstep=snapshot_rate_per_kstep,
+        receipt_log=receipt_log,
     )
     return sign_envelope(FIRMWARE_PAYLOAD_TYPE, canonical_json(image.to_json()), [chipmaker])
 

@@ -7,7 +7,8 @@ hashing the copy, writing it to Prover storage (safetensors, written to a
 temporary name then renamed) and appending the signed ``snapshot`` entry to
 the firmware-only log run on a single firmware worker thread, off the
 training's critical path. `SnapshotPipeline.flush` waits for that work and,
-when a receipt server is required, for its acknowledgement; any failure
+when a receipt server is required, for its acknowledgement (checked by the
+firmware itself when the image names its log, `ReceiptLog.check`); any failure
 there halts training for good (`SnapshotStalledError`): a chip that cannot
 log never trains on unlogged.
 
@@ -17,6 +18,7 @@ log never trains on unlogged.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +33,8 @@ if TYPE_CHECKING:
 
     import torch
 
-    from computewatch.chip._chiplog import ChipLog
+    from computewatch.chip._chiplog import ChipLog, LogEntry
+    from computewatch.chip._receipt_log import ReceiptLog
     from computewatch.crypto import Envelope
 
 __all__ = [
@@ -156,7 +159,10 @@ class SnapshotPipeline:
         self._records: list[SnapshotRecord] = []
         self._buffer: torch.Tensor | None = None
         self._lock = threading.Lock()
+        self._last_index = -1
         self.registration: Registration | None = None
+        #: The log the booted firmware takes receipts from (None: unchecked, or none required).
+        self.receipt_log: ReceiptLog | None = None
 
     def arm(self, reg: Registration) -> None:
         """Monitor ``reg`` from now on: allocate (and fault in) the host buffer of ω."""
@@ -236,12 +242,10 @@ class SnapshotPipeline:
             },
             time_us,
         )
-        receipt = None
-        if self._receipts is not None:
-            receipt = self._receipts(entry.envelope)
-            to_text = getattr(receipt, "to_text", None)
-            if callable(to_text):  # kept beside the copy of ω, for the inspector
-                path.with_suffix(".receipt").write_text(str(to_text()))
+        receipt = self._acknowledge(entry)
+        to_text = getattr(receipt, "to_text", None)
+        if callable(to_text):  # kept beside the copy of ω, for the inspector
+            path.with_suffix(".receipt").write_text(str(to_text()))
         record = SnapshotRecord(
             serial=str(self.serial),
             seq=entry.seq,
@@ -255,6 +259,28 @@ class SnapshotPipeline:
         with self._lock:
             self._records.append(record)
         return record
+
+    def _acknowledge(self, entry: LogEntry) -> Any:
+        """The receipt for the entry just written: checked here if the firmware names a log."""
+        log = self.receipt_log
+        if self._receipts is None:
+            if log is not None:
+                msg = f"chip S/N {self.serial}: firmware requires receipts from {log.origin}"
+                raise SnapshotStalledError(msg)
+            return None
+        ack = self._receipts(entry.envelope)
+        if log is None:
+            return ack
+        receipt = log.check(ack, entry, after_index=self._last_index)
+        self._last_index = receipt.index
+        return receipt
+
+    def wait_idle(self) -> None:
+        """Wait until the worker is done with the element; a failure stays for `flush` to raise."""
+        pending = self._pending
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                pending.exception(timeout=self._receipt_timeout)
 
     def flush(self) -> None:
         """Wait for the firmware's pending snapshot work; raise if it failed."""
@@ -279,6 +305,11 @@ class SnapshotPipeline:
                 raise
             msg = f"chip S/N {self.serial}: snapshot could not be logged ({e.diagnostics()})"
             raise SnapshotStalledError(msg) from e
+
+    @property
+    def has_receipts(self) -> bool:
+        """Whether a receipt server was given to the chip."""
+        return self._receipts is not None
 
     @property
     def snapshots(self) -> list[SnapshotRecord]:

@@ -57,7 +57,13 @@ def verify_cmd(
     ],
     chip: Annotated[
         list[str] | None,
-        typer.Option("--chip", help="An inspected chip: SERIAL,PUBLIC_KEY,LOG (repeat)."),
+        typer.Option(
+            "--chip",
+            help=(
+                "An inspected chip: SERIAL,PUBLIC_KEY,LOG (repeat); LOG is the nvram.log of "
+                "the chip's folder, whose chip attests the count the log is read against."
+            ),
+        ),
     ] = None,
     policy: PolicyOption = None,
     budget: Annotated[

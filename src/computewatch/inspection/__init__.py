@@ -57,7 +57,7 @@ from computewatch.inspection._period import (
     sample,
     start,
 )
-from computewatch.inspection._receipts import check_receipts
+from computewatch.inspection._receipts import HeldReceipts, check_receipts, receipts_beside
 from computewatch.inspection._sampling import SampleDraw, commit_nonce, draw_sample, verify_draw
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "DirectoryRecord",
     "Evidence",
     "Finding",
+    "HeldReceipts",
     "Reveals",
     "SampleDraw",
     "Submission",
@@ -91,6 +92,7 @@ __all__ = [
     "load_plan",
     "plan_audit",
     "plan_policy",
+    "receipts_beside",
     "render_html",
     "reveal",
     "sample",

@@ -4,6 +4,12 @@
   (`inspect_chip`) against its holding at the committed checkpoint (owner,
   registered key), with an attestation nonce derived from the Verifier's
   revealed nonce (rerunnable, and unknown to the Prover before the reveal);
+  each chip's fresh attestation is also held against the registry's
+  high-water mark for it (`RegistryClient.high_water`: the newest log
+  entry the chip posted for a receipt), so restored chip state is
+  ``state-rolled-back``, and every snapshot logged as waiting for a
+  receipt must have its own beside its ω copy in the submission, proving
+  that very entry in the registry's log (`check_receipts`);
   every run's Prover report is read through its parser (`ProverReport`),
   and one that does not parse is a ``report-malformed`` finding naming the
   file and the field (the Prover's fault, never a crash of the audit);
@@ -32,9 +38,11 @@ from typing import TYPE_CHECKING, Any
 from computewatch.crypto import VerifyingKey
 from computewatch.datacenter import ProverReport
 from computewatch.errors import ComputeWatchError, FormatError, IntegrityError
+from computewatch.inspection._checkpoints import audit_registry
 from computewatch.inspection._folder import AuditFolder, Submission, read_json, write_json
 from computewatch.inspection._inspect import DirectoryRecord, Finding, inspect_chip
 from computewatch.inspection._period import load_plan, plan_policy
+from computewatch.inspection._receipts import HeldReceipts, receipts_beside
 from computewatch.rules import load_rules
 from computewatch.verification import (
     ChipInput,
@@ -48,7 +56,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from computewatch.crypto import Signer
+    from computewatch.crypto import Policy, Signer
+    from computewatch.supplychain import HighWater
 
 __all__ = ["check_verdicts", "inspect", "verify"]
 
@@ -84,6 +93,22 @@ def _commitment(reports: dict[str, ProverReport], run: str) -> str:
     return report.commitment if report is not None else ""
 
 
+def _registry_evidence(
+    folder: AuditFolder, serials: list[str]
+) -> tuple[dict[str, HighWater | None], tuple[Policy, str] | None, str]:
+    """Each chip's high-water mark and the receipt trust, from the plan's live registry.
+
+    A folder without a plan (an inspection run on its own) checks neither,
+    and says so in the step's file.
+    """
+    if not folder.plan.exists():
+        return {}, None, "no audit plan: high-water marks and receipts not checked"
+    with audit_registry(folder) as registry:  # each chip's mark, receipt-proved
+        marks = {s: registry.high_water(s) for s in serials}
+        trust = (registry.policy, registry.origin)
+    return marks, trust, f"high-water marks and receipts checked against {trust[1]}"
+
+
 def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, Any]:
     """Inspect the sampled chips (``inspect/PROVER.json``)."""
     sampled = _sample_doc(folder, prover)
@@ -93,6 +118,10 @@ def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, An
     typed, findings = _reports(sub)
     reports = list(typed.values())
     inspections = []
+    marks, trust, registry_note = _registry_evidence(
+        folder, [s for s in sampled["draw"]["chips"] if s in sub.chips]
+    )
+    snapshot_dirs = [run / "snapshots" for run in sub.runs.values()]
     for serial in sampled["draw"]["chips"]:
         folder_of_chip = sub.chips.get(serial)
         if folder_of_chip is None:
@@ -109,6 +138,12 @@ def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, An
             expected_owner=prover,
             nonce=_derived(v_nonce, f"attest/{serial}", 16),
             reports=reports,
+            high_water=marks.get(serial),
+            receipts=(
+                None
+                if trust is None
+                else HeldReceipts(receipts_beside(snapshot_dirs, serial), *trust)
+            ),
         )
         inspections.append(result.to_json())
         findings.extend(result.findings)
@@ -116,6 +151,7 @@ def inspect(folder: AuditFolder, submissions: Path, prover: str) -> dict[str, An
         "prover": prover,
         "inspections": inspections,
         "findings": [f.to_json() for f in findings],
+        "registry": registry_note,
     }
     write_json(folder.step("inspect", prover), doc)
     return doc

@@ -35,6 +35,7 @@ from scipy.stats import poisson
 
 from computewatch.chip import SECONDS_PER_DAY
 from computewatch.inspection._inspect import Finding
+from computewatch.verification import run_mismatches
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -80,66 +81,19 @@ def check_run_against_transcript(
     not the transcript's, or the run id carries two), ``code-hash-mismatch``
     (the code registered or snapshotted is not the transcript's),
     ``step-mismatch`` (a snapshot's step is outside the run, or the host's
-    step numbers do not advance with the steps the firmware counted).
+    step numbers do not advance with the steps the firmware counted). The
+    verifier runs the same check (`verify_transcript`'s ``chip-run`` checks).
     """
-    found: list[Finding] = []
-    logged = {
-        str(e.body.get("commitment"))
-        for e in entries
-        if e.kind == "precommit" and e.body.get("run_id") == run_id
-    }
-    snaps = _snapshots(entries, run_id)
-    logged |= {str(e.body["commitment"]) for e in snaps if e.body.get("commitment")}
-    if logged and logged != {precommitment}:
-        found.append(
-            Finding(
-                serial,
-                "precommitment-mismatch",
-                f"run {run_id!r}: the chip logged precommitment(s) {sorted(logged)} but the "
-                f"transcript claims {precommitment}",
-            )
+    return [
+        Finding(serial, kind, detail)
+        for kind, detail in run_mismatches(
+            entries,
+            run_id=run_id,
+            code_hash=code_hash,
+            precommitment=precommitment,
+            steps=steps,
         )
-    codes = {
-        str(e.body.get("code_hash"))
-        for e in entries
-        if e.kind in ("register", "snapshot") and e.body.get("run_id") == run_id
-    }
-    if codes - {code_hash}:
-        found.append(
-            Finding(
-                serial,
-                "code-hash-mismatch",
-                f"run {run_id!r}: the chip ran code {sorted(codes - {code_hash})}, the transcript "
-                f"claims {code_hash}",
-            )
-        )
-    offsets: dict[Any, set[int]] = defaultdict(set)
-    for e in snaps:
-        step = e.body.get("step")
-        if not isinstance(step, int) or not 0 <= step <= steps:
-            found.append(
-                Finding(
-                    serial,
-                    "step-mismatch",
-                    f"run {run_id!r}: snapshot seq {e.seq} at step {step!r}, outside the "
-                    f"transcript's 0..{steps}",
-                )
-            )
-            continue
-        fw_steps = e.body.get("fw_steps")
-        if e.body.get("trigger") == "schedule" and isinstance(fw_steps, int):
-            offsets[e.body.get("register_seq")].add(step - fw_steps)
-    for reg, seen in sorted(offsets.items(), key=lambda kv: str(kv[0])):
-        if len(seen) > 1:
-            found.append(
-                Finding(
-                    serial,
-                    "step-mismatch",
-                    f"run {run_id!r} (register seq {reg}): the host's step numbers do not "
-                    f"advance with the steps the firmware counted (offsets {sorted(seen)[:4]})",
-                )
-            )
-    return found
+    ]
 
 
 def expected_snapshots(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from computewatch.chip import (
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from computewatch.chip import LogEntry
     from computewatch.crypto import VerifyingKey
     from computewatch.datacenter import ProverReport
-    from computewatch.supplychain import LocationCheck
+    from computewatch.inspection._receipts import HeldReceipts
+    from computewatch.supplychain import HighWater, LocationCheck
 
 __all__ = ["ChipInspection", "DirectoryRecord", "Evidence", "Finding", "inspect_chip"]
 
@@ -238,6 +239,28 @@ def _history_findings(
     return found
 
 
+def _high_water_findings(mark: HighWater, att: Mapping[str, Any], serial: str) -> list[Finding]:
+    """The fresh attestation against the registry's high-water mark for the chip."""
+    from computewatch.inspection._evidence import compare_attestations  # noqa: PLC0415
+
+    if mark.serial != serial:
+        return [Finding(serial, "high-water-foreign", f"the mark is chip {mark.serial!r}'s")]
+    return [
+        replace(f, detail=f"{f.detail} (registry high-water: log entry {mark.log_index})")
+        for f in compare_attestations(mark.as_attestation(), att, serial=serial)
+    ]
+
+
+def _receipt_findings(
+    entries: Sequence[LogEntry], held: HeldReceipts, serial: str
+) -> list[Finding]:
+    """Every snapshot logged as waiting for a receipt holds one for that very entry."""
+    from computewatch.inspection._receipts import check_receipts  # noqa: PLC0415
+
+    waited = [e for e in entries if e.kind == "snapshot" and e.body.get("receipt_log")]
+    return check_receipts(waited, held.receipts, held.trusted, held.origin, serial=serial)
+
+
 def inspect_chip(
     folder: Path,
     record: DirectoryRecord,
@@ -248,6 +271,8 @@ def inspect_chip(
     min_firmware: int = 1,
     location: LocationCheck | None = None,
     earlier: Mapping[str, Any] | None = None,
+    high_water: HighWater | None = None,
+    receipts: HeldReceipts | None = None,
 ) -> ChipInspection:
     """Inspect the chip in `folder` against its directory record and the Prover's reports.
 
@@ -261,6 +286,9 @@ def inspect_chip(
     size or reset count lower now is a finding (``state-rolled-back``). The
     log's firmware history is checked too (no update during a run or just
     before this inspection).
+    ``high_water`` is the registry's mark for the chip (its newest logged
+    entry, `RegistryClient.high_water`): an attested log size, ``log`` or
+    ``firmware`` counter or reset count below it is ``state-rolled-back``.
     """
     serial = record.serial
     findings: list[Finding] = []
@@ -312,6 +340,10 @@ def inspect_chip(
             return ChipInspection(serial, tuple(findings), attestation=att)
     snapshots, runs = _snapshot_findings(entries, serial, reports, findings)
     findings.extend(_history_findings(entries, serial, att, earlier))
+    if high_water is not None:
+        findings.extend(_high_water_findings(high_water, att, serial))
+    if receipts is not None:
+        findings.extend(_receipt_findings(entries, receipts, serial))
     return ChipInspection(
         serial,
         tuple(findings),

@@ -21,19 +21,50 @@ Example::
 
 from __future__ import annotations
 
+import glob
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from computewatch.crypto import Policy, Receipt, verify_receipt
 from computewatch.errors import ComputeWatchError
 from computewatch.inspection._inspect import Finding
 
+_MAX_RECEIPT = 1 << 20
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+    from pathlib import Path
 
     from computewatch.chip import LogEntry
     from computewatch.crypto import NoteVerifier
 
-__all__ = ["check_receipts"]
+__all__ = ["HeldReceipts", "check_receipts", "receipts_beside"]
+
+
+@dataclass(frozen=True)
+class HeldReceipts:
+    """The receipts a Prover shows for a chip's snapshots, and the log they must prove entries in.
+
+    Attributes:
+        receipts: receipt (text or parsed) by the snapshot's log seq.
+        trusted: the registry log's note keys, or a tlog-policy (witness quorum too).
+        origin: the registry log's origin.
+    """
+
+    receipts: Mapping[int, Receipt | str | bytes]
+    trusted: Sequence[NoteVerifier] | Policy
+    origin: str
+
+
+def receipts_beside(folders: Iterable[Path], serial: str) -> dict[int, bytes]:
+    """The receipts the firmware kept beside its ω copies (``SERIAL-SEQ.receipt``) in folders."""
+    found: dict[int, bytes] = {}
+    for folder in folders:
+        for path in sorted(folder.glob(f"{glob.escape(serial)}-*.receipt")):
+            seq = path.stem.removeprefix(f"{serial}-")
+            if seq.isdigit() and path.is_file() and not path.is_symlink():
+                found[int(seq)] = path.read_bytes()[:_MAX_RECEIPT]
+    return found
 
 
 def check_receipts(

@@ -36,6 +36,7 @@ from computewatch.supplychain._audit_client import AuditQueries
 from computewatch.supplychain._client import RegistryClient
 from computewatch.supplychain._directory import Directory
 from computewatch.supplychain._entries import check_receipt
+from computewatch.supplychain._highwater import HighWater, high_water_receipt
 from computewatch.supplychain._holdings import AuditView, Holding, LoggedCommitment, audit_view
 from computewatch.supplychain._limits import (
     HttpLimits,
@@ -151,6 +152,7 @@ __all__ = [
     "DiscrepancyReport",
     "Effects",
     "EventKind",
+    "HighWater",
     "Holding",
     "HttpLimits",
     "Landmark",
@@ -197,6 +199,7 @@ __all__ = [
     "destination",
     "find_discrepancies",
     "great_circle_km",
+    "high_water_receipt",
     "install_limits",
     "load_cosigner",
     "make_request",

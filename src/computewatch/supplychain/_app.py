@@ -54,6 +54,7 @@ from computewatch.errors import (
     VerificationFailed,
 )
 from computewatch.supplychain._audit_routes import audit_router
+from computewatch.supplychain._highwater import high_water_receipt
 from computewatch.supplychain._limits import HttpLimits, install_limits
 from computewatch.supplychain._model import (
     CustodyViolation,
@@ -206,6 +207,7 @@ def create_app(
 
     _write_routes(app, settings)
     _directory_routes(app, settings, clock)
+    _high_water_route(app)
     _location_routes(app)
     _log_routes(app)
     app.include_router(tile_router())
@@ -312,6 +314,19 @@ def _directory_routes(app: FastAPI, settings: RegistrySettings, clock: Callable[
         now = round(clock() * 1e6) if now_us is None else now_us
         report = registry.store.discrepancies(settings.policy, now, limit=limit)
         return ReportOut(**report.to_json())
+
+
+def _high_water_route(app: FastAPI) -> None:
+    """A chip's high-water mark: a receipt for its newest logged entry (ADR 0029)."""
+
+    @app.get("/v1/chips/{serial}/high-water", response_class=PlainTextResponse, tags=["directory"])
+    def get_high_water(serial: str, registry: RegistryDep) -> PlainTextResponse:
+        """A receipt for the chip's newest logged entry: the most the registry has seen of it."""
+        receipt = high_water_receipt(registry, check_serial(serial))
+        if receipt is None:
+            msg = f"chip S/N {serial} has no logged entries"
+            raise UnknownEntity(msg)
+        return PlainTextResponse(receipt.to_text(), media_type=_TEXT)
 
 
 def _location_routes(app: FastAPI) -> None:

@@ -33,6 +33,7 @@ from computewatch.errors import (
     FormatError,
     IntegrityError,
 )
+from computewatch.supplychain._highwater import HighWater
 from computewatch.supplychain._location_record import parse_check, parse_region
 from computewatch.supplychain._model import (
     Actor,
@@ -41,6 +42,7 @@ from computewatch.supplychain._model import (
     ChipStatus,
     EventKind,
     Role,
+    UnknownEntity,
 )
 from computewatch.supplychain._receipt_client import (
     Trust,
@@ -254,6 +256,31 @@ class RegistryClient:
             d["last_event_us"],
             d["last_index"],
         )
+
+    def high_water(self, serial: str) -> HighWater | None:
+        """The most the registry has seen of a chip, proved by a verified receipt.
+
+        None if the registry holds no log entry of the chip. The receipt is
+        checked under the trusted key (or policy) like every other, and the
+        entry it proves must be the chip's own.
+
+        Raises:
+            IntegrityError: The receipt does not verify, or proves another chip's entry.
+        """
+        try:
+            response = self._get(f"/v1/chips/{serial}/high-water")
+        except UnknownEntity:
+            return None
+        receipt = Receipt.from_text(response.content)
+        self._seen(verify_receipt(receipt, self._trusted, self.origin))
+        if receipt.entry is None:
+            msg = f"registry high-water mark for chip S/N {serial}: the receipt carries no entry"
+            raise FormatError(msg)
+        mark = HighWater.from_entry(receipt.entry, log_index=receipt.index, receipt=receipt)
+        if mark.serial != serial:
+            msg = f"registry high-water mark for chip S/N {serial} proves an entry of {mark.serial}"
+            raise IntegrityError(msg)
+        return mark
 
     def history(self, serial: str) -> list[ChipEvent]:
         """A chip's custody history, oldest first."""

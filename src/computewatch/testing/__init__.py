@@ -17,12 +17,15 @@ only through the library's explicit seams (`computewatch.datacenter.train`'s
 * `claims_report`: a parseable Prover report claiming given chip-log
   snapshots (what a chip inspection reads of a report);
 * `RegistryKeys`, `registry_server`: the registry service as a real child
-  process (``computewatch registry serve``) on a free port of 127.0.0.1.
+  process (``computewatch registry serve``) on a free port of 127.0.0.1;
+* `LocalRegistry`: the same registry core in process on SQLite, with a fab
+  that enrols chips, as a chip's receipt server and high-water source.
 """
 
 from __future__ import annotations
 
 from computewatch.testing._chips import FAST_RATE, MAKER_SEED, maker_key, provisioned_chip
+from computewatch.testing._local_registry import LocalRegistry
 from computewatch.testing._registry import (
     HOST,
     ORIGIN,
@@ -43,6 +46,7 @@ __all__ = [
     "ORIGIN",
     "START_TIMEOUT_S",
     "TINY",
+    "LocalRegistry",
     "RegistryKeys",
     "RegistryServer",
     "TinyRun",

@@ -22,6 +22,7 @@ from computewatch.verification._bisect import (
     confirm_step,
     localize,
 )
+from computewatch.verification._chip_run import run_mismatches
 from computewatch.verification._cluster import (
     VERDICT_PAYLOAD_TYPE,
     ChipInput,
@@ -124,6 +125,7 @@ __all__ = [
     "read_verdict",
     "replay_pair",
     "run_isolated",
+    "run_mismatches",
     "step_times_vs_chip_log",
     "update_norms_vs_lr",
     "verify_transcript",

@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from computewatch.verification._verify import VerificationPolicy
 if TYPE_CHECKING:
     from computewatch.crypto import Signer
     from computewatch.verification._engine import Engine
+    from computewatch.verification._verify import ChipEvidence
 
 __all__ = ["VERDICT_PAYLOAD_TYPE", "ChipInput", "ClusterJob", "cluster_verify", "read_verdict"]
 
@@ -54,11 +56,23 @@ VERDICT_PAYLOAD_TYPE = "application/vnd.computewatch.verdict+json"
 
 @dataclass(frozen=True)
 class ChipInput:
-    """An inspected chip: its serial, its registered public key, its log file."""
+    """An inspected chip: its serial, its registered public key, its log file.
+
+    ``log`` is the ``nvram.log`` of the chip's folder: the cluster asks the
+    chip there (opened read-only) for an attestation under a nonce derived
+    from the job's secret seed and reads the log only against the entry
+    count and head it attests (`verify_attested_log`), so a log cut short,
+    emptied or torn is tampering here as in every other reader.
+    """
 
     serial: str
     public_key: Path
     log: Path
+
+    @property
+    def folder(self) -> Path:
+        """The chip's folder (where its secure element is reached)."""
+        return self.log.parent
 
 
 @dataclass(frozen=True)
@@ -158,20 +172,13 @@ def cluster_verify(
         IntegrityError, FormatError: the Verifier's own inputs (chip logs,
             keys, rule file) are tampered or malformed.
     """
-    from computewatch.chip import read_chip_log  # noqa: PLC0415
-    from computewatch.verification._verify import (  # noqa: PLC0415
-        ChipEvidence,
-        verify_transcript,
-    )
+    from computewatch.verification._verify import verify_transcript  # noqa: PLC0415
 
     _within_cap(job.policy, compute_cap)
     if timeout is not None:
         job = dataclasses.replace(job, limits=dataclasses.replace(job.limits, timeout_s=timeout))
     spec = job.to_json()
-    chips = [
-        ChipEvidence.from_log(c.serial, VerifyingKey.load(c.public_key), read_chip_log(c.log))
-        for c in job.chips
-    ]
+    chips = [_attested_evidence(c, int(spec["seed"])) for c in job.chips]
     rules = None
     if job.rules is not None:
         from computewatch.rules import load_rules  # noqa: PLC0415
@@ -194,6 +201,33 @@ def cluster_verify(
     verdict = Verdict.from_json(doc)
     envelope = sign_envelope(VERDICT_PAYLOAD_TYPE, canonical_json(verdict.to_json()), [key])
     return envelope, verdict
+
+
+def _attested_evidence(chip: ChipInput, seed: int) -> ChipEvidence:
+    """The chip's log, read against the count it attests now under the job's nonce.
+
+    Raises:
+        IntegrityError: The attestation does not verify, or the log is cut
+            short, emptied, torn or otherwise tampered.
+        FormatError: No chip at ``chip.folder``, or a malformed log.
+    """
+    from computewatch.chip import (  # noqa: PLC0415
+        Chip,
+        check_attestation,
+        read_chip_log,
+        verify_attested_log,
+    )
+    from computewatch.verification._verify import ChipEvidence  # noqa: PLC0415
+
+    key = VerifyingKey.load(chip.public_key)
+    material = b"computewatch/cluster-attest/v1\x00%d\x00%s" % (seed, chip.serial.encode())
+    nonce = hashlib.sha256(material).digest()[:16]
+    with Chip.open(chip.folder, read_only=True) as opened:  # writes nothing, repairs nothing
+        claims = check_attestation(opened.attest(nonce), key, chip.serial, nonce)
+    envelopes = read_chip_log(chip.log) if chip.log.exists() else []
+    return ChipEvidence(
+        chip.serial, tuple(verify_attested_log(envelopes, claims, key, chip.serial))
+    )
 
 
 def _within_cap(policy: VerificationPolicy, cap: float | None) -> None:

@@ -1,8 +1,10 @@
 """The checks of a verification that need no replay (private; see `_session`).
 
 Precommitment (recomputed, and logged by every inspected chip before its
-snapshots), seeded W_0 from the manifest's layout, and each chip-logged
-snapshot's claim and ω hash. `Session` inherits them.
+snapshots), what each chip logged of the run against the transcript (code
+hash, precommitment, the host's steps vs the firmware's count), seeded W_0
+from the manifest's layout, and each chip-logged snapshot's claim and ω
+hash. `Session` inherits them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from computewatch.datacenter import (
     precommitment,
 )
 from computewatch.errors import FormatError
+from computewatch.verification._chip_run import run_mismatches
 from computewatch.verification._results import CheckResult
 
 if TYPE_CHECKING:
@@ -78,6 +81,27 @@ class StaticChecks:
             else:
                 self.checks.append(
                     CheckResult.ok(name, f"logged at seq {pre[0].seq}, before its snapshots")
+                )
+
+    def chip_runs(self) -> None:
+        """What each chip logged of the run (code hash, precommitment, steps) vs the transcript."""
+        reader = self.reader
+        for chip in self.chips:
+            found = run_mismatches(
+                chip.entries,
+                run_id=reader.run_id,
+                code_hash=str(reader.manifest["program"]["code_hash"]),
+                precommitment=str(reader.report["precommitment"]),
+                steps=reader.steps,
+            )
+            name = f"chip-run:{chip.serial}"
+            if found:
+                kinds = sorted({kind for kind, _ in found})
+                detail = "; ".join(d for _, d in found)
+                self.checks.append(CheckResult.fail(name, f"{', '.join(kinds)}: {detail}"[:400]))
+            else:
+                self.checks.append(
+                    CheckResult.ok(name, "logged code hash, precommitment and steps match")
                 )
 
     # -- 3. W_0 ------------------------------------------------------------

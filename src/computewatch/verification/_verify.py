@@ -5,7 +5,9 @@ transcript and the logs of the inspected chips, and returns a `Verdict`:
 
 1. the folder recomputes to the report's commitment (`TranscriptReader`);
 2. the precommitment recomputes from the manifest and the data order, and
-   every inspected chip logged it before any snapshot of the run;
+   every inspected chip logged it before any snapshot of the run; what each
+   chip logged of the run (code hash, precommitment, step numbers against
+   the firmware's own step count) is the transcript's (``chip-run``);
 3. W_0 regenerates exactly from the seed the precommitment fixes;
 4. snapshot linkage, for every chip-logged snapshot of the run: it is
    claimed, its ω copy hashes to the logged h, and a replay from the nearest
@@ -325,6 +327,7 @@ def verify_transcript(
         facts = DATA_SAMPLE if rules is not None else 0
         steps: list[Callable[[], None]] = [
             session.precommitment,
+            session.chip_runs,
             session.initialization,
             lambda: session.run(
                 facts=facts, benchmarks=rules.benchmarks if rules is not None else ()
