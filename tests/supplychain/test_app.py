@@ -221,3 +221,44 @@ def test_a_high_water_mark_is_only_made_from_a_chip_log_entry(
         "counters": {"log": 8},
     }
     assert mark.to_json()["log_index"] == 9
+
+
+def test_audit_queries_answer_with_proofs_and_refuse_bad_sizes(
+    app: tuple[TestClient, World],
+) -> None:
+    from computewatch.crypto import verify_inclusion  # noqa: PLC0415
+
+    client, world = app
+    serials = ["H-1", "H-2"]
+    for request in (
+        world.fabricate("fab-1", serials),
+        world.custody("transfer", "fab-1", serials, to="own-1"),
+        world.custody("receive", "own-1", serials),
+        world.custody("register-owner", "own-1", serials),
+    ):
+        assert client.post("/v1/requests", content=request).status_code == 200
+    size = client.get("/healthz").json()["size"]
+    root = _root_at(client, size)
+    held = client.get("/v1/audit/holdings/own-1", params={"size": size}).json()
+    assert (held["actor"], held["size"]) == ("own-1", size)
+    assert sorted(c["serial"] for c in held["chips"]) == ["H-1", "H-2"]
+    for chip in held["chips"]:
+        proof = [base64.b64decode(h) for h in chip["proof"]]
+        entry = base64.b64decode(chip["entry"])
+        verify_inclusion(entry, index=chip["last_index"], size=size, proof=proof, root=root)
+    # before it registered as their owner, own-1 held nothing
+    before = client.get("/v1/audit/holdings/own-1", params={"size": size - 1}).json()
+    assert before["chips"] == []
+    none = client.get("/v1/audit/commitments", params={"period": "2026-12", "size": size}).json()
+    assert none == {"period": "2026-12", "size": size, "commitments": []}
+    too_big = client.get("/v1/audit/holdings/own-1", params={"size": size + 1})
+    assert _error(too_big) == (400, "FormatError")
+    assert "the log's size" in too_big.json()["error"]["message"]
+    assert client.get("/v1/audit/holdings/own-1", params={"size": 0}).status_code == 400
+    assert _error(client.get("/v1/audit/holdings/bad%20id", params={"size": 1})) == (
+        400,
+        "FormatError",
+    )
+    big = client.get("/v1/audit/commitments", params={"period": "p", "size": size + 5})
+    assert _error(big) == (400, "FormatError")
+    assert client.get("/v1/audit/commitments", params={"period": "", "size": 1}).status_code == 400
