@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from computewatch.chip import Chip, sign_firmware
 from computewatch.datacenter import (
     REPORT_FORMAT,
     CheckpointRef,
@@ -39,12 +40,12 @@ from computewatch.datacenter import (
     train,
 )
 from computewatch.errors import FormatError
-from tests.datacenter.conftest import make_spec
+from tests.datacenter.conftest import SteppingClock, make_spec
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from computewatch.chip import Chip
+    from computewatch.crypto import SigningKey
 
 U63 = st.integers(0, 2**63 - 1)
 HEX64 = st.text("0123456789abcdef", min_size=64, max_size=64)
@@ -250,13 +251,23 @@ def test_malformed_chip_file_names_file_and_field(
         compute_commitment(paths.root)
 
 
-def test_recorded_chip_file_parses(tmp_path: Path, chip: Chip) -> None:
+def test_recorded_chip_file_parses(tmp_path: Path, maker: SigningKey) -> None:
+    # a dense schedule (about 20 snapshots a step on the stepping clock), so that 4 steps
+    # always hold a snapshot: at one a chip-minute, 1 run in 15 drew none
+    dense = sign_firmware(
+        name="cw-fw", version=1, code=b"fw", chipmaker=maker, snapshot_rate_per_day=86_400.0
+    )
+    chip = Chip.provision(tmp_path / "chip", "CW-DC-1", maker.verifying_key, clock=SteppingClock())
+    chip.boot(dense)
     paths = TranscriptPaths(tmp_path / "run")
-    train(make_spec(steps=4), paths.root, chip=chip)
+    try:
+        train(make_spec(steps=4), paths.root, chip=chip)
+    finally:
+        chip.close()
     doc = ChipClaims.from_dict(
         json.loads((paths.chips / f"{chip.serial}.json").read_bytes()), "chip"
     )
-    assert doc.snapshots  # the stepping clock snapshots every step
+    assert doc.snapshots
     assert encode(doc) == (paths.chips / f"{chip.serial}.json").read_bytes()
     report = ProverReport.from_dict(json.loads(paths.report.read_bytes()))
     assert report.snapshots == tuple(doc.claims(report.run_id))
