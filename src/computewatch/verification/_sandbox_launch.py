@@ -145,6 +145,7 @@ def make_spec(
     hide: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Return the init's instructions (see `_sandbox_init`)."""
+    root = Path("/").stat()
     return {
         "hide": [str(p) for p in hide],
         "mode": mode,
@@ -157,7 +158,7 @@ def make_spec(
         "argv": list(command),
         # what of the host the command may see besides its inputs (`_sandbox_root`)
         "root": _sandbox_root.visible_paths(),
-        "host_root": [Path("/").stat().st_dev, Path("/").stat().st_ino],
+        "host_root": [root.st_dev, root.st_ino],
     }
 
 

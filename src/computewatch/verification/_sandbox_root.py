@@ -66,8 +66,13 @@ def visible_paths() -> list[str]:
     The system's directories, a few files of /etc, and this Python: its
     prefixes and computewatch's package folder (an editable install's source
     tree), all resolved; never the working directory or a repository around
-    them.
+    them. Worked out once per process (it is the same for every worker).
     """
+    return list(_visible_paths())
+
+
+@functools.cache
+def _visible_paths() -> tuple[str, ...]:
     import computewatch  # noqa: PLC0415 - the parent's package, for its folder
 
     package = Path(computewatch.__file__).resolve().parent.parent
@@ -75,7 +80,9 @@ def visible_paths() -> list[str]:
     python = [str(Path(p).resolve()) for p in prefixes]
     python.append(str(Path(sys.executable).resolve().parent))
     paths = [*SYSTEM_DIRS, *ETC_FILES, *SYS_DIRS, *python, str(package)]
-    return sorted({p for p in paths if Path(p).is_symlink() or Path(p).exists()}, key=_shortest)
+    return tuple(
+        sorted({p for p in paths if Path(p).is_symlink() or Path(p).exists()}, key=_shortest)
+    )
 
 
 def _shortest(path: str) -> tuple[int, str]:
