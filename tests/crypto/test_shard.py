@@ -16,7 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from computewatch.crypto import SHARD_DOMAIN, SHARD_DTYPES, HashAlgorithm, ShardHasher, shard_hash
+from computewatch.crypto import (
+    SHARD_DOMAIN,
+    SHARD_DTYPES,
+    HashAlgorithm,
+    ShardHasher,
+    concat_shard_hash,
+    shard_hash,
+)
 from computewatch.crypto._shard import _slab_indices, _torch_slab_chunks
 from computewatch.errors import FormatError, ParameterError
 
@@ -358,3 +365,32 @@ def test_cuda_tensor_hashes_like_its_host_copy() -> None:
     device = host.cuda()
     assert shard_hash(device) == shard_hash(host)
     assert shard_hash(device.t(), chunk_bytes=256) == shard_hash(host.t().contiguous())
+
+
+@settings(max_examples=50)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(1, 4), st.booleans()), min_size=1, max_size=5
+    ),
+    st.sampled_from(["sha256", "blake3"]),
+)
+def test_concat_shard_hash_is_the_hash_of_the_concatenation(
+    shapes: list[tuple[int, int, bool]], algorithm: str
+) -> None:
+    """Streaming the parts equals hashing torch.cat of them, whatever their strides."""
+    gen = torch.Generator().manual_seed(len(shapes))
+    parts = []
+    for rows, cols, transpose in shapes:
+        t = torch.randn(rows, cols, generator=gen)
+        parts.append(t.t() if transpose else t)  # a transpose is non-contiguous
+    flat = torch.cat([p.reshape(-1) for p in parts])
+    assert concat_shard_hash(parts, algorithm) == shard_hash(flat, algorithm)
+
+
+def test_concat_shard_hash_tells_order_and_refuses_mixed_input() -> None:
+    a, b = torch.zeros(3), torch.ones(3)
+    assert concat_shard_hash([a, b]) != concat_shard_hash([b, a])
+    with pytest.raises(FormatError, match="at least one tensor"):
+        concat_shard_hash([])
+    with pytest.raises(FormatError, match="one dtype"):
+        concat_shard_hash([a, b.double()])

@@ -242,3 +242,29 @@ def test_contract_records_the_replay_cannot_read_are_refused() -> None:
     tensor_lr = torch.optim.SGD(params, lr=torch.tensor(0.1))
     with pytest.raises(ParameterError, match=r"hyperparameter 'lr': expected a number"):
         describe_optimizer(tensor_lr)
+
+
+def test_a_step_is_recorded_at_the_next_step_or_on_flush(tmp_path: Path) -> None:
+    """The step's state digest is hashed while the loop runs on; flush records it at once."""
+    model = EX["build_model"](CONFIG)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=CONFIG["lr"], weight_decay=0.01)
+    monitor = Monitor(_spec(steps=6, checkpoint_every=3), model, optimizer, tmp_path / "run")
+    paths = TranscriptPaths(tmp_path / "run")
+    loader = DataLoader(
+        EX["dataset"](CONFIG), batch_sampler=monitor.batch_sampler, collate_fn=monitor.collate
+    )
+    for step, batch in enumerate(loader):
+        loss = monitor.observe(EX["loss_fn"](model, batch))
+        optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        if step == 2:
+            assert not paths.checkpoint(3).exists()  # step 2 waits for its digest
+            monitor.flush()
+            assert paths.checkpoint(3).exists()
+            lines = paths.metrics.read_text().splitlines()
+            assert [json.loads(line)["step"] for line in lines] == [0, 1, 2]
+    monitor.finish()
+    metrics = [json.loads(line) for line in paths.metrics.read_text().splitlines()]
+    assert [m["step"] for m in metrics] == list(range(6))
+    assert len({m["state"] for m in metrics}) == 6  # one commitment per step, all different

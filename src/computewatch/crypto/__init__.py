@@ -15,7 +15,13 @@ from computewatch.crypto._dsse import (
     verify_envelope,
 )
 from computewatch.crypto._keys import Signer, SigningKey, VerifyingKey
-from computewatch.crypto._shard import SHARD_DOMAIN, SHARD_DTYPES, ShardHasher, shard_hash
+from computewatch.crypto._shard import (
+    SHARD_DOMAIN,
+    SHARD_DTYPES,
+    ShardHasher,
+    concat_shard_hash,
+    shard_hash,
+)
 
 # --- Merkle log, checkpoints, signed notes, receipts (section B) ---
 # isort: split
@@ -120,6 +126,7 @@ __all__ = [
     "WitnessedCheckpoint",
     "add_checkpoint_body",
     "canonical_json",
+    "concat_shard_hash",
     "decode_entry_bundle",
     "encode_entry_bundle",
     "hash_bytes",

@@ -58,7 +58,14 @@ if TYPE_CHECKING:
 
     import torch
 
-__all__ = ["CHUNK_BYTES", "SHARD_DOMAIN", "SHARD_DTYPES", "ShardHasher", "shard_hash"]
+__all__ = [
+    "CHUNK_BYTES",
+    "SHARD_DOMAIN",
+    "SHARD_DTYPES",
+    "ShardHasher",
+    "concat_shard_hash",
+    "shard_hash",
+]
 
 #: Domain tag of the shard hash, version 1 of the encoding.
 SHARD_DOMAIN = b"computewatch/shard/v1\x00"
@@ -338,6 +345,39 @@ def _array_chunks(array: np.ndarray, limit: int) -> Iterator[memoryview]:
     for index in _slab_indices(array.shape, array.dtype.itemsize, limit):
         piece = np.ascontiguousarray(array[index] if index else array, dtype=little)
         yield piece.reshape(-1).view(np.uint8).data
+
+
+def concat_shard_hash(
+    parts: Sequence[torch.Tensor], algorithm: HashAlgorithm | str = HashAlgorithm.SHA256
+) -> Digest:
+    """The shard hash of the 1-D concatenation of `parts`, without concatenating them.
+
+    Equal to ``shard_hash(torch.cat([p.reshape(-1) for p in parts]))`` but
+    streams each part's C-order bytes into one `ShardHasher`, so hashing a
+    model's per-parameter optimizer state as one flat vector copies nothing.
+
+    Example:
+        >>> import torch
+        >>> a, b = torch.arange(6.0).reshape(2, 3), torch.ones(4)
+        >>> concat_shard_hash([a, b]) == shard_hash(torch.cat([a.reshape(-1), b]))
+        True
+
+    Raises:
+        FormatError: no parts, parts of different dtypes, or an unsupported one.
+    """
+    if not parts:
+        msg = "concat_shard_hash: expected at least one tensor, got none"
+        raise FormatError(msg)
+    dtypes = {p.dtype for p in parts}
+    if len(dtypes) != 1:
+        msg = f"concat_shard_hash: expected one dtype, got {sorted(map(str, dtypes))}"
+        raise FormatError(msg)
+    dtype, _, _ = _torch_chunks(parts[0].reshape(-1)[:0], CHUNK_BYTES)
+    hasher = ShardHasher(dtype, (sum(p.numel() for p in parts),), algorithm)
+    for part in parts:
+        for chunk in _torch_chunks(part.reshape(-1), CHUNK_BYTES)[2]:
+            hasher.update(chunk)
+    return hasher.digest()
 
 
 def _torch_chunks(

@@ -10,7 +10,11 @@ lab's. It attaches at three points:
   and W_0 is written there from the precommitted seed;
 - the **optimizer**: a step pre-hook checks the learning rate against the
   replay contract, a post-hook records the step (data record, metrics, the
-  firmware's chance to snapshot, a checkpoint every `k` steps);
+  firmware's chance to snapshot, a checkpoint every `k` steps). The step's
+  commitment to the weights and optimizer state is hashed on a thread while
+  the loop runs the next forward and backward, which only read them; the
+  step is recorded when the next optimizer step begins, before anything
+  changes, or at once on `flush` (ADR 0040);
 - the **data**: `batch_sampler` yields the precommitted order (pass it to
   the lab's ``DataLoader``), and `collate` stacks each micro-batch after
   checking every point against its committed hash, so a loader that feeds
@@ -39,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from computewatch.datacenter._contract import describe_optimizer
@@ -110,18 +115,17 @@ class _Attached:
         self.shard = self.flat  # one chip: its slice is all of it, live
         self.reduction = None  # the lab's loop sums gradients its own way (legacy replay order)
         self.start, self.stop = 0, self.layout.numel
+        self.computed: Digest | None = None  # the step's digest, hashed while the loop ran on
 
-    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-        """The lab's per-parameter optimizer state laid out on the flat vector."""
+    def _state_parts(self) -> tuple[dict[str, list[torch.Tensor]], dict[str, torch.Tensor]]:
+        """The optimizer's per-parameter state tensors in flat order, and its scalars."""
         import torch  # noqa: PLC0415
 
         state = self.optimizer.state
-        groups = [describe_optimizer(self.optimizer)["hyper"]]
-        if not any(p in state for p in self.params):
-            return {}, groups
-        full: dict[str, torch.Tensor] = {}
         scalars: dict[str, torch.Tensor] = {}
         parts: dict[str, list[torch.Tensor]] = {}
+        if not any(p in state for p in self.params):
+            return parts, scalars
         for name, p in zip(self.names, self.params, strict=True):
             if p not in state:
                 msg = (
@@ -133,23 +137,38 @@ class _Attached:
                 if not isinstance(value, torch.Tensor):
                     continue  # None buffers (SGD without momentum): nothing to restore
                 if value.shape == p.shape and p.ndim > 0:
-                    parts.setdefault(key, []).append(value.detach().reshape(-1))
+                    parts.setdefault(key, []).append(value.detach())
                 elif key not in scalars:
-                    scalars[key] = value.detach().clone()
-        for key, chunks in parts.items():
-            full[key] = torch.cat(chunks)
-        full.update(scalars)
-        return dict(sorted(full.items())), groups
+                    scalars[key] = value.detach()
+        return parts, scalars
+
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+        """The lab's per-parameter optimizer state laid out on the flat vector."""
+        import torch  # noqa: PLC0415
+
+        parts, scalars = self._state_parts()
+        full = {key: torch.cat([c.reshape(-1) for c in chunks]) for key, chunks in parts.items()}
+        full.update({key: value.clone() for key, value in scalars.items()})
+        return dict(sorted(full.items())), [describe_optimizer(self.optimizer)["hyper"]]
 
     def state_digest(self) -> Digest:
-        """The per-step commitment (ADR 0034), as a one-chip `Trainer` makes it."""
+        """The per-step commitment (ADR 0034), as a one-chip `Trainer` makes it.
+
+        Each per-parameter state is hashed as the one flat vector a checkpoint
+        holds, streamed part by part (`concat_shard_hash`): nothing is copied.
+        """
+        from computewatch.crypto import concat_shard_hash, shard_hash  # noqa: PLC0415
         from computewatch.datacenter._step_state import (  # noqa: PLC0415
             combine_slice_digests,
-            slice_digest,
+            slice_digest_of,
         )
 
-        state, _ = self.checkpoint_state()
-        return combine_slice_digests([slice_digest(self.flat.detach(), state)])
+        if self.computed is not None:
+            return self.computed
+        parts, scalars = self._state_parts()
+        digests = {key: concat_shard_hash(chunks) for key, chunks in parts.items()}
+        digests.update({key: shard_hash(value) for key, value in scalars.items()})
+        return combine_slice_digests([slice_digest_of(shard_hash(self.flat.detach()), digests)])
 
 
 def _same_layout(contract: FlatLayout, lab: FlatLayout) -> None:
@@ -271,8 +290,12 @@ class Monitor:
         self._fed = 0
         self._losses: list[float] = []
         self._before: torch.Tensor | None = None
+        self._have_before = False
         self._t_last = time.perf_counter()
         self.recording_seconds = 0.0
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="computewatch-step-state")
+        self._pending: tuple[int, StepResult, float] | None = None
+        self._digest: Future[Digest] | None = None
         self._hooks = [
             optimizer.register_step_pre_hook(self._pre_step),
             optimizer.register_step_post_hook(self._post_step),
@@ -326,6 +349,7 @@ class Monitor:
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         del args, kwargs
+        self._settle()
         if self.step >= self.spec.steps:
             self._stop(f"optimizer step {self.step}: the run has only {self.spec.steps} steps")
         lr = self.state.program.learning_rate(self.state.config, self.step)
@@ -335,39 +359,79 @@ class Monitor:
                     f"step {self.step}: param group {i} has lr {group['lr']!r}, the replay "
                     f"contract's schedule gives {lr!r}"
                 )
-        self._before = self.state.flat.detach().clone()
+        # the weights before the step, for the update norm: one buffer for the run
+        # (a fresh clone each step costs its page faults, ~1.5x the copy)
+        flat = self.state.flat.detach()
+        if self._before is None:
+            self._before = flat.clone()
+        else:
+            self._before.copy_(flat)
+        self._have_before = True
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         del args, kwargs
         t_record = time.perf_counter()
         if not self._losses:
             self._stop(f"step {self.step}: no loss observed (loss = monitor.observe(loss))")
-        flat, before = self.state.flat, self._before
-        update = float((flat - before).norm().item()) if before is not None else 0.0
-        sq = sum(
-            float(p.grad.square().sum().item()) for p in self.state.params if p.grad is not None
-        )
+        import torch  # noqa: PLC0415
+
+        flat, before = self.state.flat.detach(), self._before
+        update = 0.0
+        if before is not None and self._have_before:
+            update = float(torch.linalg.vector_norm(before.sub_(flat)))  # in place: no copy
+        grads = [p.grad for p in self.state.params if p.grad is not None]
+        sq = sum(float(torch.linalg.vector_norm(g)) ** 2 for g in grads)
         result = StepResult(
             loss=sum(self._losses) / len(self._losses),
             lr=float(optimizer.param_groups[0]["lr"]),
             update_norm=update,
             grad_norm=math.sqrt(sq),
         )
-        self.recorder.record_step(self.step, result, t_record - self._t_last)
+        # the step's commitment hashes the weights and optimizer state on a thread
+        # while the loop runs the next forward and backward (they read the weights
+        # and write only gradients); the next optimizer step waits for it first
+        self._pending = (self.step, result, t_record - self._t_last)
+        self._digest = self._hasher.submit(self.state.state_digest)
         self._losses.clear()
-        self._before = None
+        self._have_before = False
         self.step += 1
         self._t_last = time.perf_counter()
         self.recording_seconds += self._t_last - t_record
 
     # -- after the loop --------------------------------------------------------
 
+    def flush(self) -> None:
+        """Record the last optimizer step now: its metrics, chip snapshot and checkpoint.
+
+        Otherwise a step is recorded when the next one begins (its state digest
+        is hashed meanwhile); call this before reading the transcript mid-run.
+        """
+        self._settle()
+
+    def _settle(self) -> None:
+        """Record the last step, once its state digest is in (before the state changes)."""
+        if self._pending is None or self._digest is None:
+            return
+        t0 = time.perf_counter()
+        step, result, seconds = self._pending
+        self._pending = None
+        self.state.computed = self._digest.result()
+        try:
+            self.recorder.record_step(step, result, seconds)
+        finally:
+            self.state.computed = None
+        self.recording_seconds += time.perf_counter() - t0
+
     def close(self) -> None:
-        """Detach from the optimizer and close the transcript's line files (idempotent)."""
+        """Record the last step, detach, close the transcript's line files (idempotent)."""
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
-        self.recorder.close()
+        try:
+            self._settle()
+        finally:
+            self._hasher.shutdown()
+            self.recorder.close()
 
     def _stop(self, msg: str) -> NoReturn:
         """The loop left the replay contract: stop recording, say why."""

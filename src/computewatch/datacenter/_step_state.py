@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     import torch
 
-__all__ = ["combine_slice_digests", "slice_digest", "state_digest"]
+__all__ = ["combine_slice_digests", "slice_digest", "slice_digest_of", "state_digest"]
 
 _SLICE_DOMAIN = b"computewatch/step-state/slice/v1\x00"
 _STATE_DOMAIN = b"computewatch/step-state/v1\x00"
@@ -40,11 +40,16 @@ _STATE_DOMAIN = b"computewatch/step-state/v1\x00"
 
 def slice_digest(weights: torch.Tensor, state: Mapping[str, torch.Tensor]) -> bytes:
     """The 32-byte digest of one chip's weight slice and its optimizer state."""
+    return slice_digest_of(shard_hash(weights), {k: shard_hash(v) for k, v in state.items()})
+
+
+def slice_digest_of(weights: Digest, state: Mapping[str, Digest]) -> bytes:
+    """`slice_digest` from the shard hashes of the weights and of each state tensor."""
     h = hashlib.sha256(_SLICE_DOMAIN)
-    h.update(shard_hash(weights).value)
+    h.update(weights.value)
     for name in sorted(state):
         h.update(name.encode() + b"\x00")
-        h.update(shard_hash(state[name]).value)
+        h.update(state[name].value)
     return h.digest()
 
 

@@ -267,6 +267,8 @@ class MonitorCallback(TrainerCallback):
     ) -> None:
         """The Trainer saved: the transcript must hold a checkpoint of that step."""
         del args, control, kwargs
+        if self.monitor is not None:
+            self.monitor.flush()  # the step just taken, checkpoint included
         steps = {e.step for e in read_index(TranscriptPaths(self.run_dir))}
         if state.global_step not in steps:
             msg = f"save at step {state.global_step}: the transcript has no checkpoint there"
