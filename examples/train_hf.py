@@ -8,7 +8,7 @@ set as ``train_dataset`` and its checking collator as ``data_collator``.
 The replay contract is this file: ``PROGRAM`` names the model, the loss the
 Trainer computes, the data and the Trainer's schedule.
 
-    python examples/train_hf.py --out out/hf --steps 40 --accumulation 2
+    python examples/train_hf.py --out out/hf --steps 40 --accumulation 2 [--bf16]
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="per optimizer step")
     parser.add_argument("--accumulation", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=10)
+    parser.add_argument("--bf16", action="store_true", help="train under bf16 autocast")
     args = parser.parse_args()
+    config = dict(CONFIG, autocast="bfloat16") if args.bf16 else CONFIG  # the replay's precision
 
     maker = SigningKey.generate()
     firmware = sign_firmware(
@@ -109,7 +111,7 @@ def main() -> None:
     chip.public_key.save(args.out / "chip.pub")
 
     spec = RunSpec(
-        run_id="hf-example", program_path=Path(__file__), config=CONFIG,
+        run_id="hf-example", program_path=Path(__file__), config=config,
         batch_size=args.batch_size, steps=args.steps, data_seed=1,
         checkpoint_every=args.checkpoint_every,
     )  # fmt: skip
@@ -118,7 +120,7 @@ def main() -> None:
         output_dir=str(args.out / "hf"), max_steps=args.steps, learning_rate=3e-3,
         per_device_train_batch_size=args.batch_size // args.accumulation,
         gradient_accumulation_steps=args.accumulation, warmup_steps=4,
-        max_grad_norm=0.0, train_sampling_strategy="sequential",
+        max_grad_norm=0.0, train_sampling_strategy="sequential", bf16=args.bf16,
         save_strategy="steps", save_steps=args.checkpoint_every, save_only_model=True,
         logging_steps=10, report_to="none", disable_tqdm=True, use_cpu=True,
     )  # fmt: skip

@@ -41,11 +41,11 @@ CONFIG: dict[str, Any] = EX["CONFIG"]
 STEPS, BATCH, ACCUMULATION, EVERY = 16, 8, 2, 4
 
 
-def _spec() -> RunSpec:
+def _spec(config: dict[str, Any] | None = None) -> RunSpec:
     return RunSpec(
         run_id="hf-1",
         program_path=SCRIPT,
-        config=dict(CONFIG),
+        config=dict(CONFIG if config is None else config),
         batch_size=BATCH,
         steps=STEPS,
         data_seed=5,
@@ -78,11 +78,12 @@ def hf_run(
     workdir: Path,
     *,
     tamper: Callable[[int, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    config: dict[str, Any] | None = None,
     **args: Any,
 ) -> TinyRun:
     """The lab's HF script; `tamper(micro_batch, inputs)` is the Prover substituting data."""
     chip = provisioned_chip(workdir / "chip", "CW-H-0", maker=maker_key())
-    callback = MonitorCallback(_spec(), workdir / "run", chip=chip)
+    callback = MonitorCallback(_spec(config), workdir / "run", chip=chip)
     fed = [0]
 
     def collate(points: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -179,6 +180,7 @@ def test_a_relabelled_checkpoint_is_caught(honest: TinyRun, tmp_path: Path) -> N
         ({"train_sampling_strategy": "random"}, r"train_sampling_strategy = 'random'"),
         ({"save_steps": 3}, r"save_steps = 3: expected the transcript's checkpoint interval 4"),
         ({"gradient_accumulation_steps": 4}, r"per_device_train_batch_size = 4: expected"),
+        ({"bf16": True}, r"bf16 = True: the run's config declares autocast None"),
     ],
 )
 def test_trainer_settings_the_replay_cannot_meet_are_refused(
@@ -186,6 +188,18 @@ def test_trainer_settings_the_replay_cannot_meet_are_refused(
 ) -> None:
     with pytest.raises(ParameterError, match=message):
         hf_run(tmp_path, **setting)
+
+
+def test_a_bf16_trainer_run_replays_bitwise(tmp_path: Path) -> None:
+    """``bf16=True``: the Trainer's CPU autocast, declared in the config, replayed exactly."""
+    run = hf_run(tmp_path, bf16=True, config=dict(CONFIG, autocast="bfloat16"))
+    verdict = run.verify(budget=1.0, exact=True)
+    assert verdict.passed, _failed(verdict)
+
+
+def test_a_declared_precision_the_trainer_does_not_use_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match=r"bf16 = False: the run's config declares"):
+        hf_run(tmp_path, config=dict(CONFIG, autocast="bfloat16"))
 
 
 def test_a_loss_normalised_off_the_contract_is_refused(tmp_path: Path) -> None:

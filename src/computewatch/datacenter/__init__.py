@@ -53,6 +53,7 @@ from computewatch.datacenter._layout import (
     shard_range,
 )
 from computewatch.datacenter._monitor import CommittedBatches, Monitor
+from computewatch.datacenter._precision import AUTOCAST_DTYPES, autocast_for
 from computewatch.datacenter._program import (
     MAX_PROGRAM_BYTES,
     TrainingProgram,
@@ -80,6 +81,7 @@ from computewatch.datacenter._transcript import (
 )
 
 __all__ = [
+    "AUTOCAST_DTYPES",
     "CHECKPOINT_FORMAT",
     "INIT_SCHEMES",
     "MANIFEST_FORMAT",
@@ -117,6 +119,7 @@ __all__ = [
     "Trainer",
     "TrainingProgram",
     "TranscriptPaths",
+    "autocast_for",
     "batch_root",
     "commitment_root",
     "compute_commitment",

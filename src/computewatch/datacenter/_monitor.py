@@ -50,12 +50,14 @@ from computewatch.datacenter._contract import describe_optimizer
 from computewatch.datacenter._data import point_hash
 from computewatch.datacenter._determinism import set_determinism
 from computewatch.datacenter._layout import FlatLayout, flatten_model, init_flat
+from computewatch.datacenter._precision import autocast_for, autocast_name
 from computewatch.datacenter._program import load_program
 from computewatch.datacenter._recorder import Recorder
 from computewatch.datacenter._trainer import StepResult
 from computewatch.errors import ParameterError
 
 if TYPE_CHECKING:
+    import contextlib
     from collections.abc import Iterator, Sequence
     from pathlib import Path
 
@@ -261,6 +263,7 @@ class Monitor:
             msg = f"accumulation {accumulation}: expected a power of two (ADR 0032)"
             raise ParameterError(msg)
         _covers(model, optimizer)
+        autocast_name(spec.config)  # a precision the replay can meet
         determinism = set_determinism(spec.global_seed, spec.threads)
         program, code_hash = load_program(spec.program_path)
         config = dict(spec.config)
@@ -346,6 +349,14 @@ class Monitor:
         """
         self._losses.append(float(loss.detach().item()))
         return loss
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The run's declared autocast (``config["autocast"]``), for the loop's forward and loss.
+
+        ``with monitor.autocast(): loss = loss_fn(model, batch)`` computes the
+        loss as the replay will; a no-op for float32 runs.
+        """
+        return autocast_for(self.spec.config)
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         del args, kwargs

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from computewatch.datacenter._layout import flatten_model, init_flat, shard_range
+from computewatch.datacenter._precision import autocast_for, autocast_name
 from computewatch.datacenter._reduction import tree_sum
 from computewatch.errors import FormatError
 
@@ -91,6 +92,7 @@ class Trainer:
 
         self.program = program
         self.config = dict(config)
+        autocast_name(self.config)  # a declared precision the replay can meet, or refuse
         self.rank = rank
         self.world_size = world_size
         self.reduction = reduction
@@ -160,12 +162,17 @@ class Trainer:
             grad_norm=float(flat_grad.norm().item()),
         )
 
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        """The program's loss of the model on `batch`, under the run's autocast (if any)."""
+        with autocast_for(self.config, batch.device.type):
+            return self.program.loss(self.model, batch)
+
     def _micro_gradient(self, part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The flat gradient and the loss of one micro-batch."""
         import torch  # noqa: PLC0415
 
         self.model.zero_grad(set_to_none=True)
-        loss = self.program.loss(self.model, part)
+        loss = self.loss(part)
         loss.backward()  # type: ignore[no-untyped-call]
         grads = [
             p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel())

@@ -133,7 +133,7 @@ def _check_args(args: TrainingArguments, spec: RunSpec) -> int:
         ),
         "max_steps": (args.max_steps == spec.steps, f"the run's {spec.steps} steps"),
         "dataloader_num_workers": (args.dataloader_num_workers == 0, "0"),
-        "bf16": (not args.bf16 and not args.fp16, "off (mixed precision is not replayed yet)"),
+        "fp16": (not args.fp16, "off (its loss scaler's skipped steps are not replayed; use bf16)"),
         "world_size": (args.world_size == 1, "1 (one chip)"),
     }
     if args.save_strategy == "steps":
@@ -241,6 +241,13 @@ class MonitorCallback(TrainerCallback):
             "warmup_steps": int(args.get_warmup_steps(self.spec.steps)),
             "steps": self.spec.steps,
         }
+        declared = config.get("autocast")
+        if bool(args.bf16) != (declared == "bfloat16"):
+            msg = (
+                f"TrainingArguments.bf16 = {args.bf16!r}: the run's config declares autocast "
+                f"{declared!r} (set config['autocast'] = 'bfloat16' exactly when bf16=True)"
+            )
+            raise ParameterError(msg)
         if args.lr_scheduler_kwargs:
             msg = "TrainingArguments.lr_scheduler_kwargs: expected none (not recorded yet)"
             raise ParameterError(msg)

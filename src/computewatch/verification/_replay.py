@@ -137,9 +137,7 @@ class Replayer:
         self.trainer.load(self.reader.checkpoint(checkpoint_step))
         parts = self.batch(checkpoint_step).chunk(self.reader.micro_batches)
         with torch.no_grad():
-            total = sum(
-                float(self.reader.program.loss(self.trainer.model, p).item()) for p in parts
-            )
+            total = sum(float(self.trainer.loss(p).item()) for p in parts)
         return total / len(parts)
 
 

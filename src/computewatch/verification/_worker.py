@@ -159,7 +159,7 @@ def run_tasks(folder: Path, job: dict[str, Any]) -> tuple[dict[str, Any], dict[s
             batch = _load_batches(folder, task["batches"])[int(task["step"])]
             with torch.no_grad():
                 parts = batch.chunk(world)
-                total = sum(float(program.loss(trainer.model, p).item()) for p in parts)
+                total = sum(float(trainer.loss(p).item()) for p in parts)
             metrics[tid] = {"loss": total / len(parts)}
         elif kind == "benchmark":
             trainer = Trainer(program, config)
