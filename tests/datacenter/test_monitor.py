@@ -55,19 +55,29 @@ def _spec(**kw: Any) -> RunSpec:
 
 
 def lab_loop(
-    workdir: Path, *, tamper: Callable[[int, torch.Tensor], torch.Tensor] | None = None
+    workdir: Path,
+    *,
+    tamper: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+    config: dict[str, Any] | None = None,
+    bf16: bool = False,
 ) -> TinyRun:
-    """The lab's loop; `tamper(step, batch)` is the Prover substituting data."""
+    """The lab's loop; `tamper(step, batch)` is the Prover substituting data.
+
+    `config` replaces the run's configuration; `bf16` runs the forward under
+    bf16 autocast, whatever the configuration declares.
+    """
     chip = provisioned_chip(workdir / "chip", "CW-L-0", maker=maker_key())
-    model = EX["build_model"](CONFIG)
+    config = dict(CONFIG) if config is None else config
+    model = EX["build_model"](config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=CONFIG["lr"], weight_decay=0.01)
-    monitor = Monitor(_spec(), model, optimizer, workdir / "run", chip=chip)
+    monitor = Monitor(_spec(config=config), model, optimizer, workdir / "run", chip=chip)
     loader = DataLoader(
-        EX["dataset"](CONFIG), batch_sampler=monitor.batch_sampler, collate_fn=monitor.collate
+        EX["dataset"](config), batch_sampler=monitor.batch_sampler, collate_fn=monitor.collate
     )
     for step, batch in enumerate(loader):
         fed = batch if tamper is None else tamper(step, batch)
-        loss = monitor.observe(EX["loss_fn"](model, fed))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = monitor.observe(EX["loss_fn"](model, fed))
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()

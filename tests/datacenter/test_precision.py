@@ -11,29 +11,26 @@ from __future__ import annotations
 
 import json
 import runpy
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from computewatch.datacenter import (
-    Monitor,
-    RunSpec,
     Trainer,
     TranscriptPaths,
     autocast_for,
     describe_optimizer,
 )
 from computewatch.errors import FormatError
-from computewatch.testing import TinyRun, maker_key, provisioned_chip
+from tests.datacenter.test_monitor import CONFIG, LOOP, lab_loop
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from computewatch.testing import TinyRun
 from computewatch.verification import CheckStatus
 
-ROOT = Path(__file__).resolve().parents[2]
-LOOP = ROOT / "examples" / "train_loop.py"
-EX: dict[str, Any] = runpy.run_path(str(LOOP))
-CONFIG = {"context": 4, "width": 8, "points": 256, "lr": 3e-3}
 #: The configuration a replay reads: the lab's with its optimizer recorded.
 REPLAY = dict(
     CONFIG,
@@ -44,27 +41,7 @@ REPLAY = dict(
 def _loop(workdir: Path, *, declared: str | None, trained: bool) -> TinyRun:
     """The lab's loop; `trained`: its forward runs under bf16 autocast."""
     config = dict(CONFIG, autocast=declared) if declared else dict(CONFIG)
-    chip = provisioned_chip(workdir / "chip", "CW-P-0", maker=maker_key())
-    model = EX["build_model"](config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=CONFIG["lr"], weight_decay=0.01)
-    spec = RunSpec(
-        run_id="bf16-1", program_path=LOOP, config=config, batch_size=8, steps=12,
-        data_seed=3, checkpoint_every=4,
-    )  # fmt: skip
-    monitor = Monitor(spec, model, optimizer, workdir / "run", chip=chip)
-    loader = DataLoader(
-        EX["dataset"](config), batch_sampler=monitor.batch_sampler, collate_fn=monitor.collate
-    )
-    for batch in loader:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=trained):
-            loss = monitor.observe(EX["loss_fn"](model, batch))
-        optimizer.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-    monitor.finish()
-    chip.flush()
-    chip.close()
-    return TinyRun(workdir / "run", chip, maker_key())
+    return lab_loop(workdir, config=config, bf16=trained)
 
 
 def _failed(verdict: Any) -> set[str]:
