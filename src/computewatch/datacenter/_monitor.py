@@ -41,7 +41,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -292,13 +291,12 @@ class Monitor:
         self.step = 0
         self._fed = 0
         self._losses: list[float] = []
-        self._before: torch.Tensor | None = None
-        self._have_before = False
+        self._before = self.state.flat.detach().clone()  # W_0: the weights before step 0
         self._t_last = time.perf_counter()
         self.recording_seconds = 0.0
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="computewatch-step-state")
-        self._pending: tuple[int, StepResult, float] | None = None
-        self._digest: Future[Digest] | None = None
+        self._pending: tuple[int, float, float, float, float] | None = None
+        self._digest: Future[tuple[float, Digest]] | None = None
         self._hooks = [
             optimizer.register_step_pre_hook(self._pre_step),
             optimizer.register_step_post_hook(self._post_step),
@@ -370,14 +368,6 @@ class Monitor:
                     f"step {self.step}: param group {i} has lr {group['lr']!r}, the replay "
                     f"contract's schedule gives {lr!r}"
                 )
-        # the weights before the step, for the update norm: one buffer for the run
-        # (a fresh clone each step costs its page faults, ~1.5x the copy)
-        flat = self.state.flat.detach()
-        if self._before is None:
-            self._before = flat.clone()
-        else:
-            self._before.copy_(flat)
-        self._have_before = True
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         del args, kwargs
@@ -386,25 +376,17 @@ class Monitor:
             self._stop(f"step {self.step}: no loss observed (loss = monitor.observe(loss))")
         import torch  # noqa: PLC0415
 
-        flat, before = self.state.flat.detach(), self._before
-        update = 0.0
-        if before is not None and self._have_before:
-            update = float(torch.linalg.vector_norm(before.sub_(flat)))  # in place: no copy
         grads = [p.grad for p in self.state.params if p.grad is not None]
-        sq = sum(float(torch.linalg.vector_norm(g)) ** 2 for g in grads)
-        result = StepResult(
-            loss=sum(self._losses) / len(self._losses),
-            lr=float(optimizer.param_groups[0]["lr"]),
-            update_norm=update,
-            grad_norm=math.sqrt(sq),
-        )
-        # the step's commitment hashes the weights and optimizer state on a thread
-        # while the loop runs the next forward and backward (they read the weights
-        # and write only gradients); the next optimizer step waits for it first
-        self._pending = (self.step, result, t_record - self._t_last)
-        self._digest = self._hasher.submit(self.state.state_digest)
+        grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+        loss = sum(self._losses) / len(self._losses)
+        lr = float(optimizer.param_groups[0]["lr"])
+        # the update norm and the step's commitment (a hash of the weights and the
+        # optimizer state) are computed on a thread while the loop runs the next
+        # forward and backward, which only read them; the next optimizer step
+        # waits for it before anything changes (ADR 0040)
+        self._pending = (self.step, loss, lr, grad_norm, t_record - self._t_last)
+        self._digest = self._hasher.submit(self._after_step)
         self._losses.clear()
-        self._have_before = False
         self.step += 1
         self._t_last = time.perf_counter()
         self.recording_seconds += self._t_last - t_record
@@ -419,14 +401,24 @@ class Monitor:
         """
         self._settle()
 
+    def _after_step(self) -> tuple[float, Digest]:
+        """The update norm against the weights before the step, then the step's digest."""
+        import torch  # noqa: PLC0415
+
+        flat = self.state.flat.detach()
+        update = float(torch.linalg.vector_norm(self._before.sub_(flat)))  # in place
+        self._before.copy_(flat)  # the weights before the next step
+        return update, self.state.state_digest()
+
     def _settle(self) -> None:
         """Record the last step, once its state digest is in (before the state changes)."""
         if self._pending is None or self._digest is None:
             return
         t0 = time.perf_counter()
-        step, result, seconds = self._pending
+        step, loss, lr, grad_norm, seconds = self._pending
         self._pending = None
-        self.state.computed = self._digest.result()
+        update, self.state.computed = self._digest.result()
+        result = StepResult(loss=loss, lr=lr, update_norm=update, grad_norm=grad_norm)
         try:
             self.recorder.record_step(step, result, seconds)
         finally:
