@@ -26,6 +26,7 @@ import os
 import re
 import socket
 import struct
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -154,14 +155,43 @@ def probe(endpoint: Endpoint, timeout: float) -> int:
     return int(rc)
 
 
+#: What a `StreamTcti` callback raised in this thread, for `tpm_call` to raise in its place.
+_RAISED = threading.local()
+
+
+def _pending() -> BaseException | None:
+    e: BaseException | None = getattr(_RAISED, "error", None)
+    _RAISED.error = None
+    return e
+
+
 @contextlib.contextmanager
 def tpm_call(endpoint: Endpoint, what: str) -> Iterator[None]:
-    """Turn a tpm2-tss failure inside the block into a one-line `TpmError`."""
+    """Turn a tpm2-tss failure inside the block into a one-line `TpmError`.
+
+    A failure of the link itself surfaces as its own `TpmError`, and a
+    Ctrl-C or SIGTERM that arrived in the link's callback (where cffi
+    would drop it) is raised here, after the command.
+    """
+    _pending()
     try:
         yield
     except TSS2_Exception as e:
-        msg = f"TPM at {endpoint}: {what} failed ({e})"
+        raised = _pending()
+        if raised is not None and not isinstance(raised, TpmError):
+            raise raised from e
+        cause = e if raised is None else raised.message.removeprefix(f"TPM at {endpoint}: ")
+        msg = f"TPM at {endpoint}: {what} failed ({cause})"
         raise TpmError(msg) from e
+    raised = _pending()
+    if raised is not None:
+        raise raised
+
+
+def _keep(e: BaseException) -> TpmError:
+    """Keep what a callback raised for `tpm_call`; a `TpmError` for tpm2-tss to fail with."""
+    _RAISED.error = e
+    return e if isinstance(e, TpmError) else TpmError(f"interrupted ({type(e).__name__})")
 
 
 class StreamTcti(PyTCTI):  # type: ignore[misc,unused-ignore]
@@ -176,7 +206,21 @@ class StreamTcti(PyTCTI):  # type: ignore[misc,unused-ignore]
         self._sock: socket.socket | None = None
 
     def do_transmit(self, command: bytes) -> None:
-        """Connect and send one command."""
+        """Connect and send one command (what it raises waits for `tpm_call`)."""
+        try:
+            self._transmit(command)
+        except BaseException as e:  # noqa: BLE001 - kept, and raised by tpm_call
+            raise _keep(e) from None
+
+    def do_receive(self, timeout: int) -> bytes:
+        """Read one response (what it raises waits for `tpm_call`)."""
+        del timeout  # ours is bounded (`COMMAND_TIMEOUT_S`) whatever the caller asks
+        try:
+            return self._receive()
+        except BaseException as e:  # noqa: BLE001 - kept, and raised by tpm_call
+            raise _keep(e) from None
+
+    def _transmit(self, command: bytes) -> None:
         self.do_finalize()
         try:
             sock = socket.create_connection(
@@ -197,9 +241,8 @@ class StreamTcti(PyTCTI):  # type: ignore[misc,unused-ignore]
             msg = f"{self._where}: sending a command failed ({e.strerror or e})"
             raise TpmError(msg) from e
 
-    def do_receive(self, timeout: int) -> bytes:
-        """Read one response (header, then the size it names), within `COMMAND_TIMEOUT_S`."""
-        del timeout  # ours is bounded whatever the caller asks
+    def _receive(self) -> bytes:
+        """One response (header, then the size it names), within `COMMAND_TIMEOUT_S`."""
         sock = self._sock
         if sock is None:
             msg = f"{self._where}: a response asked for with no command sent"
