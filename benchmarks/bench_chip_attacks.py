@@ -158,6 +158,10 @@ def campaign(
     rng = np.random.default_rng(16)
     chosen = [a for a in CHIP_EVIDENCE_ATTACKS if not only or a.name in only]
     for attack in chosen:
+        if record:  # reread: a process running beside this one may have added trials
+            doc["attacks"].update(
+                {k: v for k, v in _load(backend)["attacks"].items() if k == attack.name}
+            )
         rec = doc["attacks"].setdefault(
             attack.name,
             {"trials": 0, "detected": 0, "false_findings": 0, "seconds": 0.0, "misses": []},
