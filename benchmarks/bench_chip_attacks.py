@@ -108,7 +108,7 @@ def _summary(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _time_wait_sockets() -> int:
-    """TCP sockets in TIME-WAIT here (each TPM connection leaves one for a minute)."""
+    """TCP sockets in TIME-WAIT here (the TPM link leaves none since ADR 0036; others may)."""
     count = 0
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError), open(name) as f:  # noqa: PTH123 - procfs
