@@ -135,7 +135,7 @@ def _trial(attack: Any, trial: int, backend: str, rng: np.random.Generator) -> A
         with _elements(backend):
             honest = attack.detect(attack.honest(work, trial), None, rng)
     except Exception as e:  # noqa: BLE001 - a broken trial is recorded, not fatal
-        if type(e).__name__ == "SwtpmError":
+        if type(e).__name__ == "SwtpmError" or _STOP:  # a stop signals the simulators too
             return None
         failed = Detection(detected=False, detail=f"trial raised {type(e).__name__}: {e}")
         return failed, Detection(detected=True, detail=failed.detail)
@@ -170,7 +170,7 @@ def campaign(
             trial = rec["trials"]
             t0 = time.perf_counter()
             outcome = _trial(attack, trial, backend, rng)
-            if outcome is None:  # the simulator could not start: not a trial; wait, retry
+            if outcome is None:  # the simulator failed (or was stopped): not a trial; wait, retry
                 rec["element_retries"] = rec.get("element_retries", 0) + 1
                 if rec["element_retries"] > _MAX_RETRIES:
                     msg = f"{attack.name}: the {backend} element failed to start too often"
