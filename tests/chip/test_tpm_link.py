@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.chip.swtpm import require_tpm_stack
+from tests.chip.swtpm import require_tpm_stack, swtpm_server
 
 require_tpm_stack()
 
 from computewatch.chip._tpm import TpmError, TpmSecureElement  # noqa: E402
+from computewatch.chip._tpm_link import StreamTcti  # noqa: E402
 from computewatch.errors import FormatError  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.mark.parametrize(
@@ -111,3 +113,67 @@ def test_something_other_than_a_working_tpm_is_rejected(reply: bytes, match: str
     with fake_server(reply) as port, pytest.raises(TpmError, match=match) as info:
         TpmSecureElement.open(f"tpm:127.0.0.1:{port}", connect_timeout=2)
     assert info.value.diagnostics().startswith(f"TPM error: TPM at 127.0.0.1:{port}: ")
+
+
+@contextmanager
+def fake_tpm(reply: bytes) -> Iterator[int]:
+    """A server that answers the probe as a TPM would, then every later command with ``reply``."""
+    probe_answer = struct.pack(">HIIH", 0x8001, 20, 0, 8) + bytes(8)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(5)
+
+        def answer() -> None:
+            for n in range(3):  # the probe, then what ESAPI sends (one command is enough)
+                try:
+                    peer, _ = server.accept()
+                except OSError:
+                    return
+                with peer:
+                    peer.recv(4096)
+                    peer.sendall(probe_answer if n == 0 else reply)
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        yield server.getsockname()[1]
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("reply", "match"),
+    [
+        (b"garbage!!!", r"not a TPM 2\.0 response \(tag 0x6761"),
+        (struct.pack(">HII", 0x8001, 1 << 20, 0), r"size 1048576"),
+        (struct.pack(">HII", 0x8001, 30, 0), r"connection closed after 0 of 20 bytes"),
+    ],
+)
+def test_a_bad_answer_after_the_probe_is_the_links_own_one_line_error(
+    reply: bytes, match: str
+) -> None:
+    with fake_tpm(reply) as port, pytest.raises(TpmError, match=match) as info:
+        TpmSecureElement.open(f"tpm:127.0.0.1:{port}", connect_timeout=2)
+    assert info.value.diagnostics().count("\n") == 0
+
+
+def test_an_interrupt_inside_the_link_is_raised_after_the_command_not_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with swtpm_server(tmp_path / "tpm") as (host, port):
+        se = TpmSecureElement.provision(f"tpm:{host}:{port}", "CW-INT-1")
+        try:
+            before = se.read_clock()
+
+            def interrupted(_: StreamTcti) -> bytes:
+                raise KeyboardInterrupt
+
+            monkeypatch.setattr(StreamTcti, "_receive", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                se.read_clock()
+            monkeypatch.undo()
+            with pytest.raises(TpmError, match="TPM2_ReadClock failed"):  # ESAPI wants a reopen
+                se.read_clock()
+        finally:
+            se.close()
+        with TpmSecureElement.open(f"tpm:{host}:{port}") as again:
+            assert again.read_clock().clock_ms >= before.clock_ms

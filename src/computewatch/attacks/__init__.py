@@ -16,6 +16,7 @@ Example::
 
 from computewatch.attacks._adversarial import AdversarialExamples
 from computewatch.attacks._benchmark import BenchmarkInjection
+from computewatch.attacks._chip_clock import ClockSetForward
 from computewatch.attacks._chip_evidence import (
     CodeHashLie,
     EmptiedLog,
@@ -111,6 +112,7 @@ __all__ = [
     "Attempt",
     "BenchmarkInjection",
     "CheckpointRedirect",
+    "ClockSetForward",
     "CodeHashLie",
     "DataSubstitution",
     "DelayingRelay",

@@ -222,7 +222,13 @@ class _Inspected(_EvidenceAttack):
         """`inspect_chip`: the log against the count attested under a fresh nonce."""
         d = attempt.data
         result = inspect_chip(
-            d["folder"], d["record"], expected_owner="lab-a", nonce=_NONCE, reports=d["reports"]
+            d["folder"],
+            d["record"],
+            expected_owner="lab-a",
+            nonce=_NONCE,
+            reports=d["reports"],
+            earlier=d.get("earlier"),
+            elapsed_ms=d.get("elapsed_ms"),
         )
         return _from_findings(result.findings)
 

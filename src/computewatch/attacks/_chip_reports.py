@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from computewatch.attacks._chip_clock import ClockSetForward
 from computewatch.attacks._chip_evidence import (
     CodeHashLie,
     EmptiedLog,
@@ -159,4 +160,5 @@ CHIP_EVIDENCE_ATTACKS: tuple[_EvidenceAttack, ...] = (
     RolledBackState(),
     ReceiptMisuse(),
     ReceiptWithheld(),
+    ClockSetForward(),
 )

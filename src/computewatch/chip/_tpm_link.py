@@ -7,6 +7,14 @@ turns a tpm2-tss failure into a one-line `TpmError`. libtss2 logs its own
 errors to stderr: `connect` sets ``TSS2_LOG=all+NONE`` unless ``TSS2_LOG``
 is set, because every failure is reported once, as a `TpmError`.
 
+The context talks to the TPM through `StreamTcti`. Like tpm2-tss's own
+swtpm TCTI it connects afresh for every command (swtpm serves one
+connection at a time, so two contexts on one TPM must take turns), but it
+closes each connection with a reset once the answer is read: tpm2-tss's
+orderly close left a TIME-WAIT socket behind every command (a trial of a
+thousand steps left ~4,000 and the host ran short of ports). It also
+bounds every answer's wait (`COMMAND_TIMEOUT_S`) and size.
+
 What a TPM holds and how it is checked is in `computewatch.chip._tpm_layout`;
 the secure element over both is `computewatch.chip._tpm.TpmSecureElement`.
 """
@@ -18,6 +26,7 @@ import os
 import re
 import socket
 import struct
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -26,6 +35,7 @@ from tpm2_pytss import (  # type: ignore[import-untyped,import-not-found,unused-
     ESYS_TR,
     TPM2_SU,
 )
+from tpm2_pytss.TCTI import PyTCTI  # type: ignore[import-untyped,import-not-found,unused-ignore]
 from tpm2_pytss.TSS2_Exception import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
     TSS2_Exception,
 )
@@ -35,7 +45,15 @@ from computewatch.errors import ComputeWatchError, FormatError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["CONNECT_TIMEOUT_S", "Endpoint", "TpmError", "connect", "tpm_call"]
+__all__ = [
+    "COMMAND_TIMEOUT_S",
+    "CONNECT_TIMEOUT_S",
+    "Endpoint",
+    "StreamTcti",
+    "TpmError",
+    "connect",
+    "tpm_call",
+]
 
 _URI_RE = re.compile(
     r"tpm:(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):(?P<port>\d{1,5})"
@@ -43,6 +61,8 @@ _URI_RE = re.compile(
 _MAX_PORT = 65534  # the swtpm TCTI also uses PORT + 1 (the control channel)
 #: Default for how long `open` and `provision` wait for the TPM to connect and answer.
 CONNECT_TIMEOUT_S: Final = 5.0
+#: How long one TPM command may take to answer (key generation on a slow TPM: seconds).
+COMMAND_TIMEOUT_S: Final = 60.0
 # TPM2_GetRandom(8) without sessions: tag ST_NO_SESSIONS, size 12, CC 0x17B.
 _PROBE_COMMAND = struct.pack(">HIIH", 0x8001, 12, 0x0000_017B, 8)
 _RESPONSE_HEADER = struct.Struct(">HII")
@@ -135,14 +155,131 @@ def probe(endpoint: Endpoint, timeout: float) -> int:
     return int(rc)
 
 
+#: What a `StreamTcti` callback raised in this thread, for `tpm_call` to raise in its place.
+_RAISED = threading.local()
+
+
+def _pending() -> BaseException | None:
+    e: BaseException | None = getattr(_RAISED, "error", None)
+    _RAISED.error = None
+    return e
+
+
 @contextlib.contextmanager
 def tpm_call(endpoint: Endpoint, what: str) -> Iterator[None]:
-    """Turn a tpm2-tss failure inside the block into a one-line `TpmError`."""
+    """Turn a tpm2-tss failure inside the block into a one-line `TpmError`.
+
+    A failure of the link itself surfaces as its own `TpmError`, and a
+    Ctrl-C or SIGTERM that arrived in the link's callback (where cffi
+    would drop it) is raised here, after the command.
+    """
+    _pending()
     try:
         yield
     except TSS2_Exception as e:
-        msg = f"TPM at {endpoint}: {what} failed ({e})"
+        raised = _pending()
+        if raised is not None and not isinstance(raised, TpmError):
+            raise raised from e
+        cause = e if raised is None else raised.message.removeprefix(f"TPM at {endpoint}: ")
+        msg = f"TPM at {endpoint}: {what} failed ({cause})"
         raise TpmError(msg) from e
+    raised = _pending()
+    if raised is not None:
+        raise raised
+
+
+def _keep(e: BaseException) -> TpmError:
+    """Keep what a callback raised for `tpm_call`; a `TpmError` for tpm2-tss to fail with."""
+    _RAISED.error = e
+    return e if isinstance(e, TpmError) else TpmError(f"interrupted ({type(e).__name__})")
+
+
+class StreamTcti(PyTCTI):  # type: ignore[misc,unused-ignore]
+    """A TCTI that sends each command over its own TCP connection, reset after (module docs)."""
+
+    def __init__(self, endpoint: Endpoint, timeout: float) -> None:
+        """Commands go to ``endpoint``; each connection is made within ``timeout`` seconds."""
+        super().__init__(max_size=_MAX_RESPONSE_BYTES)
+        self._endpoint = endpoint
+        self._where = f"TPM at {endpoint}"
+        self._timeout = timeout
+        self._sock: socket.socket | None = None
+
+    def do_transmit(self, command: bytes) -> None:
+        """Connect and send one command (what it raises waits for `tpm_call`)."""
+        try:
+            self._transmit(command)
+        except BaseException as e:  # noqa: BLE001 - kept, and raised by tpm_call
+            raise _keep(e) from None
+
+    def do_receive(self, timeout: int) -> bytes:
+        """Read one response (what it raises waits for `tpm_call`)."""
+        del timeout  # ours is bounded (`COMMAND_TIMEOUT_S`) whatever the caller asks
+        try:
+            return self._receive()
+        except BaseException as e:  # noqa: BLE001 - kept, and raised by tpm_call
+            raise _keep(e) from None
+
+    def _transmit(self, command: bytes) -> None:
+        self.do_finalize()
+        try:
+            sock = socket.create_connection(
+                (self._endpoint.host, self._endpoint.port), timeout=self._timeout
+            )
+        except OSError as e:
+            msg = f"{self._where}: cannot connect ({e.strerror or e})"
+            raise TpmError(msg) from e
+        self._sock = sock
+        sock.settimeout(COMMAND_TIMEOUT_S)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # closed with a reset once the answer is read: no TIME-WAIT socket left behind
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        try:
+            sock.sendall(bytes(command))
+        except OSError as e:
+            self.do_finalize()
+            msg = f"{self._where}: sending a command failed ({e.strerror or e})"
+            raise TpmError(msg) from e
+
+    def _receive(self) -> bytes:
+        """One response (header, then the size it names), within `COMMAND_TIMEOUT_S`."""
+        sock = self._sock
+        if sock is None:
+            msg = f"{self._where}: a response asked for with no command sent"
+            raise TpmError(msg)
+        try:
+            header = _recv_exact(sock, _RESPONSE_HEADER.size, self._where)
+            tag, size, _ = _RESPONSE_HEADER.unpack(header)
+            if tag not in _TPM_TAGS or not _RESPONSE_HEADER.size <= size <= _MAX_RESPONSE_BYTES:
+                msg = f"{self._where}: not a TPM 2.0 response (tag {tag:#06x}, size {size})"
+                raise TpmError(msg)
+            return header + _recv_exact(sock, size - _RESPONSE_HEADER.size, self._where)
+        except TimeoutError as e:
+            msg = f"{self._where}: no answer within {COMMAND_TIMEOUT_S:g} s"
+            raise TpmError(msg) from e
+        except OSError as e:
+            msg = f"{self._where}: receiving a response failed ({e.strerror or e})"
+            raise TpmError(msg) from e
+        finally:
+            self.do_finalize()
+
+    def do_finalize(self) -> None:
+        """Close the connection of the command in flight, if any."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+class _Esapi(ESAPI):  # type: ignore[misc,unused-ignore]
+    """An ESAPI context that closes its `StreamTcti` with it."""
+
+    def __init__(self, tcti: StreamTcti) -> None:
+        super().__init__(tcti)
+        self._stream = tcti
+
+    def close(self) -> None:
+        super().close()
+        self._stream.do_finalize()
 
 
 def connect(endpoint: Endpoint, owner_auth: bytes, timeout: float) -> Any:
@@ -152,8 +289,8 @@ def connect(endpoint: Endpoint, owner_auth: bytes, timeout: float) -> Any:
     if rc not in {_RC_SUCCESS, _RC_INITIALIZE}:
         msg = f"TPM at {endpoint}: TPM2_GetRandom answered with error {rc:#x}"
         raise TpmError(msg)
-    with tpm_call(endpoint, f"connecting through TCTI {endpoint.tcti!r}"):
-        esapi = ESAPI(endpoint.tcti)
+    with tpm_call(endpoint, "opening an ESAPI context"):
+        esapi = _Esapi(StreamTcti(endpoint, timeout))
     try:
         with tpm_call(endpoint, "TPM2_Startup"):
             if rc == _RC_INITIALIZE:

@@ -30,6 +30,7 @@ from computewatch.inspection._commitments import (
     sample_request,
 )
 from computewatch.inspection._evidence import (
+    check_chip_clock,
     check_claims,
     check_firmware_history,
     check_run_against_transcript,
@@ -74,6 +75,7 @@ __all__ = [
     "SampleDraw",
     "Submission",
     "audit_registry",
+    "check_chip_clock",
     "check_claims",
     "check_commit_reveal",
     "check_firmware_history",

@@ -18,6 +18,9 @@ attack corpus call the same code.
 * `compare_attestations`: a chip attested at delivery (or at the last
   inspection, or the registry's high-water mark) and now: nothing that only
   grows has shrunk, nothing fixed has changed.
+* `check_chip_clock`: the chip clock advanced no more between an earlier
+  attestation and now than the Verifier's own clock allows (the Prover, as
+  the TPM's owner, can move its clock forward with TPM2_ClockSet).
 
 Example::
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from computewatch.datacenter import ProverReport
 
 __all__ = [
+    "check_chip_clock",
     "check_claims",
     "check_firmware_history",
     "check_run_against_transcript",
@@ -54,6 +58,10 @@ __all__ = [
 
 #: Chip milliseconds before an inspection in which a firmware update is a finding.
 QUIET_BEFORE_INSPECTION_MS = 7 * 24 * 3600 * 1000
+#: How much faster than the Verifier's clock a chip clock may run (TPM clocks drift).
+CLOCK_DRIFT = 0.15
+#: And by how much more it may lead (the Verifier's clock readings are not instants).
+CLOCK_SLACK_MS = 3600 * 1000
 #: False-alarm rate of the snapshot-count test per run.
 RATE_ALPHA = 1e-6
 
@@ -239,14 +247,20 @@ def check_firmware_history(
     serial: str,
     inspection_clock_ms: int | None = None,
     quiet_ms: int = QUIET_BEFORE_INSPECTION_MS,
+    trusted_since: tuple[int, int] | None = None,
 ) -> list[Finding]:
     """Firmware changes the log shows: none during a run, none just before an inspection.
 
     ``inspection_clock_ms`` is the chip clock the inspection's attestation
-    reported. Findings: ``update-during-run`` (an update between a run's
-    registration and its last snapshot), ``update-before-inspection``,
-    ``firmware-unknown`` (a snapshot that does not name the firmware it
-    ran under, or names another than the one booted).
+    reported. The Prover can move that clock forward (TPM2_ClockSet), so
+    ``trusted_since`` bounds an update's age by time it cannot move: the
+    log size of an attestation the Verifier took earlier and the Verifier's
+    own milliseconds since then; an update logged at or after that size
+    happened within that time, whatever the chip clock says. Findings:
+    ``update-during-run`` (an update between a run's registration and its
+    last snapshot), ``update-before-inspection``, ``firmware-unknown`` (a
+    snapshot that does not name the firmware it ran under, or names another
+    than the one booted).
     """
     found: list[Finding] = []
     updates = [e for e in entries if e.kind == "firmware-update"]
@@ -281,19 +295,62 @@ def check_firmware_history(
             for u in updates
             if end is not None and start < u.seq < end
         )
-    if inspection_clock_ms is not None and updates:
-        last = updates[-1]
-        t = (last.chip_time or {}).get("clock_ms")
-        if isinstance(t, int) and 0 <= inspection_clock_ms - t < quiet_ms and last.seq > 0:
-            found.append(
-                Finding(
-                    serial,
-                    "update-before-inspection",
-                    f"firmware updated at seq {last.seq}, "
-                    f"{(inspection_clock_ms - t) / 3_600_000:.1f} chip-hours before the inspection",
-                )
-            )
+    if updates and updates[-1].seq > 0:
+        found.extend(
+            _recent_update(updates[-1], serial, inspection_clock_ms, quiet_ms, trusted_since)
+        )
     return found
+
+
+def _recent_update(
+    last: LogEntry,
+    serial: str,
+    clock_ms: int | None,
+    quiet_ms: int,
+    trusted_since: tuple[int, int] | None,
+) -> list[Finding]:
+    """The latest update, if it is younger than ``quiet_ms`` by the chip's or trusted time."""
+    t = (last.chip_time or {}).get("clock_ms")
+    if clock_ms is not None and isinstance(t, int) and 0 <= clock_ms - t < quiet_ms:
+        age = f"{(clock_ms - t) / 3_600_000:.1f} chip-hours"
+    elif trusted_since is not None and last.seq >= trusted_since[0] and trusted_since[1] < quiet_ms:
+        age = f"at most {trusted_since[1] / 3_600_000:.1f} hours by the Verifier's clock"
+    else:
+        return []
+    detail = f"firmware updated at seq {last.seq}, {age} before the inspection"
+    return [Finding(serial, "update-before-inspection", detail)]
+
+
+def check_chip_clock(
+    before: Mapping[str, Any],
+    now: Mapping[str, Any],
+    *,
+    serial: str,
+    elapsed_ms: int,
+    drift: float = CLOCK_DRIFT,
+    slack_ms: int = CLOCK_SLACK_MS,
+) -> list[Finding]:
+    """An earlier attestation's chip clock and now's, against the Verifier's elapsed time.
+
+    The secure element's clock only runs forward, but its owner can set it
+    ahead (TPM2_ClockSet; the file element's ticker is the host's), which
+    would age every entry in the log. A chip clock that advanced more than
+    ``elapsed_ms * (1 + drift) + slack_ms`` since ``before`` is
+    ``chip-clock-jump``. A clock that advanced less (powered off, or a
+    reset) ages nothing and is not a finding here.
+    """
+    b = _int((before.get("chip_time") or {}).get("clock_ms"))
+    n = _int((now.get("chip_time") or {}).get("clock_ms"))
+    if b < 0 or n < 0:
+        return []
+    allowed = max(0, elapsed_ms) * (1.0 + drift) + slack_ms
+    if n - b <= allowed:
+        return []
+    detail = (
+        f"the chip clock advanced {(n - b) / 3_600_000:.1f} h since the earlier attestation, "
+        f"the Verifier's {elapsed_ms / 3_600_000:.1f} h (set forward?)"
+    )
+    return [Finding(serial, "chip-clock-jump", detail)]
 
 
 def compare_attestations(

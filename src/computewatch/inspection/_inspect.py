@@ -223,19 +223,34 @@ def _history_findings(
     serial: str,
     att: Mapping[str, Any],
     earlier: Mapping[str, Any] | None,
+    elapsed_ms: int | None,
 ) -> list[Finding]:
-    """Firmware history against the attested chip time; the attestation against an earlier one."""
+    """Firmware history against the attested chip time; the attestation against an earlier one.
+
+    With ``elapsed_ms`` (the Verifier's own time since ``earlier``) the chip
+    clock's advance is checked against it and an update's age is bounded by it.
+    """
     from computewatch.inspection._evidence import (  # noqa: PLC0415 - _evidence imports Finding
+        check_chip_clock,
         check_firmware_history,
         compare_attestations,
     )
 
     clock = (att.get("chip_time") or {}).get("clock_ms")
+    since = None
+    if earlier is not None and elapsed_ms is not None:
+        size = (earlier.get("log") or {}).get("size")
+        since = (size, elapsed_ms) if isinstance(size, int) and not isinstance(size, bool) else None
     found = check_firmware_history(
-        entries, serial=serial, inspection_clock_ms=clock if isinstance(clock, int) else None
+        entries,
+        serial=serial,
+        inspection_clock_ms=clock if isinstance(clock, int) else None,
+        trusted_since=since,
     )
     if earlier is not None:
         found.extend(compare_attestations(earlier, att, serial=serial))
+        if elapsed_ms is not None:
+            found.extend(check_chip_clock(earlier, att, serial=serial, elapsed_ms=elapsed_ms))
     return found
 
 
@@ -271,6 +286,7 @@ def inspect_chip(
     min_firmware: int = 1,
     location: LocationCheck | None = None,
     earlier: Mapping[str, Any] | None = None,
+    elapsed_ms: int | None = None,
     high_water: HighWater | None = None,
     receipts: HeldReceipts | None = None,
 ) -> ChipInspection:
@@ -285,7 +301,10 @@ def inspect_chip(
     the last inspection, or the registry's high-water mark): a counter, log
     size or reset count lower now is a finding (``state-rolled-back``). The
     log's firmware history is checked too (no update during a run or just
-    before this inspection).
+    before this inspection). ``elapsed_ms`` is the Verifier's own time
+    since it took ``earlier``: a chip clock that ran further is
+    ``chip-clock-jump`` (set forward by its owner), and an update logged
+    since then is judged by it rather than by the chip clock.
     ``high_water`` is the registry's mark for the chip (its newest logged
     entry, `RegistryClient.high_water`): an attested log size, ``log`` or
     ``firmware`` counter or reset count below it is ``state-rolled-back``.
@@ -339,7 +358,7 @@ def inspect_chip(
             findings.append(Finding.from_error(serial, "log", e))
             return ChipInspection(serial, tuple(findings), attestation=att)
     snapshots, runs = _snapshot_findings(entries, serial, reports, findings)
-    findings.extend(_history_findings(entries, serial, att, earlier))
+    findings.extend(_history_findings(entries, serial, att, earlier, elapsed_ms))
     if high_water is not None:
         findings.extend(_high_water_findings(high_water, att, serial))
     if receipts is not None:
