@@ -35,6 +35,7 @@ from computewatch.attacks._chip_reports import (
 )
 from computewatch.attacks._corpus import (
     ATTACKS,
+    LONG_POLICY,
     SCALES,
     attack_names,
     clopper_pearson,
@@ -85,6 +86,12 @@ from computewatch.attacks._protocol import (
     UnregisteredChip,
 )
 from computewatch.attacks._splitview import LogRollback, SplitView
+from computewatch.attacks._step_audit import (
+    ConcentratedSubstitution,
+    InIntervalReordering,
+    SingleStepSubstitution,
+    trained_batches,
+)
 from computewatch.attacks._swap import FixedScheduler, SnapshotSwap
 from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
 from computewatch.attacks._training import DataSubstitution, RestartChain
@@ -103,6 +110,7 @@ __all__ = [
     "ATTACKS",
     "CHIP_EVIDENCE_ATTACKS",
     "LONG",
+    "LONG_POLICY",
     "SCALE",
     "SCALES",
     "TINY",
@@ -112,6 +120,7 @@ __all__ = [
     "BenchmarkInjection",
     "CheckpointRedirect",
     "CodeHashLie",
+    "ConcentratedSubstitution",
     "DataSubstitution",
     "DelayingRelay",
     "Detection",
@@ -128,6 +137,7 @@ __all__ = [
     "HiddenSnapshot",
     "HonestRun",
     "HugeFirmwareVersion",
+    "InIntervalReordering",
     "InterpolatedCheckpoints",
     "LearningRateLie",
     "LocationDelayedAnswer",
@@ -147,6 +157,7 @@ __all__ = [
     "RolledBackState",
     "Scale",
     "ShardRelocation",
+    "SingleStepSubstitution",
     "SlowedHostClock",
     "SmallUpdateSpoof",
     "SnapshotSwap",
@@ -172,5 +183,6 @@ __all__ = [
     "run_on_chip",
     "run_scales",
     "summarize_false_rejects",
+    "trained_batches",
     "use_elements",
 ]
