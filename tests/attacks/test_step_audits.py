@@ -92,4 +92,4 @@ def test_the_campaign_summary_counts_what_the_file_holds(tmp_path: Path) -> None
     done = [{"detected": True}] * 299
     assert bench._finished(done, 10_000)
     assert not bench._finished(done[:298], 10_000)
-    assert not bench._finished([{"detected": False}] + done, 10_000)
+    assert not bench._finished([{"detected": False}, *done], 10_000)

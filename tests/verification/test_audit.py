@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from computewatch.testing import TinyRun
 
 BAD = 15  # a step inside the interval 12-18 of the tiny run (not a checkpoint)
-EVERY = {"budget": 0.0, "audit_fraction": 1.0}  # no segments: only audits replay
+EVERY: dict[str, Any] = {"budget": 0.0, "audit_fraction": 1.0}  # no segments: only audits replay
 
 
 def _verify(run: TinyRun, challenge: Any, seed: int = 3, **policy: Any) -> Any:

@@ -198,7 +198,9 @@ class StepAudits:
             )
             return {}
         try:
-            got = challenge(asked)
+            got: object = challenge(asked)  # the Prover's code: typed by what it returns
+            if isinstance(got, Mapping):
+                got = {k: got[k] for k in asked if k in got}  # read once, only what was asked
         except Exception as e:  # noqa: BLE001 - the Prover's side failed: its refusal
             detail = " ".join(str(e).split())[:200]
             self.checks.append(
@@ -207,7 +209,7 @@ class StepAudits:
                 )
             )
             return {}
-        if not isinstance(got, Mapping):
+        if not isinstance(got, dict):
             self.checks.append(
                 CheckResult.fail(
                     "audits", f"the Prover's answer is a {type(got).__name__}, not a mapping"
