@@ -231,3 +231,17 @@ def test_the_policy_bounds_the_audit_fraction() -> None:
 def test_the_concentrated_attack_formula() -> None:
     attack = ConcentratedSubstitution()
     assert attack.formula(0.015) == pytest.approx(1 - 0.985**6)  # tiny scale: 6-step interval
+
+
+def test_audits_beyond_the_cap_are_dropped_at_random_and_do_not_fail(
+    honest: TinyRun, tmp_path: Path
+) -> None:
+    challenge = prover_challenge(honest.run_dir, tmp_path)
+    verdict = _verify(honest, challenge, budget=0.0, audit_fraction=1.0, max_compute=0.25)
+    assert verdict.passed, [str(c) for c in verdict.failures]
+    cap = next(c for c in verdict.checks if c.name == "audits:cap")
+    assert cap.status.value == "skipped"
+    assert "18 drawn steps do not fit" in cap.detail
+    summary = next(c for c in verdict.checks if c.name == "audits")
+    assert "6 steps audited" in summary.detail
+    assert verdict.replayed_steps == 6

@@ -258,7 +258,8 @@ class StepAudits:
                 )
             )
         if self.steps or self.checks:
-            summary = CheckResult.ok if not bad and not self.checks else CheckResult.fail
+            refused = any(c.status.value == "fail" for c in self.checks)
+            summary = CheckResult.ok if not bad and not refused else CheckResult.fail
             fraction = self.session.policy.audit_fraction
             out.append(
                 summary(
