@@ -267,8 +267,8 @@ MALFORMED = [
     ),
     pytest.param(
         "version: 1\nname: t\nrules: [{id: a, kind: ban, when: 'true'}]\nowner: me\n",
-        "rules.yaml field 'owner': unknown key; expected one of benchmarks, classifiers, name, "
-        "rules, version",
+        "rules.yaml field 'owner': unknown key; expected one of audit, benchmarks, classifiers, "
+        "name, rules, version",
         id="unknown-top-key",
     ),
     pytest.param(

@@ -178,3 +178,37 @@ def test_cluster_reads_each_log_against_the_attested_count_and_writes_no_evidenc
         with pytest.raises(IntegrityError, match=r"attest|entries|torn|expected"):
             cluster_verify(job, key=SigningKey.generate())
         assert _digest(chip_dir) == tampered, name  # not repaired either
+
+
+@pytest.mark.slow
+def test_cluster_cli_audits_steps_from_the_provers_answer_folder(
+    honest: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from computewatch.verification import answer_challenge  # noqa: PLC0415
+
+    key = tmp_path / "cluster.key"
+    assert main(["keys", "generate", str(key)]) == 0
+    job = _job(honest, tmp_path)
+    answers = tmp_path / "answers"
+    answer_challenge(honest.run_dir, range(24), answers)  # the Prover, out of band
+    chip = f"{job.chips[0].serial},{job.chips[0].public_key},{job.chips[0].log}"
+    argv = ["cluster", "verify", "--transcript", str(honest.run_dir), "--report", str(job.report),
+            "--key", str(key), "--out", str(tmp_path / "v.json"), "--chip", chip,
+            "--budget", "0.01", "--audit-fraction", "0.5", "--seed", "3", "--json",
+            "--answers", str(answers)]  # fmt: skip
+    capsys.readouterr()
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verdict"] == "pass"
+    audits = next(c for c in doc["checks"] if c["name"] == "audits")
+    assert audits["status"] == "pass"
+    assert doc["policy"]["audit_fraction"] == 0.5
+    # a Prover that answers with the state one step later is refused
+    for path in answers.glob("state-*.safetensors"):
+        step = int(path.stem.split("-")[1])
+        if step % 6 not in {0, 5}:
+            path.write_bytes((answers / f"state-{step + 1}.safetensors").read_bytes())
+    assert main(argv) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert any(c["name"].startswith("audit:") and c["status"] == "fail" for c in doc["checks"])
+    assert main([*argv[:-3], "--audit-fraction", "1.5"]) == 2

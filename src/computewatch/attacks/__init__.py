@@ -36,6 +36,7 @@ from computewatch.attacks._chip_reports import (
 )
 from computewatch.attacks._corpus import (
     ATTACKS,
+    LONG_POLICY,
     SCALES,
     attack_names,
     clopper_pearson,
@@ -86,6 +87,12 @@ from computewatch.attacks._protocol import (
     UnregisteredChip,
 )
 from computewatch.attacks._splitview import LogRollback, SplitView
+from computewatch.attacks._step_audit import (
+    ConcentratedSubstitution,
+    InIntervalReordering,
+    SingleStepSubstitution,
+    trained_batches,
+)
 from computewatch.attacks._swap import FixedScheduler, SnapshotSwap
 from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
 from computewatch.attacks._training import DataSubstitution, RestartChain
@@ -104,6 +111,7 @@ __all__ = [
     "ATTACKS",
     "CHIP_EVIDENCE_ATTACKS",
     "LONG",
+    "LONG_POLICY",
     "SCALE",
     "SCALES",
     "TINY",
@@ -114,6 +122,7 @@ __all__ = [
     "CheckpointRedirect",
     "ClockSetForward",
     "CodeHashLie",
+    "ConcentratedSubstitution",
     "DataSubstitution",
     "DelayingRelay",
     "Detection",
@@ -130,6 +139,7 @@ __all__ = [
     "HiddenSnapshot",
     "HonestRun",
     "HugeFirmwareVersion",
+    "InIntervalReordering",
     "InterpolatedCheckpoints",
     "LearningRateLie",
     "LocationDelayedAnswer",
@@ -149,6 +159,7 @@ __all__ = [
     "RolledBackState",
     "Scale",
     "ShardRelocation",
+    "SingleStepSubstitution",
     "SlowedHostClock",
     "SmallUpdateSpoof",
     "SnapshotSwap",
@@ -174,5 +185,6 @@ __all__ = [
     "run_on_chip",
     "run_scales",
     "summarize_false_rejects",
+    "trained_batches",
     "use_elements",
 ]

@@ -48,6 +48,11 @@ from computewatch.attacks._protocol import (
     UnregisteredChip,
 )
 from computewatch.attacks._splitview import LogRollback, SplitView
+from computewatch.attacks._step_audit import (
+    ConcentratedSubstitution,
+    InIntervalReordering,
+    SingleStepSubstitution,
+)
 from computewatch.attacks._swap import SnapshotSwap
 from computewatch.attacks._tolerance import NoiseUnderEpsilon, SmallUpdateSpoof
 from computewatch.attacks._training import DataSubstitution, RestartChain
@@ -62,13 +67,14 @@ from computewatch.attacks._transcript import (
 )
 from computewatch.attacks._verdicts import VerdictSwap
 from computewatch.datacenter import TranscriptPaths
-from computewatch.verification import VerificationPolicy, verify_transcript
+from computewatch.verification import VerificationPolicy, prover_challenge, verify_transcript
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 __all__ = [
     "ATTACKS",
+    "LONG_POLICY",
     "SCALES",
     "attack_names",
     "clopper_pearson",
@@ -100,6 +106,9 @@ def _all() -> tuple[Attack, ...]:
         NoiseUnderEpsilon(),
         SmallUpdateSpoof(),
         FinalCheckpointSwap(),  # issue 15: the last interval is always replayed
+        ConcentratedSubstitution(),  # issue 15: step audits, wherever the lie sits
+        InIntervalReordering(),
+        SingleStepSubstitution(),  # δ3: below what sampling sees (rate ~ audit fraction)
         AdversarialExamples(),
         HiddenSnapshot(),
         ForgedLogEntry(),
@@ -135,6 +144,15 @@ ATTACKS: tuple[Attack, ...] = _all()
 SCALES: dict[str, Scale] = {SCALE.name: SCALE, LONG.name: LONG}
 
 
+#: The long scale's policy (`default_policy`): 5 % cap, boundary, snapshots, step audits.
+LONG_POLICY: dict[str, Any] = {
+    "max_compute": 0.05,
+    "max_replayed_snapshots": 2,
+    "budget": 0.02,
+    "audit_fraction": 0.015,
+}
+
+
 def default_policy(scale: Scale) -> VerificationPolicy:
     """The Verifier's policy the benchmark uses at `scale`.
 
@@ -142,11 +160,13 @@ def default_policy(scale: Scale) -> VerificationPolicy:
     replay even one segment, so the policy is the default (no total cap: every
     drawn snapshot and the PoL segment are replayed). At the long scale the
     policy caps everything replayed, twins included, at 5 % of training:
-    at most two snapshot replays, then segments while they fit.
+    at most two snapshot replays, the boundary intervals, then step audits
+    at fraction 0.015 (ADR 0037) in place of random segments (``budget``
+    0.02 leaves room for the two boundary intervals only).
     """
     if scale == SCALE:
         return VerificationPolicy()
-    return VerificationPolicy(max_compute=0.05, max_replayed_snapshots=2)
+    return VerificationPolicy(**LONG_POLICY)
 
 
 def attack_names() -> list[str]:
@@ -346,13 +366,15 @@ def false_reject_rate(runs: int, scale: Scale = SCALE, processes: int = 2) -> di
 
 
 def _verify_honest(run: HonestRun, policy: VerificationPolicy, trial: int) -> dict[str, Any]:
-    verdict = verify_transcript(
-        run.run_dir,
-        TranscriptPaths(run.run_dir).report,
-        run.evidence(),
-        policy,
-        np.random.default_rng(trial),
-    )
+    with tempfile.TemporaryDirectory(prefix="cw-answers-") as answers:
+        verdict = verify_transcript(
+            run.run_dir,
+            TranscriptPaths(run.run_dir).report,
+            run.evidence(),
+            policy,
+            np.random.default_rng(trial),
+            challenge=prover_challenge(run.run_dir, answers),  # the honest Prover answers
+        )
     return {
         "trial": trial,
         "rejected": not verdict.passed,

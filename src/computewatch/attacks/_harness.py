@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +37,7 @@ from computewatch.verification import (
     ChipEvidence,
     Verdict,
     VerificationPolicy,
+    prover_challenge,
     verify_transcript,
 )
 
@@ -277,9 +279,15 @@ def verify_attempt(
         msg = "this attempt has no transcript"
         raise ValueError(msg)
     evidence = attempt.evidence if attempt.evidence is not None else run.evidence()
-    verdict = verify_transcript(
-        run.run_dir, TranscriptPaths(run.run_dir).report, evidence, policy, rng
-    )
+    with tempfile.TemporaryDirectory(prefix="cw-answers-") as answers:
+        verdict = verify_transcript(
+            run.run_dir,
+            TranscriptPaths(run.run_dir).report,
+            evidence,
+            policy,
+            rng,
+            challenge=prover_challenge(run.run_dir, answers, batches=attempt.data.get("batches")),
+        )
     failed = failed_checks(verdict)
     return Detection(
         detected=not verdict.passed,

@@ -82,6 +82,21 @@ def verify_cmd(
             help="Cap on all replayed compute, twins included (fraction; overrides --policy).",
         ),
     ] = None,
+    audit_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--audit-fraction",
+            help="Audit each step with this probability (ADR 0037; overrides --policy).",
+        ),
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            "--answers",
+            help="Folder of the Prover's answers to step audits (state-<s>.safetensors).",
+            parser=input_folder(),
+        ),
+    ] = None,
     compute_cap: Annotated[
         float | None,
         typer.Option(
@@ -106,12 +121,15 @@ def verify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
     """Verify a transcript (its code only in sandboxed workers); exit 0 if it passes, 1 if not."""
-    if budget is not None:
-        _fraction("--budget", budget)
-    if max_compute is not None:
-        _fraction("--max-compute", max_compute)
-    if compute_cap is not None:
-        _fraction("--compute-cap", compute_cap)
+    fractions = {
+        "--budget": budget,
+        "--max-compute": max_compute,
+        "--compute-cap": compute_cap,
+        "--audit-fraction": audit_fraction,
+    }
+    for flag, value in fractions.items():
+        if value is not None:
+            _fraction(flag, value)
     if seed is not None:
         int_in_range("--seed", seed, 0, 2**128 - 1)
     if ray_address is not None:
@@ -125,8 +143,13 @@ def verify_cmd(
         ray_address=ray_address,
         hide=(key,) if key.exists() else (),
         policy=read_policy(
-            policy, budget=budget, exact=True if exact else None, max_compute=max_compute
+            policy,
+            budget=budget,
+            exact=True if exact else None,
+            max_compute=max_compute,
+            audit_fraction=audit_fraction,
         ),
+        answers=answers,
     )
     envelope, verdict = cluster_verify(
         job, key=SigningKey.load(key), strict=strict, compute_cap=compute_cap

@@ -35,6 +35,7 @@ Example::
     [('report-large-runs', 'violation'), ('approval-for-frontier', 'violation')]
 """
 
+from computewatch.rules._audit import AuditDemand
 from computewatch.rules._benchmarks import (
     BENCHMARK_KINDS,
     Benchmark,
@@ -75,6 +76,7 @@ __all__ = [
     "MAX_RULES",
     "MAX_RULE_FILE_BYTES",
     "NAMESPACES",
+    "AuditDemand",
     "Benchmark",
     "BenchmarkSpec",
     "Classifier",

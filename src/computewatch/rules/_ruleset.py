@@ -17,6 +17,7 @@ non-standard tag such as `!!python/object`)::
         require: "benchmarks.cyber_uplift < 0.2"   # mitigation rules only (required there)
     classifiers: [...]               # optional: what computes data.<name> (_resources.py)
     benchmarks: [...]                # optional: what computes benchmarks.<name>
+    audit: {fraction: 0.2, min_steps: 400}  # optional: step audits demanded (_audit.py)
 
 Every problem raises `FormatError` with one line that names the file, the
 rule (by id, or by its 1-based position `#n` while the id is unknown) and
@@ -50,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from computewatch.errors import FormatError
+from computewatch.rules._audit import AuditDemand, parse_audit
 from computewatch.rules._expr import CompiledExpr, compile_expr
 from computewatch.rules._resources import (
     BenchmarkSpec,
@@ -70,7 +72,7 @@ MAX_RULES = 1000
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _MAX_NAME = 200
 _MAX_DESCRIPTION = 2000
-_TOP_KEYS = ("benchmarks", "classifiers", "name", "rules", "version")
+_TOP_KEYS = ("audit", "benchmarks", "classifiers", "name", "rules", "version")
 _RULE_KEYS = ("description", "id", "kind", "require", "when")
 _TAGS = frozenset(
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")
@@ -173,6 +175,7 @@ class RuleSet:
     source: str = "<rules>"
     classifiers: tuple[ClassifierSpec, ...] = ()
     benchmarks: tuple[BenchmarkSpec, ...] = ()
+    audit: AuditDemand | None = None
 
     def __post_init__(self) -> None:
         """Check the name, that there is a rule, and that ids are unique."""
@@ -352,6 +355,7 @@ def _build(where: str, doc: object, base: Path | None = None) -> RuleSet:
         source=where,
         classifiers=parse_classifiers(where, doc.get("classifiers", []), base),
         benchmarks=parse_benchmarks(where, doc.get("benchmarks", []), base),
+        audit=parse_audit(where, doc["audit"]) if "audit" in doc else None,
     )
 
 

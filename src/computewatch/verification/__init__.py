@@ -14,6 +14,14 @@ Example::
     True
 """
 
+from computewatch.verification._audit import (
+    Challenge,
+    StepAudits,
+    check_answer,
+    draw_audit_steps,
+    folder_challenge,
+    miss_probability,
+)
 from computewatch.verification._bisect import (
     Localization,
     bisect_first_bad,
@@ -22,6 +30,7 @@ from computewatch.verification._bisect import (
     confirm_step,
     localize,
 )
+from computewatch.verification._challenge import answer_challenge, prover_challenge
 from computewatch.verification._chip_run import run_mismatches
 from computewatch.verification._cluster import (
     VERDICT_PAYLOAD_TYPE,
@@ -81,6 +90,7 @@ __all__ = [
     "VERDICT_PAYLOAD_TYPE",
     "ZYGOTE_ENV",
     "ArtifactStore",
+    "Challenge",
     "CheckResult",
     "CheckStatus",
     "ChipEvidence",
@@ -102,6 +112,7 @@ __all__ = [
     "SandboxFailed",
     "SandboxTimeout",
     "SnapshotClaim",
+    "StepAudits",
     "Tolerance",
     "TranscriptReader",
     "UnsafeInProcessEngine",
@@ -109,18 +120,24 @@ __all__ = [
     "VerificationPolicy",
     "WorkerFailed",
     "WorkerLimits",
+    "answer_challenge",
     "bisect_first_bad",
+    "check_answer",
     "checkpoint_commitments",
     "claimed_compute_vs_chip_time",
     "cluster_verify",
     "committed_states",
     "confirm_step",
     "data_in_committed_set",
+    "draw_audit_steps",
     "execute_job",
+    "folder_challenge",
     "localize",
     "loss_on_claimed_data",
     "loss_trend",
+    "miss_probability",
     "probe_isolation",
+    "prover_challenge",
     "read_bounded",
     "read_verdict",
     "replay_pair",

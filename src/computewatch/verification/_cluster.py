@@ -39,6 +39,7 @@ from computewatch.crypto import (
     verify_envelope,
 )
 from computewatch.errors import FormatError, IntegrityError, ParameterError
+from computewatch.verification._audit import folder_challenge
 from computewatch.verification._engine import LocalPool, RayPool, WorkerLimits
 from computewatch.verification._isolation import Isolation, Layer
 from computewatch.verification._results import Verdict
@@ -95,6 +96,8 @@ class ClusterJob:
         policy: the whole verification policy the cluster verifies under
             (budget, exactness, replay caps, tolerance, heuristics...); the
             verdict records it.
+        answers: the folder where the Prover's answers to step-audit
+            challenges lie (``state-<s>.safetensors``; ADR 0037).
     """
 
     transcript: Path
@@ -108,6 +111,7 @@ class ClusterJob:
     hide: tuple[Path, ...] = ()
     limits: WorkerLimits = field(default_factory=WorkerLimits)
     policy: VerificationPolicy = field(default_factory=VerificationPolicy)
+    answers: Path | None = None
 
     def engine(self, *, strict: bool) -> Engine:
         """The replay engine this job asks for."""
@@ -141,6 +145,8 @@ class ClusterJob:
         paths = [self.transcript, self.report]
         if self.rules is not None:
             paths.append(self.rules)
+        if self.answers is not None:
+            paths.append(self.answers)
         for c in self.chips:
             paths += [c.public_key, c.log]
         return [p.resolve() for p in paths]
@@ -195,6 +201,7 @@ def cluster_verify(
         declared=dict(job.declared),
         engine=job.engine(strict=strict),
         isolation=records,
+        challenge=None if job.answers is None else folder_challenge(job.answers),
     )
     doc = verdict.to_json()
     doc["isolation"] = _weakest(records)

@@ -163,6 +163,13 @@ class ProverCalls:
             self._ckpt_keys[step] = key
         return self._ckpt_keys[step]
 
+    def stage_state(self, step: int, key: str) -> None:
+        """Start replays at `step` from the store object `key` (a checked audit answer)."""
+        if step in self.reader.checkpoint_steps:
+            msg = f"step {step} has a checkpoint: an audit there starts from it"
+            raise ValueError(msg)
+        self._ckpt_keys[step] = key
+
     def _doc(self, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         det = self.reader.determinism
         reduction = self.reader.reduction

@@ -19,6 +19,7 @@ from computewatch.datacenter import (
     FlatLayout,
 )
 from computewatch.errors import ComputeWatchError, FormatError
+from computewatch.verification._audit import StepAudits
 from computewatch.verification._bisect import (
     checkpoint_commitments,
     committed_states,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from computewatch.chip import LogEntry
+    from computewatch.verification._audit import Challenge
     from computewatch.verification._reader import TranscriptReader
     from computewatch.verification._verify import ChipEvidence, VerificationPolicy
 
@@ -72,6 +74,7 @@ class Session(StaticChecks):
         self.scores: dict[str, float] = {}
         self._snap_plan: list[tuple[int, list[tuple[str, LogEntry]]]] = []
         self._seg_plan: list[tuple[int, int, str]] = []
+        self.challenge: Challenge | None = None
 
     # -- replay helpers ------------------------------------------------------
 
@@ -297,6 +300,9 @@ class Session(StaticChecks):
         n_snap = len(tasks)
         tasks += self.plan_segments()
         n_seg = len(tasks)
+        audits = StepAudits(self)
+        tasks += audits.plan(self.challenge)
+        n_aud = len(tasks)
         extra, forward, samples = self.plan_checks(facts=facts, benchmarks=benchmarks)
         tasks += extra
         data_steps = {s for t in tasks for s in t.data_steps} | forward
@@ -306,7 +312,8 @@ class Session(StaticChecks):
         results = self.calls.run(tasks, self.parts)
         self._judge_snapshots(tasks[:n_snap], results[:n_snap])
         self._judge_segments(tasks[n_snap:n_seg], results[n_snap:n_seg])
-        for task, result in zip(tasks[n_seg:], results[n_seg:], strict=True):
+        self.checks += audits.judge(results[n_seg:n_aud])
+        for task, result in zip(tasks[n_aud:], results[n_aud:], strict=True):
             if task.kind == "loss":
                 self.losses[task.start] = result if isinstance(result, str) else result["loss"]
             else:

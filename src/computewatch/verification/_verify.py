@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from computewatch.crypto import Envelope, VerifyingKey
+    from computewatch.verification._audit import Challenge
     from computewatch.verification._engine import Engine
 
 __all__ = ["HEURISTICS", "ChipEvidence", "VerificationPolicy", "verify_transcript"]
@@ -93,6 +94,7 @@ _BOUNDS: dict[str, tuple[type, float, float, bool]] = {
     "max_forward_checks": (int, 0, 10_000, True),
     "max_replayed_snapshots": (int, 0, 100_000, True),
     "max_compute": (float, 0.0, 2.0, True),  # noise twins double a replay
+    "audit_fraction": (float, 0.0, 1.0, True),
 }
 _MAX_HEURISTICS = 64
 
@@ -142,6 +144,9 @@ class VerificationPolicy:
             training steps; snapshot replays are drawn (secretly, at random)
             and segments chosen only while they fit. None: no cap beyond
             `budget` and `max_replayed_snapshots`.
+        audit_fraction: each step is audited with this probability (drawn
+            after the transcript is committed; ADR 0037): the Prover answers
+            with its state before the step, the Verifier replays the step.
 
     A policy file holds `to_dict`'s form (heuristics by name, from
     `HEURISTICS`); `from_dict` reads it back, refusing anything else::
@@ -167,6 +172,7 @@ class VerificationPolicy:
         default=DEFAULT_HEURISTICS
     )
     max_compute: float | None = None
+    audit_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate every number against its bounds (`ParameterError` naming the field)."""
@@ -188,6 +194,7 @@ class VerificationPolicy:
             "exact": self.exact,
             "max_replayed_snapshots": self.max_replayed_snapshots,
             "max_compute": self.max_compute,
+            "audit_fraction": self.audit_fraction,
             "heuristics": len(self.heuristics),
         }
 
@@ -286,6 +293,7 @@ def verify_transcript(
     declared: dict[str, Any] | None = None,
     engine: Engine | None = None,
     isolation: list[dict[str, Any]] | None = None,
+    challenge: Challenge | None = None,
 ) -> Verdict:
     """Verify a transcript against its report and the inspected chips' logs.
 
@@ -315,6 +323,7 @@ def verify_transcript(
         return _failed_open(str(rep_id), str(rep_commit), e, policy)
     except _PROVER_FAULTS as e:  # a parser gap: still the Prover's malformed input
         return _failed_open(str(rep_id), str(rep_commit), FormatError(_unexpected(e)), policy)
+    policy = _audited(policy, rules, reader.steps)
     hide = [reader.paths.root] + ([Path(report)] if not isinstance(report, dict) else [])
     engine = _hiding(engine, hide)
     with tempfile.TemporaryDirectory(prefix="computewatch-store-") as tmp:
@@ -324,6 +333,7 @@ def verify_transcript(
             engine.warm(store, workers + 2)  # torch imports while this process checks
         calls = ProverCalls(reader, engine, store)
         session = Session(reader, chips, policy, rng, calls, workers)
+        session.challenge = challenge
         facts = DATA_SAMPLE if rules is not None else 0
         steps: list[Callable[[], None]] = [
             session.precommitment,
@@ -361,6 +371,17 @@ def verify_transcript(
         rules=outcomes,
         policy=policy.to_dict(),
     )
+
+
+def _audited(policy: VerificationPolicy, rules: Any, steps: int) -> VerificationPolicy:
+    """`policy`, its audit fraction raised to what the rule file demands for `steps` steps."""
+    demand = getattr(rules, "audit", None)
+    if demand is None:
+        return policy
+    fraction = float(demand.fraction_for(steps))
+    if fraction <= policy.audit_fraction:
+        return policy
+    return dataclasses.replace(policy, audit_fraction=fraction)
 
 
 #: Exceptions a gap in the parsers could let Prover input raise; they fail the check.

@@ -1,0 +1,179 @@
+"""Step audits at the long scale: lies inside one interval, measured against 1-(1-c)^m (issue 15).
+
+Runs `ConcentratedSubstitution`, `InIntervalReordering` and
+`SingleStepSubstitution` (δ3) at the long scale under `default_policy(LONG)`
+(5 % cap on everything replayed; boundary intervals, two snapshot replays,
+step audits at fraction c = 0.015; ADR 0037), each Prover answering the
+audit challenges from its own trajectory, and honest runs under the same
+policy for the false-reject rate.
+
+Resumable: every trial is appended to ``results/step_audits/trials.jsonl``
+(trial `i` of an attack is the same run wherever it is computed) and a run
+only does the trials still missing, round-robin over the attacks, so a
+campaign spreads over several runs. An attack stops early by the exact
+sequential rule once its one-sided 95 % Clopper-Pearson lower bound
+reaches 0.99 (299 detections, no miss), else at `TRIALS`. The summary
+counts what the file holds, with each attack's formula
+``1 - (1 - c)^m`` beside its measured rate. Quick mode runs one trial of
+each and leaves the file alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TRIALS = 299
+CAMPAIGN = Path(__file__).resolve().parent / "results" / "step_audits" / "trials.jsonl"
+HONEST = "honest"
+
+
+def _attacks() -> dict[str, Any]:
+    from computewatch.attacks import (  # noqa: PLC0415
+        ConcentratedSubstitution,
+        InIntervalReordering,
+        SingleStepSubstitution,
+    )
+
+    return {
+        a.name: a
+        for a in (ConcentratedSubstitution(), InIntervalReordering(), SingleStepSubstitution())
+    }
+
+
+def one_trial(name: str, trial: int, workdir: Path) -> dict[str, Any]:
+    """Build and verify trial `trial` of attack `name` (or an honest run) at the long scale."""
+    import numpy as np  # noqa: PLC0415
+
+    from computewatch.attacks import LONG, Attempt, default_policy, run_on_chip  # noqa: PLC0415
+    from computewatch.attacks._harness import verify_attempt  # noqa: PLC0415
+
+    policy = default_policy(LONG)
+    t0 = time.perf_counter()
+    if name == HONEST:
+        run = run_on_chip(
+            workdir,
+            name=f"h-{trial}",
+            serial=f"CW-SH-{trial}",
+            scale=LONG,
+            data_seed=60_000 + trial,
+        )
+        attempt = Attempt(run=run)
+    else:
+        attempt = _attacks()[name].create(workdir, trial, [], LONG)
+    detection = verify_attempt(attempt, policy, np.random.default_rng(70_000 + trial))
+    return {
+        "attack": name,
+        "trial": trial,
+        "detected": detection.detected,
+        "checks": list(detection.checks),
+        "compute_fraction": detection.compute_fraction,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _load(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[str(r["attack"]), int(r["trial"])] = r
+    return done
+
+
+def _finished(records: list[dict[str, Any]], trials: int) -> bool:
+    from computewatch.attacks import one_sided_bounds  # noqa: PLC0415
+
+    k = sum(bool(r["detected"]) for r in records)
+    lower, _ = one_sided_bounds(k, len(records))
+    return len(records) >= trials or lower >= 0.99
+
+
+def summarize(done: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
+    """Rates, bounds, replayed compute and the formula, per attack and for honest runs."""
+    from computewatch.attacks import LONG, LONG_POLICY, clopper_pearson, one_sided_bounds  # noqa: PLC0415
+
+    c = float(LONG_POLICY["audit_fraction"])
+    out: dict[str, Any] = {"audit_fraction": c, "policy": LONG_POLICY, "rows": {}}
+    attacks = _attacks()
+    for name in [*attacks, HONEST]:
+        rs = [r for (a, _), r in sorted(done.items()) if a == name]
+        k = sum(bool(r["detected"]) for r in rs)
+        n = len(rs)
+        fr = [float(r["compute_fraction"]) for r in rs if r["compute_fraction"] is not None]
+        lower, upper = one_sided_bounds(k, n)
+        row: dict[str, Any] = {
+            "count": k,
+            "trials": n,
+            "rate": k / n if n else None,
+            "ci95": list(clopper_pearson(k, n)),
+            "lower95": lower,
+            "upper95": upper,
+            "compute_fraction_mean": sum(fr) / len(fr) if fr else None,
+            "compute_fraction_max": max(fr) if fr else None,
+            "seconds_per_trial": sum(float(r["seconds"]) for r in rs) / n if n else None,
+        }
+        if name in attacks:
+            row["audit_formula"] = attacks[name].formula(c, LONG)
+            row["substituted_steps"] = len(attacks[name].steps(0, LONG))
+            row["meets_99"] = lower >= 0.99
+        out["rows"][name] = row
+    return out
+
+
+def campaign(
+    trials: int = TRIALS, path: Path = CAMPAIGN, budget_s: float | None = None
+) -> dict[str, Any]:
+    """Add missing trials round-robin until done or `budget_s` runs out; the summary."""
+    t0 = time.perf_counter()
+    done = _load(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = [*_attacks(), HONEST]
+    while budget_s is None or time.perf_counter() - t0 < budget_s:
+        progressed = False
+        for name in names:
+            rs = [r for (a, _), r in sorted(done.items()) if a == name]
+            if _finished(rs, trials):
+                continue
+            trial = next(i for i in range(10**6) if (name, i) not in done)
+            tmp = Path(tempfile.mkdtemp(prefix="cw-step-audits-"))
+            try:
+                record = one_trial(name, trial, tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+            done[name, trial] = record
+            progressed = True
+        if not progressed:
+            break
+    return summarize(done) | {"seconds_this_run": time.perf_counter() - t0}
+
+
+def run(quick: bool) -> dict[str, Any]:  # noqa: FBT001
+    """The campaign (quick: one trial of each in a scratch file)."""
+    if quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            return campaign(1, Path(tmp) / "trials.jsonl")
+    return campaign()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Resume the campaign from the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=TRIALS)
+    parser.add_argument("--budget-s", type=float, default=None)
+    args = parser.parse_args(argv)
+    print(json.dumps(campaign(args.trials, budget_s=args.budget_s), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
