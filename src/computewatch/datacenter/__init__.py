@@ -53,6 +53,14 @@ from computewatch.datacenter._layout import (
     shard_range,
 )
 from computewatch.datacenter._monitor import CommittedBatches, Monitor
+from computewatch.datacenter._shard_map import (
+    FSDP2_KIND,
+    ShardPiece,
+    chunk_pieces,
+    flat_order,
+    parse_shard_map,
+    piece_range,
+)
 from computewatch.datacenter._program import (
     MAX_PROGRAM_BYTES,
     TrainingProgram,
@@ -80,6 +88,12 @@ from computewatch.datacenter._transcript import (
 )
 
 __all__ = [
+    "piece_range",
+    "parse_shard_map",
+    "flat_order",
+    "chunk_pieces",
+    "ShardPiece",
+    "FSDP2_KIND",
     "CHECKPOINT_FORMAT",
     "INIT_SCHEMES",
     "MANIFEST_FORMAT",
