@@ -52,3 +52,71 @@ def test_a_one_process_replay_is_bitwise_equal_to_the_fsdp2_run(tmp_path: Path, 
             )
         if step + 1 in reader.checkpoint_steps:
             assert torch.equal(replayer.trainer.flat, reader.checkpoint(step + 1).weights)
+
+
+def _verify(out: Path, chips: int) -> tuple[bool, set[str]]:
+    import numpy as np  # noqa: PLC0415
+
+    from computewatch.chip import read_chip_log  # noqa: PLC0415
+    from computewatch.crypto import VerifyingKey  # noqa: PLC0415
+    from computewatch.verification import (  # noqa: PLC0415
+        CheckStatus,
+        ChipEvidence,
+        VerificationPolicy,
+        verify_transcript,
+    )
+
+    evidence = [
+        ChipEvidence.from_log(
+            f"CW-F-{r}",
+            VerifyingKey.load(out / f"chip-{r}.pub"),
+            read_chip_log(out / f"chip-{r}" / "nvram.log"),
+        )
+        for r in range(chips)
+    ]
+    run = out / "run"
+    verdict = verify_transcript(
+        run,
+        TranscriptPaths(run).report,
+        evidence,
+        VerificationPolicy(budget=1.0, exact=True),
+        np.random.default_rng(1),
+    )
+    failed = {c.name.split(":")[0] for c in verdict.checks if c.status is CheckStatus.FAIL}
+    return verdict.passed, failed
+
+
+@pytest.mark.parametrize("chips", [2, 4])
+def test_the_fsdp2_run_passes_and_a_substituted_batch_fails(tmp_path: Path, chips: int) -> None:
+    train_fsdp2.run(tmp_path / "honest", chips=chips, steps=8, batch=8, every=4)
+    passed, failed = _verify(tmp_path / "honest", chips)
+    assert passed, failed
+    train_fsdp2.run(tmp_path / "swap", chips=chips, steps=8, batch=8, every=4, swap_step=5)
+    passed, failed = _verify(tmp_path / "swap", chips)
+    assert not passed
+    assert failed & {"segment", "snapshot"}
+
+
+def test_a_relabelled_checkpoint_of_an_fsdp2_run_fails(tmp_path: Path) -> None:
+    import shutil  # noqa: PLC0415
+
+    from computewatch.attacks._harness import recommit  # noqa: PLC0415
+    from computewatch.datacenter import load_checkpoint, save_checkpoint  # noqa: PLC0415
+
+    train_fsdp2.run(tmp_path / "honest", chips=2, steps=8, batch=8, every=4)
+    shutil.copytree(tmp_path / "honest", tmp_path / "bad")
+    paths = TranscriptPaths(tmp_path / "bad" / "run")
+    early = load_checkpoint(paths.checkpoint(4))
+    save_checkpoint(  # checkpoint 4's state, labelled step 8
+        paths.checkpoint(8),
+        step=8,
+        weights=early.weights,
+        optimizer_state=early.optimizer_state,
+        param_groups=early.param_groups,
+        rng_state=early.rng_state,
+        layout_digest=early.layout_digest,
+    )
+    recommit(tmp_path / "bad" / "run")
+    passed, failed = _verify(tmp_path / "bad", 2)
+    assert not passed
+    assert failed & {"segment", "snapshot", "step-commitments"}

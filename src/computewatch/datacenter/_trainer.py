@@ -195,7 +195,10 @@ class Trainer:
         if local < 1 or batch.shape[0] % local:
             msg = f"batch of {batch.shape[0]} points: cannot cut into {local} micro-shards"
             raise FormatError(msg)
-        pairs = [self._micro_gradient(part) for part in batch.chunk(local)]
+        # each micro-shard in fresh storage: where its rows sit in memory picks the matmul
+        # kernel's path, and a chip's micro-shard is its own tensor (ADR 0039: measured,
+        # a 4-chip FSDP2 run differed by 1e-9 from a replay computing on views)
+        pairs = [self._micro_gradient(part.clone()) for part in batch.chunk(local)]
         grads = self._all_ranks(torch.stack([g for g, _ in pairs]))
         losses = self._all_ranks(torch.cat([loss for _, loss in pairs]))
         flat_grad = tree_sum(list(grads.unbind(0)))
