@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from computewatch.datacenter import (
@@ -29,8 +31,9 @@ def test_chunks_are_uneven_and_may_be_empty_and_tile_the_flat_vector() -> None:
         ("h", 1, 0),
     ]
     ranges = [piece_range(LAYOUT, p) for _, p in flat_order(pieces)]
-    assert ranges[0][0] == 0 and ranges[-1][1] == LAYOUT.numel
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert ranges[0][0] == 0
+    assert ranges[-1][1] == LAYOUT.numel
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
 
 
 def test_the_manifest_map_must_be_fsdp2s_cut() -> None:

@@ -53,14 +53,6 @@ from computewatch.datacenter._layout import (
     shard_range,
 )
 from computewatch.datacenter._monitor import CommittedBatches, Monitor
-from computewatch.datacenter._shard_map import (
-    FSDP2_KIND,
-    ShardPiece,
-    chunk_pieces,
-    flat_order,
-    parse_shard_map,
-    piece_range,
-)
 from computewatch.datacenter._program import (
     MAX_PROGRAM_BYTES,
     TrainingProgram,
@@ -76,6 +68,14 @@ from computewatch.datacenter._recorder import (
 )
 from computewatch.datacenter._reduction import TREE_SCHEME, Reduction, tree_sum
 from computewatch.datacenter._run import BatchFn, InitFn, RunSpec, TrainSummary, train
+from computewatch.datacenter._shard_map import (
+    FSDP2_KIND,
+    ShardPiece,
+    chunk_pieces,
+    flat_order,
+    parse_shard_map,
+    piece_range,
+)
 from computewatch.datacenter._step_state import state_digest
 from computewatch.datacenter._trainer import StepResult, Trainer
 from computewatch.datacenter._transcript import (
@@ -88,13 +88,8 @@ from computewatch.datacenter._transcript import (
 )
 
 __all__ = [
-    "piece_range",
-    "parse_shard_map",
-    "flat_order",
-    "chunk_pieces",
-    "ShardPiece",
-    "FSDP2_KIND",
     "CHECKPOINT_FORMAT",
+    "FSDP2_KIND",
     "INIT_SCHEMES",
     "MANIFEST_FORMAT",
     "MAX_PROGRAM_BYTES",
@@ -123,6 +118,7 @@ __all__ = [
     "Recorder",
     "Reduction",
     "RunSpec",
+    "ShardPiece",
     "StepRecord",
     "StepResult",
     "StorageError",
@@ -132,6 +128,7 @@ __all__ = [
     "TrainingProgram",
     "TranscriptPaths",
     "batch_root",
+    "chunk_pieces",
     "commitment_root",
     "compute_commitment",
     "cpu_capability",
@@ -140,11 +137,14 @@ __all__ = [
     "describe_optimizer",
     "encode",
     "file_digest",
+    "flat_order",
     "flatten_model",
     "init_flat",
     "load_checkpoint",
     "load_program",
     "manifest_digest",
+    "parse_shard_map",
+    "piece_range",
     "point_hash",
     "precommitment",
     "program_code_hash",

@@ -137,6 +137,7 @@ class _Sharded:
         config: dict[str, Any],
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
+        *,
         rank: int,
         world: int,
     ) -> None:
@@ -154,7 +155,8 @@ class _Sharded:
                 )
                 raise ParameterError(msg)
             if p.to_local().shape[:1] != (piece.length,):
-                msg = f"parameter {name!r}: local rows {list(p.to_local().shape)}, expected {piece.length}"
+                got = list(p.to_local().shape)
+                msg = f"parameter {name!r}: local shape {got}, expected {piece.length} rows"
                 raise ParameterError(msg)
         self.ranges = [piece_range(self.layout, piece) for piece in self.pieces]
         self.flat = torch.zeros(self.layout.numel)  # W_0 and checkpoints: full weights
@@ -174,7 +176,7 @@ class _Sharded:
                 local.copy_(self.flat[a:b].view_as(local))
 
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-        """Full weights (into `flat`) and optimizer state: collective (gathers, at checkpoints only)."""
+        """Full weights (into `flat`) and optimizer state; collective (gathers: checkpoints)."""
         state = self.optimizer.state
         with torch.no_grad():
             for p, off in zip(self.params, self.layout.offsets, strict=True):
@@ -290,7 +292,7 @@ class FSDP2Monitor:
         dist.all_gather_object(serials, str(chip.serial) if chip is not None else "")
         self.spec = dataclasses.replace(spec, config=config)
         self.rank, self.world = rank, world
-        self.state = _Sharded(program, config, model, optimizer, rank, world)
+        self.state = _Sharded(program, config, model, optimizer, rank=rank, world=world)
         self.recorder = _FSDP2Recorder(
             self.spec,
             run_dir,

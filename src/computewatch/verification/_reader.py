@@ -313,7 +313,8 @@ class TranscriptReader:
             ranges = tuple(piece_range(self.layout, p) for p in mine)
             n = sum(b - a for a, b in ranges)
             if tuple(chip["slice"]) != (0, n):
-                msg = f"manifest.json: field 'sharding.chips': slice of {chip['serial']} is not [0, {n}]"
+                serial = str(chip["serial"])[:40]
+                msg = f"manifest.json: field 'sharding.chips': slice of {serial} is not [0, {n}]"
                 raise FormatError(msg)
             out[str(chip["serial"])] = ranges
         return out
