@@ -98,12 +98,20 @@ def chip_main(rank: int, args: dict[str, Any]) -> None:
         collate_fn=monitor.collate,
     )  # cw
     swap = args.get("swap_step")
+    local_hashes = []  # for the tests: this rank's to_local() shards after every step
     for step, batch in enumerate(loader):
         fed = batch.flip(0).roll(1, dims=1) if step == swap else batch  # a cheat, for the tests
         loss = monitor.observe(loss_fn(model, fed))  # cw
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
+        if args.get("local_hashes"):
+            from computewatch.crypto import shard_hash  # noqa: PLC0415
+
+            local = [p.to_local().detach().reshape(-1) for p in model.parameters()]  # type: ignore[attr-defined]
+            local_hashes.append(str(shard_hash(torch.cat(local))))
+    if local_hashes:
+        (out / f"chip-{rank}-local.json").write_text(json.dumps(local_hashes))
     monitor.finish()  # cw
     chip.public_key.save(out / f"chip-{rank}.pub")
     chip.close()
@@ -118,6 +126,7 @@ def run(
     batch: int = 8,
     every: int = 4,
     swap_step: int | None = None,
+    local_hashes: bool = False,
 ) -> list[str]:
     """Spawn one process per chip; return the chips' serials."""
     import torch.multiprocessing as mp  # noqa: PLC0415
@@ -133,6 +142,7 @@ def run(
         "every": every,
         "port": port,
         "swap_step": swap_step,
+        "local_hashes": local_hashes,
     }
     mp.spawn(chip_main, args=(args,), nprocs=chips, join=True)
     return [f"CW-F-{r}" for r in range(chips)]

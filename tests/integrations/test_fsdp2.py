@@ -120,3 +120,21 @@ def test_a_relabelled_checkpoint_of_an_fsdp2_run_fails(tmp_path: Path) -> None:
     passed, failed = _verify(tmp_path / "bad", 2)
     assert not passed
     assert failed & {"segment", "snapshot", "step-commitments"}
+
+
+def test_each_chips_logged_omega_hashes_are_its_to_local_shards(tmp_path: Path) -> None:
+    from computewatch.chip import read_chip_log  # noqa: PLC0415
+    from computewatch.crypto import VerifyingKey  # noqa: PLC0415
+    from computewatch.verification import ChipEvidence  # noqa: PLC0415
+
+    train_fsdp2.run(tmp_path, chips=2, steps=8, batch=8, every=4, local_hashes=True)
+    seen = 0
+    for r in range(2):
+        local = json.loads((tmp_path / f"chip-{r}-local.json").read_text())
+        key = VerifyingKey.load(tmp_path / f"chip-{r}.pub")
+        log = read_chip_log(tmp_path / f"chip-{r}" / "nvram.log")
+        for entry in ChipEvidence.from_log(f"CW-F-{r}", key, log).entries:
+            if entry.kind == "snapshot":
+                assert entry.body["h"] == local[int(entry.body["step"]) - 1]
+                seen += 1
+    assert seen
