@@ -59,7 +59,7 @@ def shard(model: nn.Module, chips: int) -> nn.Module:
     from torch.distributed.fsdp import fully_shard  # noqa: PLC0415
 
     mesh = init_device_mesh("cpu", (chips,))
-    for layer in model:
+    for layer in model.children():
         if isinstance(layer, nn.Linear):
             fully_shard(layer, mesh=mesh)
     fully_shard(model, mesh=mesh)
@@ -92,8 +92,8 @@ def chip_main(rank: int, args: dict[str, Any]) -> None:
         world_size=chips,
     )  # cw
     monitor = FSDP2Monitor(spec, model, optimizer, out / "run", chip=chip)  # cw
-    loader = DataLoader(
-        dataset(config),
+    loader: DataLoader[torch.Tensor] = DataLoader(
+        dataset(config),  # type: ignore[arg-type] # a tensor is indexable by point
         batch_sampler=monitor.batch_sampler,  # cw
         collate_fn=monitor.collate,
     )  # cw
@@ -144,7 +144,7 @@ def run(
         "swap_step": swap_step,
         "local_hashes": local_hashes,
     }
-    mp.spawn(chip_main, args=(args,), nprocs=chips, join=True)
+    mp.spawn(chip_main, args=(args,), nprocs=chips, join=True)  # type: ignore[attr-defined,no-untyped-call]
     return [f"CW-F-{r}" for r in range(chips)]
 
 

@@ -144,7 +144,7 @@ class _Sharded:
         self.program, self.config, self.optimizer = program, config, optimizer
         self.rank, self.world = rank, world
         self.names = [n for n, _ in model.named_parameters()]
-        self.params = [p for _, p in model.named_parameters()]
+        self.params: list[Any] = [p for _, p in model.named_parameters()]  # DTensors
         self.layout = FlatLayout.from_model(model)  # a DTensor's shape is the global one
         self.pieces = chunk_pieces(self.layout, world)[rank]
         for name, p, piece in zip(self.names, self.params, self.pieces, strict=True):
@@ -180,7 +180,7 @@ class _Sharded:
         state = self.optimizer.state
         with torch.no_grad():
             for p, off in zip(self.params, self.layout.offsets, strict=True):
-                self.flat[off : off + p.numel()].copy_(p.full_tensor().reshape(-1))  # type: ignore[attr-defined]
+                self.flat[off : off + p.numel()].copy_(p.full_tensor().reshape(-1))
         groups = [describe_optimizer(self.optimizer)["hyper"]]
         if not any(p in state for p in self.params):
             return {}, groups
