@@ -69,6 +69,14 @@ from computewatch.datacenter._recorder import (
 )
 from computewatch.datacenter._reduction import TREE_SCHEME, Reduction, tree_sum
 from computewatch.datacenter._run import BatchFn, InitFn, RunSpec, TrainSummary, train
+from computewatch.datacenter._shard_map import (
+    FSDP2_KIND,
+    ShardPiece,
+    chunk_pieces,
+    flat_order,
+    parse_shard_map,
+    piece_range,
+)
 from computewatch.datacenter._step_state import state_digest
 from computewatch.datacenter._trainer import StepResult, Trainer
 from computewatch.datacenter._transcript import (
@@ -83,6 +91,7 @@ from computewatch.datacenter._transcript import (
 __all__ = [
     "AUTOCAST_DTYPES",
     "CHECKPOINT_FORMAT",
+    "FSDP2_KIND",
     "INIT_SCHEMES",
     "MANIFEST_FORMAT",
     "MAX_PROGRAM_BYTES",
@@ -111,6 +120,7 @@ __all__ = [
     "Recorder",
     "Reduction",
     "RunSpec",
+    "ShardPiece",
     "StepRecord",
     "StepResult",
     "StorageError",
@@ -121,6 +131,7 @@ __all__ = [
     "TranscriptPaths",
     "autocast_for",
     "batch_root",
+    "chunk_pieces",
     "commitment_root",
     "compute_commitment",
     "cpu_capability",
@@ -129,11 +140,14 @@ __all__ = [
     "describe_optimizer",
     "encode",
     "file_digest",
+    "flat_order",
     "flatten_model",
     "init_flat",
     "load_checkpoint",
     "load_program",
     "manifest_digest",
+    "parse_shard_map",
+    "piece_range",
     "point_hash",
     "precommitment",
     "program_code_hash",

@@ -126,15 +126,14 @@ def localize(start: int, stop: int, replayed: Sequence[str], committed: dict[int
 
 def checkpoint_commitments(reader: TranscriptReader) -> CheckResult:
     """Every checkpoint's state digest equals the commitment at its step (hashes only)."""
-    from computewatch.datacenter import shard_range, state_digest  # noqa: PLC0415
+    from computewatch.datacenter import state_digest  # noqa: PLC0415
 
     committed = committed_states(reader)
     if not committed:
         return CheckResult.skipped(
             "step-commitments", "the transcript has no per-step commitments (before ADR 0034)"
         )
-    world, numel = reader.world_size, reader.layout.numel
-    slices = [shard_range(r, world, numel) for r in range(world)]
+    slices = reader.commit_slices
     steps = [s for s in reader.checkpoint_steps if s > 0]
     for step in steps:
         ckpt = reader.checkpoint(step)

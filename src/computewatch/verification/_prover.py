@@ -181,6 +181,7 @@ class ProverCalls:
             "world_size": self.reader.world_size,
             "reduction": None if reduction is None else reduction.to_json(),
             "micro_batches": self.reader.micro_batches,
+            "replay_slices": self.reader.replay_slices,
             "tasks": tasks,
         }
 

@@ -210,6 +210,7 @@ class TranscriptReader:
     def validate(self) -> None:
         """Parse every derived view now, so a malformed field fails `open`, not a check."""
         _ = (self.layout, self.schedule, self.determinism, self.chip_slices, self.claims)
+        _ = self.chip_ranges
         if self.steps != len(self.step_records):
             msg = (
                 f"data/steps.jsonl: {len(self.step_records)} lines, the manifest's schedule "
@@ -293,6 +294,65 @@ class TranscriptReader:
             a, b = chip["slice"]
             out[str(chip["serial"])] = (int(a), int(b))
         return out
+
+    @cached_property
+    def chip_ranges(self) -> dict[str, tuple[tuple[int, int], ...]]:
+        """Serial -> the flat ranges the chip's ω is made of, in ω's order.
+
+        One range (its slice) for the flat ZeRO-1 sharding; for FSDP2 one per
+        parameter, from the manifest's shard map (ADR 0039).
+        """
+        from computewatch.datacenter import FSDP2_KIND, parse_shard_map, piece_range  # noqa: PLC0415
+
+        sharding = self.manifest["sharding"]
+        if sharding.get("kind") != FSDP2_KIND:
+            return {s: ((a, b),) for s, (a, b) in self.chip_slices.items()}
+        pieces = parse_shard_map(sharding["chips"], self.layout)
+        out: dict[str, tuple[tuple[int, int], ...]] = {}
+        for chip, mine in zip(sharding["chips"], pieces, strict=True):
+            ranges = tuple(piece_range(self.layout, p) for p in mine)
+            n = sum(b - a for a, b in ranges)
+            if tuple(chip["slice"]) != (0, n):
+                serial = str(chip["serial"])[:40]
+                msg = f"manifest.json: field 'sharding.chips': slice of {serial} is not [0, {n}]"
+                raise FormatError(msg)
+            out[str(chip["serial"])] = ranges
+        return out
+
+    @cached_property
+    def replay_slices(self) -> list[tuple[int, int]] | None:
+        """The pieces a one-process replay steps separately, in flat order (FSDP2), or None."""
+        from computewatch.datacenter import (  # noqa: PLC0415
+            FSDP2_KIND,
+            flat_order,
+            parse_shard_map,
+            piece_range,
+        )
+
+        sharding = self.manifest["sharding"]
+        if sharding.get("kind") != FSDP2_KIND:
+            return None
+        pieces = parse_shard_map(sharding["chips"], self.layout)
+        return [piece_range(self.layout, p) for _, p in flat_order(pieces)]
+
+    @property
+    def commit_slices(self) -> list[tuple[int, int]]:
+        """The slices the per-step commitment digests, in its order (ADR 0034, ADR 0039)."""
+        from computewatch.datacenter import shard_range  # noqa: PLC0415
+
+        if self.replay_slices is not None:
+            return self.replay_slices
+        return [shard_range(r, self.world_size, self.layout.numel) for r in range(self.world_size)]
+
+    def omega_of(self, flat: torch.Tensor, serial: str) -> torch.Tensor:
+        """Chip `serial`'s ω cut out of full flat weights (its ranges, concatenated)."""
+        import torch  # noqa: PLC0415
+
+        ranges = self.chip_ranges[serial]
+        if len(ranges) == 1:
+            a, b = ranges[0]
+            return flat[a:b]
+        return torch.cat([flat[a:b] for a, b in ranges])
 
     @cached_property
     def program(self) -> TrainingProgram:

@@ -77,6 +77,7 @@ class Replayer:
             reader.config,
             reduction=reduction,
             replay_shards=reader.world_size if reduction is not None else 1,
+            replay_slices=reader.replay_slices,
         )
         self.steps_replayed = 0
         self._batches: dict[int, torch.Tensor] = {}

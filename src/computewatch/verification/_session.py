@@ -385,13 +385,13 @@ class Session(StaticChecks):
                     continue
                 main, twin = pair
                 step = int(entry.body["step"])
-                a, b = self.reader.chip_slices[serial]
+                cut = self.reader.omega_of
                 omega = self.reader.omega(serial, entry.seq)
-                w_base = self.reader.checkpoint(base).weights
-                replayed = main[str(step)][a:b]
+                w_base = cut(self.reader.checkpoint(base).weights, serial)
+                replayed = cut(main[str(step)], serial)
                 distance = float((replayed - omega).norm())
-                noise = float((replayed - twin[str(step)][a:b]).norm())
-                eps = tol.epsilon(noise, float((replayed - w_base[a:b]).norm()))
+                noise = float((replayed - cut(twin[str(step)], serial)).norm())
+                eps = tol.epsilon(noise, float((replayed - w_base).norm()))
                 ok = bool((replayed == omega).all()) if tol.exact else distance <= eps
                 result = CheckResult.ok if ok else CheckResult.fail
                 self.checks.append(

@@ -52,7 +52,9 @@ def _load_batches(folder: Path, name: str | None) -> dict[int, Any]:
 
     if name is None:
         return {}
-    return {int(k): v for k, v in load_file(str(folder / name)).items()}
+    # fresh (aligned) copies: a tensor at a file offset can send matmul down another
+    # kernel path, and a replay's bits must not depend on where its batch sits (ADR 0039)
+    return {int(k): v.clone() for k, v in load_file(str(folder / name)).items()}
 
 
 def _replay(
@@ -147,6 +149,7 @@ def run_tasks(folder: Path, job: dict[str, Any]) -> tuple[dict[str, Any], dict[s
                 config,
                 reduction=reduction,
                 replay_shards=world if reduction is not None else 1,
+                replay_slices=job.get("replay_slices"),
             )
             trainer.load(load_checkpoint(folder / task["checkpoint"]))
             metrics[tid] = _replay(
