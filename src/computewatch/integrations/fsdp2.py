@@ -55,6 +55,7 @@ from computewatch.datacenter import (
     tree_sum,
 )
 from computewatch.datacenter._monitor import _covers, _mismatch, _same_layout
+from computewatch.datacenter._precision import autocast_name
 from computewatch.datacenter._step_state import combine_slice_digests, slice_digest
 from computewatch.errors import ParameterError
 
@@ -273,6 +274,9 @@ class FSDP2Monitor:
             raise ParameterError(msg)
         if not isinstance(model, FSDPModule):
             msg = "model: expected a fully_shard-ed module (torch.distributed.fsdp.FSDPModule)"
+            raise ParameterError(msg)
+        if autocast_name(spec.config) is not None:
+            msg = "config field 'autocast': FSDP2 runs are recorded in float32 only (ADR 0039)"
             raise ParameterError(msg)
         for module in model.modules():
             if isinstance(module, FSDPModule):
