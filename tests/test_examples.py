@@ -29,6 +29,7 @@ RUNS: dict[str, list[str]] = {
         "--checkpoint-every", "8",
     ],
     "train_loop.py": ["--out", "{out}", "--steps", "20", "--checkpoint-every", "5"],
+    "train_fsdp2.py": ["--out", "{out}", "--chips", "2", "--steps", "8"],
     "train_hf.py": [
         "--out", "{out}", "--steps", "12", "--batch-size", "8", "--accumulation", "2",
         "--checkpoint-every", "4",
@@ -78,15 +79,17 @@ def test_example_rules_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(set(ids)) == len(ids)
 
 
-def cluster_verify_cli(tmp_path: Path, run_dir: Path, chip: str) -> int:
+def cluster_verify_cli(tmp_path: Path, run_dir: Path, *chips: str) -> int:
     """`computewatch cluster verify` on a recorded run (every segment replayed), its exit code."""
     key = tmp_path / "cluster.key"
     assert main(["keys", "generate", str(key)]) == 0
     argv = [
         "cluster", "verify", "--transcript", str(run_dir),
         "--report", str(run_dir / "report.json"), "--key", str(key),
-        "--out", str(tmp_path / "verdict.json"), "--chip", chip, "--budget", "1", "--seed", "3",
+        "--out", str(tmp_path / "verdict.json"), "--budget", "1", "--seed", "3",
     ]  # fmt: skip
+    for chip in chips:
+        argv += ["--chip", chip]
     return main(argv)
 
 
@@ -109,3 +112,17 @@ def test_train_hf_example_passes_cluster_verify(tmp_path: Path) -> None:
     summary = json.loads(proc.stdout[proc.stdout.rfind("\n{\n") + 1 :])  # after the Trainer's logs
     assert summary["steps"] == 12
     assert cluster_verify_cli(tmp_path, Path(summary["transcript"]), summary["chip"]) == 0
+
+
+@pytest.mark.slow
+def test_train_fsdp2_example_passes_cluster_verify(tmp_path: Path) -> None:
+    """Two chips, one process each, FSDP2 on a gloo CPU mesh; the CLI replays it bitwise."""
+    out = tmp_path / "out"
+    proc = _run("train_fsdp2.py", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    chips = [f"CW-F-{r},{out}/chip-{r}.pub,{out}/chip-{r}/nvram.log" for r in range(2)]
+    assert f"--chip {chips[1]}" in summary["verify"]
+    assert cluster_verify_cli(tmp_path, Path(summary["run"]), *chips) == 0
+    envelope = json.loads((tmp_path / "verdict.json").read_text())
+    assert json.loads(base64.b64decode(envelope["payload"]))["verdict"] == "pass"
