@@ -26,10 +26,22 @@ import train_fsdp2  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("chips", [2, 4])
-def test_a_one_process_replay_is_bitwise_equal_to_the_fsdp2_run(tmp_path: Path, chips: int) -> None:
-    train_fsdp2.run(tmp_path, chips=chips, steps=8, batch=8, every=4)
-    run = tmp_path / "run"
+@pytest.fixture(scope="module", params=[2, 4], ids=["2-chips", "4-chips"])
+def honest(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One honest run per chip count, shared by the tests (each chip also saves its
+    ``to_local()`` hashes); a spawned FSDP2 run is the costly part."""
+    out = tmp_path_factory.mktemp(f"fsdp2-{request.param}")
+    train_fsdp2.run(out, chips=request.param, steps=8, batch=8, every=4, local_hashes=True)
+    return out
+
+
+def _chips(out: Path) -> int:
+    return len(list(out.glob("chip-*.pub")))
+
+
+def test_a_one_process_replay_is_bitwise_equal_to_the_fsdp2_run(honest: Path) -> None:
+    chips = _chips(honest)
+    run = honest / "run"
     reader = TranscriptReader.open(run, TranscriptPaths(run).report)
     manifest = json.loads(TranscriptPaths(run).manifest.read_text())
     assert manifest["sharding"]["kind"] == "fsdp2"
@@ -86,10 +98,9 @@ def _verify(out: Path, chips: int) -> tuple[bool, set[str]]:
     return verdict.passed, failed
 
 
-@pytest.mark.parametrize("chips", [2, 4])
-def test_the_fsdp2_run_passes_and_a_substituted_batch_fails(tmp_path: Path, chips: int) -> None:
-    train_fsdp2.run(tmp_path / "honest", chips=chips, steps=8, batch=8, every=4)
-    passed, failed = _verify(tmp_path / "honest", chips)
+def test_the_fsdp2_run_passes_and_a_substituted_batch_fails(honest: Path, tmp_path: Path) -> None:
+    chips = _chips(honest)
+    passed, failed = _verify(honest, chips)
     assert passed, failed
     train_fsdp2.run(tmp_path / "swap", chips=chips, steps=8, batch=8, every=4, swap_step=5)
     passed, failed = _verify(tmp_path / "swap", chips)
@@ -97,14 +108,13 @@ def test_the_fsdp2_run_passes_and_a_substituted_batch_fails(tmp_path: Path, chip
     assert failed & {"segment", "snapshot"}
 
 
-def test_a_relabelled_checkpoint_of_an_fsdp2_run_fails(tmp_path: Path) -> None:
+def test_a_relabelled_checkpoint_of_an_fsdp2_run_fails(honest: Path, tmp_path: Path) -> None:
     import shutil  # noqa: PLC0415
 
     from computewatch.attacks._harness import recommit  # noqa: PLC0415
     from computewatch.datacenter import load_checkpoint, save_checkpoint  # noqa: PLC0415
 
-    train_fsdp2.run(tmp_path / "honest", chips=2, steps=8, batch=8, every=4)
-    shutil.copytree(tmp_path / "honest", tmp_path / "bad")
+    shutil.copytree(honest, tmp_path / "bad")
     paths = TranscriptPaths(tmp_path / "bad" / "run")
     early = load_checkpoint(paths.checkpoint(4))
     save_checkpoint(  # checkpoint 4's state, labelled step 8
@@ -117,22 +127,21 @@ def test_a_relabelled_checkpoint_of_an_fsdp2_run_fails(tmp_path: Path) -> None:
         layout_digest=early.layout_digest,
     )
     recommit(tmp_path / "bad" / "run")
-    passed, failed = _verify(tmp_path / "bad", 2)
+    passed, failed = _verify(tmp_path / "bad", _chips(honest))
     assert not passed
     assert failed & {"segment", "snapshot", "step-commitments"}
 
 
-def test_each_chips_logged_omega_hashes_are_its_to_local_shards(tmp_path: Path) -> None:
+def test_each_chips_logged_omega_hashes_are_its_to_local_shards(honest: Path) -> None:
     from computewatch.chip import read_chip_log  # noqa: PLC0415
     from computewatch.crypto import VerifyingKey  # noqa: PLC0415
     from computewatch.verification import ChipEvidence  # noqa: PLC0415
 
-    train_fsdp2.run(tmp_path, chips=2, steps=8, batch=8, every=4, local_hashes=True)
     seen = 0
-    for r in range(2):
-        local = json.loads((tmp_path / f"chip-{r}-local.json").read_text())
-        key = VerifyingKey.load(tmp_path / f"chip-{r}.pub")
-        log = read_chip_log(tmp_path / f"chip-{r}" / "nvram.log")
+    for r in range(_chips(honest)):
+        local = json.loads((honest / f"chip-{r}-local.json").read_text())
+        key = VerifyingKey.load(honest / f"chip-{r}.pub")
+        log = read_chip_log(honest / f"chip-{r}" / "nvram.log")
         for entry in ChipEvidence.from_log(f"CW-F-{r}", key, log).entries:
             if entry.kind == "snapshot":
                 assert entry.body["h"] == local[int(entry.body["step"]) - 1]
