@@ -94,8 +94,15 @@ ZERO_OK = frozenset(
     }
 )
 #: Evidence options whose bad content is answered by a signed FAIL verdict (exit 1):
-#: the Verifier needs that verdict, so it is the correct answer, not a crash.
-VERDICT_ANSWERS = frozenset({("cluster verify", "report"), ("cluster verify", "transcript")})
+#: the Verifier needs that verdict, so it is the correct answer, not a crash. The
+#: Prover's step-audit answers are evidence too: a bad folder fails its audits.
+VERDICT_ANSWERS = frozenset(
+    {
+        ("cluster verify", "report"),
+        ("cluster verify", "transcript"),
+        ("cluster verify", "answers"),
+    }
+)
 #: Chip folders whose tampered log is reported, not refused: an attestation is
 #: the secure element's own count, the very evidence that shows the log cut short.
 TAMPERED_CHIP_ANSWERED = frozenset({("chip attest", "folder")})
