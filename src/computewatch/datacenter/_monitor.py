@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from computewatch.chip import Chip
     from computewatch.crypto import Digest
     from computewatch.datacenter._data import DataSchedule
+    from computewatch.datacenter._determinism import Determinism
     from computewatch.datacenter._program import TrainingProgram
     from computewatch.datacenter._run import InitFn, RunSpec
 
@@ -172,6 +173,30 @@ class _Attached:
         return combine_slice_digests([slice_digest_of(shard_hash(self.flat.detach()), digests)])
 
 
+def attach_contract(
+    spec: RunSpec, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[Determinism, TrainingProgram, Digest, dict[str, Any]]:
+    """Check a lab's model and optimizer against its replay contract; fix the numerics.
+
+    Returns the determinism set, the loaded program, its code hash and the
+    run's configuration with the lab's optimizer recorded in it.
+
+    Raises:
+        ParameterError: the optimizer does not hold exactly the model's
+            parameters, or the contract's optimizer or model layout differs.
+    """
+    _covers(model, optimizer)
+    determinism = set_determinism(spec.global_seed, spec.threads)
+    program, code_hash = load_program(spec.program_path)
+    config = dict(spec.config)
+    record = describe_optimizer(optimizer)
+    if config.setdefault("optimizer", record) != record:
+        msg = "config field 'optimizer': differs from the attached optimizer's"
+        raise ParameterError(msg)
+    _same_layout(FlatLayout.from_model(program.build_model(config)), FlatLayout.from_model(model))
+    return determinism, program, code_hash, config
+
+
 def _same_layout(contract: FlatLayout, lab: FlatLayout) -> None:
     for i, (a, b) in enumerate(zip(contract.names, lab.names, strict=False)):
         if a != b or contract.shapes[i] != lab.shapes[i]:
@@ -261,18 +286,8 @@ class Monitor:
             # bit only when dividing by A is exact (measured: A = 3 differs by 3e-6)
             msg = f"accumulation {accumulation}: expected a power of two (ADR 0032)"
             raise ParameterError(msg)
-        _covers(model, optimizer)
         autocast_name(spec.config)  # a precision the replay can meet
-        determinism = set_determinism(spec.global_seed, spec.threads)
-        program, code_hash = load_program(spec.program_path)
-        config = dict(spec.config)
-        record = describe_optimizer(optimizer)
-        if config.setdefault("optimizer", record) != record:
-            msg = "config field 'optimizer': differs from the attached optimizer's"
-            raise ParameterError(msg)
-        _same_layout(
-            FlatLayout.from_model(program.build_model(config)), FlatLayout.from_model(model)
-        )
+        determinism, program, code_hash, config = attach_contract(spec, model, optimizer)
         self.spec = dataclasses.replace(spec, config=config)
         self.accumulation = accumulation
         self.state = _Attached(program, config, model, optimizer)

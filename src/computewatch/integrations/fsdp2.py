@@ -49,12 +49,10 @@ from computewatch.datacenter import (
     chunk_pieces,
     describe_optimizer,
     init_flat,
-    load_program,
     piece_range,
-    set_determinism,
     tree_sum,
 )
-from computewatch.datacenter._monitor import _covers, _mismatch, _same_layout
+from computewatch.datacenter._monitor import _mismatch, attach_contract
 from computewatch.datacenter._precision import autocast_name
 from computewatch.datacenter._step_state import combine_slice_digests, slice_digest
 from computewatch.errors import ParameterError
@@ -281,17 +279,7 @@ class FSDP2Monitor:
         for module in model.modules():
             if isinstance(module, FSDPModule):
                 module.set_custom_reduce_scatter(TreeReduceScatter())
-        _covers(model, optimizer)
-        determinism = set_determinism(spec.global_seed, spec.threads)
-        program, code_hash = load_program(spec.program_path)
-        config = dict(spec.config)
-        record = describe_optimizer(optimizer)
-        if config.setdefault("optimizer", record) != record:
-            msg = "config field 'optimizer': differs from the attached optimizer's"
-            raise ParameterError(msg)
-        _same_layout(
-            FlatLayout.from_model(program.build_model(config)), FlatLayout.from_model(model)
-        )
+        determinism, program, code_hash, config = attach_contract(spec, model, optimizer)
         serials: list[object] = [None] * world
         dist.all_gather_object(serials, str(chip.serial) if chip is not None else "")
         self.spec = dataclasses.replace(spec, config=config)
