@@ -117,7 +117,6 @@ class _Attached:
         self.shard = self.flat  # one chip: its slice is all of it, live
         self.reduction = None  # the lab's loop sums gradients its own way (legacy replay order)
         self.start, self.stop = 0, self.layout.numel
-        self.computed: Digest | None = None  # the step's digest, hashed while the loop ran on
 
     def _state_parts(self) -> tuple[dict[str, list[torch.Tensor]], dict[str, torch.Tensor]]:
         """The optimizer's per-parameter state tensors in flat order, and its scalars."""
@@ -165,8 +164,6 @@ class _Attached:
             slice_digest_of,
         )
 
-        if self.computed is not None:
-            return self.computed
         parts, scalars = self._state_parts()
         digests = {key: concat_shard_hash(chunks) for key, chunks in parts.items()}
         digests.update({key: shard_hash(value) for key, value in scalars.items()})
@@ -373,7 +370,7 @@ class Monitor:
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         del args, kwargs
-        self._settle()
+        self.flush()
         if self.step >= self.spec.steps:
             self._stop(f"optimizer step {self.step}: the run has only {self.spec.steps} steps")
         lr = self.state.program.learning_rate(self.state.config, self.step)
@@ -408,14 +405,6 @@ class Monitor:
 
     # -- after the loop --------------------------------------------------------
 
-    def flush(self) -> None:
-        """Record the last optimizer step now: its metrics, chip snapshot and checkpoint.
-
-        Otherwise a step is recorded when the next one begins (its state digest
-        is hashed meanwhile); call this before reading the transcript mid-run.
-        """
-        self._settle()
-
     def _after_step(self) -> tuple[float, Digest]:
         """The update norm against the weights before the step, then the step's digest."""
         import torch  # noqa: PLC0415
@@ -425,19 +414,20 @@ class Monitor:
         self._before.copy_(flat)  # the weights before the next step
         return update, self.state.state_digest()
 
-    def _settle(self) -> None:
-        """Record the last step, once its state digest is in (before the state changes)."""
+    def flush(self) -> None:
+        """Record the last optimizer step now: its metrics, chip snapshot and checkpoint.
+
+        Otherwise a step is recorded when the next one begins (its state digest
+        is hashed meanwhile); call this before reading the transcript mid-run.
+        """
         if self._pending is None or self._digest is None:
             return
         t0 = time.perf_counter()
         step, loss, lr, grad_norm, seconds = self._pending
         self._pending = None
-        update, self.state.computed = self._digest.result()
+        update, digest = self._digest.result()
         result = StepResult(loss=loss, lr=lr, update_norm=update, grad_norm=grad_norm)
-        try:
-            self.recorder.record_step(step, result, seconds)
-        finally:
-            self.state.computed = None
+        self.recorder.record_step(step, result, seconds, digest)
         self.recording_seconds += time.perf_counter() - t0
 
     def close(self) -> None:
@@ -446,7 +436,7 @@ class Monitor:
             hook.remove()
         self._hooks.clear()
         try:
-            self._settle()
+            self.flush()
         finally:
             self._hasher.shutdown()
             self.recorder.close()

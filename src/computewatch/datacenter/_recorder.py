@@ -354,10 +354,17 @@ class Recorder:
             writer.close()
         self._writers.clear()
 
-    def record_step(self, step: int, result: StepResult, seconds: float) -> None:
-        """After optimizer step `step` (0-based): data, metrics, snapshot, checkpoint."""
+    def record_step(
+        self, step: int, result: StepResult, seconds: float, state: Digest | None = None
+    ) -> None:
+        """After optimizer step `step` (0-based): data, metrics, snapshot, checkpoint.
+
+        `state` is the step's state digest when the caller already has it
+        (an attached loop hashes it off the loop's path, ADR 0040); else the
+        trainer computes it now (collective: every chip hashes its slice).
+        """
         done = step + 1
-        state = str(self.trainer.state_digest())  # collective: every chip hashes its slice
+        state_digest = str(state if state is not None else self.trainer.state_digest())
         if self.writer:
             self._line("steps").write_line(self._step_lines[step])
             record = MetricsRecord(
@@ -368,7 +375,7 @@ class Recorder:
                 grad_norm=result.grad_norm,
                 time=time.time(),
                 seconds=seconds,
-                state=state,
+                state=state_digest,
             )
             self._line("metrics").write(record.to_dict())
         if self.chip is not None:
