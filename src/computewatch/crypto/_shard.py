@@ -348,13 +348,17 @@ def _array_chunks(array: np.ndarray, limit: int) -> Iterator[memoryview]:
 
 
 def concat_shard_hash(
-    parts: Sequence[torch.Tensor], algorithm: HashAlgorithm | str = HashAlgorithm.SHA256
+    parts: Sequence[torch.Tensor],
+    algorithm: HashAlgorithm | str = HashAlgorithm.SHA256,
+    *,
+    max_threads: int | None = None,
 ) -> Digest:
     """The shard hash of the 1-D concatenation of `parts`, without concatenating them.
 
     Equal to ``shard_hash(torch.cat([p.reshape(-1) for p in parts]))`` but
     streams each part's C-order bytes into one `ShardHasher`, so hashing a
     model's per-parameter optimizer state as one flat vector copies nothing.
+    `max_threads` as in `shard_hash` (BLAKE3 only).
 
     Example:
         >>> import torch
@@ -373,7 +377,9 @@ def concat_shard_hash(
         msg = f"concat_shard_hash: expected one dtype, got {sorted(map(str, dtypes))}"
         raise FormatError(msg)
     dtype, _, _ = _torch_chunks(parts[0].reshape(-1)[:0], CHUNK_BYTES)
-    hasher = ShardHasher(dtype, (sum(p.numel() for p in parts),), algorithm)
+    hasher = ShardHasher(
+        dtype, (sum(p.numel() for p in parts),), algorithm, max_threads=max_threads
+    )
     for part in parts:
         for chunk in _torch_chunks(part.reshape(-1), CHUNK_BYTES)[2]:
             hasher.update(chunk)
