@@ -29,7 +29,11 @@ Reported per size, all measured in this run:
 
 A table and a plot (``bench_scale.png`` beside the JSON) show each against
 the parameter count. Goal: overhead at most 1.01x for 10M parameters and
-more.
+more. The monitor's per-step cost is O(parameters) while a step is
+O(parameters x tokens), so the overhead falls with the batch:
+``tokens_per_step_for_1pct`` extrapolates where it would reach 1.01x, and
+``batch_x4`` measures the 10M model again with 4x the tokens per step (not
+verified: the replay would cost 4x as much) to test that extrapolation.
 """
 
 from __future__ import annotations
@@ -134,12 +138,20 @@ def _parts(monitor: Monitor) -> dict[str, float]:
     return out
 
 
-def _size(name: str, shape: dict[str, int], *, quick: bool, root: Path) -> dict[str, Any]:
-    big = shape["n_embd"] >= 512
-    steps = 4 if quick else (8 if big else 24)
+def _size(
+    name: str,
+    shape: dict[str, int],
+    *,
+    quick: bool,
+    root: Path,
+    batch_scale: int = 1,
+    verify: bool = True,
+) -> dict[str, Any]:
+    big = shape["n_embd"] >= 512 or batch_scale > 1
+    steps = 4 if quick else (16 if big else 24)
     k = steps // 2
     block = 2 if big or quick else 4
-    length, batch = (32, 2) if quick else (64, 4)
+    length, batch = (32, 2) if quick else (64, 4 * batch_scale)
     config = _config(shape, length, steps)
     ex = runpy.run_path(str(EXAMPLE))
     params = sum(p.numel() for p in ex["build_model"](config).parameters())
@@ -184,24 +196,31 @@ def _size(name: str, shape: dict[str, int], *, quick: bool, root: Path) -> dict[
     t_bare = statistics.median(times["bare"])
     t_mon = statistics.median(times["monitored"])
     ckpt = TranscriptPaths(run_dir).checkpoint(k)
-    t0 = time.perf_counter()
-    verdict = TinyRun(run_dir, chip, maker).verify(budget=0.1)
-    verify_s = time.perf_counter() - t0
+    verdict, verify_s = None, None
+    if verify:
+        t0 = time.perf_counter()
+        verdict = TinyRun(run_dir, chip, maker).verify(budget=0.1)
+        verify_s = time.perf_counter() - t0
     chip.close()
+    overhead = t_mon / t_bare
     return {
         "parameters": params,
+        "batch": batch,
         "steps": steps,
         "checkpoint_every": k,
         "tokens_per_step": batch * length,
         "bare_step_s": t_bare,
-        "overhead_ratio": t_mon / t_bare,
+        "overhead_ratio": overhead,
+        # the monitor's per-step cost is O(parameters), the step's O(parameters
+        # x tokens): the tokens per step at which this cost would be 1% of it
+        "tokens_per_step_for_1pct": batch * length * max(overhead - 1, 0) / 0.01,
         "hook_ratio": 1 + statistics.median(hook),
         "transcript_bytes_per_step": _dir_bytes(run_dir) / steps,
         "checkpoint_bytes": ckpt.stat().st_size if ckpt.exists() else None,
         "checkpoint_s": statistics.median(checkpoint_steps) - t_mon,
         "verify_s": verify_s,
-        "verified": bool(verdict.passed),
-        "compute_fraction": verdict.compute_fraction,
+        "verified": None if verdict is None else bool(verdict.passed),
+        "compute_fraction": None if verdict is None else verdict.compute_fraction,
         "per_step_costs_s": parts[0],
     }
 
@@ -237,15 +256,22 @@ def _plot(sizes: dict[str, dict[str, Any]], out: Path) -> None:
 
 def table(sizes: dict[str, dict[str, Any]]) -> str:
     """The results as a Markdown table."""
+    head = "| size | parameters | tokens/step | overhead | hook | bytes/step | checkpoint s"
     rows = [
-        "| size | parameters | overhead | hook | bytes/step | checkpoint s | verify s | replayed |",
-        "|---|---|---|---|---|---|---|---|",
+        head + " | verify s | replayed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in sizes.items():
         rows.append(
-            f"| {name} | {r['parameters']:,} | {r['overhead_ratio']:.3f}x | "
+            f"| {name} | {r['parameters']:,} | {r['tokens_per_step']:,} | "
+            f"{r['overhead_ratio']:.3f}x | "
             f"{r['hook_ratio']:.3f}x | {r['transcript_bytes_per_step']:,.0f} | "
-            f"{r['checkpoint_s']:.2f} | {r['verify_s']:.1f} | {r['compute_fraction']:.0%} |"
+            f"{r['checkpoint_s']:.2f} | "
+            + (
+                "- | - |"
+                if r["verify_s"] is None
+                else f"{r['verify_s']:.1f} | {r['compute_fraction']:.0%} |"
+            )
         )
     return "\n".join(rows)
 
@@ -258,7 +284,15 @@ def run(*, quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             out["sizes"][name] = _size(name, SIZES[name], quick=quick, root=Path(tmp))
-    out["table"] = table(out["sizes"])
+        if not quick:  # the same model with 4x the tokens per step: does the cost stay put?
+            out["batch_x4"] = {
+                "10M": _size(
+                    "10M-x4", SIZES["10M"], quick=quick, root=Path(tmp), batch_scale=4, verify=False
+                )
+            }
+    out["table"] = table(
+        {**out["sizes"], **{f"{k} x4 tokens": v for k, v in out.get("batch_x4", {}).items()}}
+    )
     out["goal_overhead_at_10M_and_more"] = 1.01
     if not quick:
         _plot(out["sizes"], Path(__file__).resolve().parent / "results" / "bench_scale.png")
