@@ -199,7 +199,7 @@ def test_a_program_that_opens_a_socket_reaches_nothing_and_fails(
 @pytest.mark.parametrize(
     ("mode", "limits", "why"),
     [
-        ("sleep", {"timeout_s": 20.0}, "expected to finish within"),
+        ("sleep", {"timeout_s": 4.0}, "expected to finish within"),
         ("allocate", {"memory_bytes": 6 << 30}, "MemoryError"),
         ("exit0", {}, "expected a safetensors result"),
     ],
