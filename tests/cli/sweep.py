@@ -33,6 +33,7 @@ __all__ = ["BASE", "EXPENSIVE", "Case", "annotation", "cases", "commands", "path
 #: Valid arguments per command; a mutated option replaces its entry here.
 BASE: dict[str, list[str]] = {
     "simulate": ["--trials", "200", "--seed", "1"],
+    "location simulate": ["--trials", "20"],  # the default 300 is seconds a case
     "demo": ["--out", "{new}/demo", "--no-strict"],
     "sampling table1": [],
     "sampling plan": ["--flops", "1e25", "--chips", "100000"],
