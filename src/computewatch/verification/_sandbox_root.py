@@ -66,7 +66,10 @@ def visible_paths() -> list[str]:
     The system's directories, a few files of /etc, and this Python: its
     prefixes and computewatch's package folder (an editable install's source
     tree), all resolved; never the working directory or a repository around
-    them. Worked out once per process (it is the same for every worker).
+    them. A prefix reached through a symlink (a ``.venv`` linked to a shared
+    one) is kept under its own name too, as the link, so ``sys.executable``
+    means inside what it means outside. Worked out once per process (it is
+    the same for every worker).
     """
     return list(_visible_paths())
 
@@ -78,6 +81,7 @@ def _visible_paths() -> tuple[str, ...]:
     package = Path(computewatch.__file__).resolve().parent.parent
     prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
     python = [str(Path(p).resolve()) for p in prefixes]
+    python += [str(Path(p).absolute()) for p in prefixes if Path(p).is_symlink()]
     python.append(str(Path(sys.executable).resolve().parent))
     paths = [*SYSTEM_DIRS, *ETC_FILES, *SYS_DIRS, *python, str(package)]
     return tuple(
