@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -312,27 +311,6 @@ def test_child_imports_torch_and_computewatch_from_a_readonly_venv() -> None:
     assert report["sum"] == 83.0
     assert iso.complete
     assert not Path(report["tmp"]).exists()
-
-
-@pytest.mark.usefixtures("isolation")
-def test_a_verifier_started_through_a_symlinked_venv_runs_sandboxed_python(
-    tmp_path: Path,
-) -> None:
-    """``.venv`` a link to a shared venv: the child's ``sys.executable`` names the link."""
-    link = tmp_path / "venv-link"
-    link.symlink_to(Path(sys.prefix).resolve(), target_is_directory=True)
-    python = link / Path(sys.executable).relative_to(sys.prefix)  # the venv's bin/python
-    code = (
-        "import sys; from computewatch.verification import run_isolated; "
-        "out, iso = run_isolated([sys.executable, '-c', "
-        "'import sys, computewatch.errors; print(sys.prefix)'], inputs=[], timeout=120); "
-        "print(out.decode().strip(), iso.complete)"
-    )
-    run = subprocess.run(  # noqa: S603
-        [str(python), "-c", code], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert run.returncode == 0, run.stderr[-1500:]
-    assert run.stdout.split() == [str(link), "True"]
 
 
 # ---------------------------------------------------------------- bounds
