@@ -102,6 +102,11 @@ def test_the_lab_loop_replays_bitwise(honest: TinyRun) -> None:
     assert verdict.passed, _failed(verdict)
     verdict = honest.verify(budget=0.25)
     assert verdict.passed, _failed(verdict)
+    # one chip in this cluster's pinned environment: exact by default (every
+    # ε is 0, and no noise twin is replayed)
+    eps = [c.metrics["epsilon"] for c in verdict.checks if "epsilon" in c.metrics]
+    assert eps, [c.name for c in verdict.checks]
+    assert set(eps) == {0.0}
 
 
 def test_the_manifest_records_the_labs_optimizer(honest: TinyRun) -> None:

@@ -79,8 +79,14 @@ class Session(StaticChecks):
     # -- replay helpers ------------------------------------------------------
 
     def _pinned(self) -> bool:
-        """A fixed reduction order and this cluster's pinned environment: replays are exact."""
-        return self.reader.reduction is not None and self.reader.determinism.pinned_here()
+        """This cluster's pinned environment and a fixed order of sums: replays are exact.
+
+        The order is fixed by the manifest's reduction (ADR 0033) or, on one
+        chip, by there being nothing to reduce across chips: a lab's own
+        one-chip loop (`Monitor`, the HF callback) replays bit for bit too.
+        """
+        fixed = self.reader.reduction is not None or self.reader.world_size == 1
+        return fixed and self.reader.determinism.pinned_here()
 
     def _tolerance(self) -> Tolerance:
         """Exact (ε = 0, no noise twin) when pinned (ADR 0033), else measured (ADR 0004)."""
