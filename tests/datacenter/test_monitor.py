@@ -60,8 +60,12 @@ def lab_loop(
     tamper: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
     config: dict[str, Any] | None = None,
     bf16: bool = False,
+    nudge: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> TinyRun:
     """The lab's loop; `tamper(step, batch)` is the Prover substituting data.
+
+    `nudge(step, model)` runs after each optimizer step: the Prover changing
+    weights outside the optimizer.
 
     `config` replaces the run's configuration; `bf16` runs the forward under
     bf16 autocast, whatever the configuration declares.
@@ -81,6 +85,8 @@ def lab_loop(
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
+        if nudge is not None:
+            nudge(step, model)
     monitor.finish()
     chip.flush()
     chip.close()
@@ -125,6 +131,28 @@ def test_a_substituted_batch_is_caught(tmp_path: Path) -> None:
     verdict = run.verify(budget=1.0)
     assert not verdict.passed
     assert _failed(verdict) & {"segment", "snapshot"}
+
+
+def test_a_one_ulp_change_to_the_weights_is_caught(tmp_path: Path) -> None:
+    """Far below any measured tolerance: one weight moved to the next float32, once."""
+
+    def nudge(step: int, model: torch.nn.Module) -> None:
+        if step == 9:
+            with torch.no_grad():
+                w = next(model.parameters()).view(-1)
+                w[0] = torch.nextafter(w[0], torch.tensor(float("inf")))
+
+    run = lab_loop(tmp_path, nudge=nudge)
+    verdict = run.verify(budget=1.0)
+    assert not verdict.passed
+    assert _failed(verdict) & {"segment", "snapshot"}
+    distances = [
+        float(c.metrics["distance"])
+        for c in verdict.checks
+        if c.status is CheckStatus.FAIL and "distance" in c.metrics
+    ]
+    assert distances, _failed(verdict)
+    assert min(distances) < 1e-5  # the lie's whole size, caught because ε = 0
 
 
 def test_a_relabelled_checkpoint_is_caught(honest: TinyRun, tmp_path: Path) -> None:
