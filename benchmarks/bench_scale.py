@@ -147,10 +147,10 @@ def _size(
     batch_scale: int = 1,
     verify: bool = True,
 ) -> dict[str, Any]:
-    big = shape["n_embd"] >= 512 or batch_scale > 1
-    steps = 4 if quick else (16 if big else 24)
+    slow = shape["n_embd"] >= 512 or batch_scale > 1  # seconds a step: fewer steps, smaller blocks
+    steps = 4 if quick else (16 if slow else 24)
     k = steps // 2
-    block = 2 if big or quick else 4
+    block = 2 if slow or quick else 4
     length, batch = (32, 2) if quick else (64, 4 * batch_scale)
     config = _config(shape, length, steps)
     ex = runpy.run_path(str(EXAMPLE))

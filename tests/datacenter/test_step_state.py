@@ -9,10 +9,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from computewatch.crypto import concat_shard_hash, shard_hash
+from computewatch.crypto import shard_hash
 from computewatch.datacenter import state_digest
 from computewatch.datacenter._step_state import (
     LEAF_HASH,
+    concat_leaf_hash,
     leaf_hash,
     slice_digest,
     slice_digest_of,
@@ -40,7 +41,7 @@ def test_a_leaf_of_another_algorithm_is_refused() -> None:
 def test_the_monitors_streamed_leaf_equals_the_verifiers() -> None:
     parts = [torch.randn(3, 5), torch.randn(7)]
     flat = torch.cat([p.reshape(-1) for p in parts])
-    assert concat_shard_hash(parts, LEAF_HASH, max_threads=1) == leaf_hash(flat)
+    assert concat_leaf_hash(parts) == leaf_hash(flat)
 
 
 @settings(max_examples=40, deadline=None)

@@ -156,21 +156,17 @@ class _Attached:
         """The per-step commitment (ADR 0034), as a one-chip `Trainer` makes it.
 
         Each per-parameter state is hashed as the one flat vector a checkpoint
-        holds, streamed part by part (`concat_shard_hash`): nothing is copied.
+        holds, streamed part by part (`concat_leaf_hash`): nothing is copied.
         """
-        from computewatch.crypto import concat_shard_hash  # noqa: PLC0415
         from computewatch.datacenter._step_state import (  # noqa: PLC0415
-            LEAF_HASH,
             combine_slice_digests,
+            concat_leaf_hash,
             leaf_hash,
             slice_digest_of,
         )
 
         parts, scalars = self._state_parts()
-        digests = {
-            key: concat_shard_hash(chunks, LEAF_HASH, max_threads=1)
-            for key, chunks in parts.items()
-        }
+        digests = {key: concat_leaf_hash(chunks) for key, chunks in parts.items()}
         digests.update({key: leaf_hash(value) for key, value in scalars.items()})
         return combine_slice_digests([slice_digest_of(leaf_hash(self.flat.detach()), digests)])
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from computewatch.crypto import Digest, HashAlgorithm, shard_hash
+from computewatch.crypto import Digest, HashAlgorithm, concat_shard_hash, shard_hash
 from computewatch.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LEAF_HASH",
     "combine_slice_digests",
+    "concat_leaf_hash",
     "leaf_hash",
     "slice_digest",
     "slice_digest_of",
@@ -58,6 +59,11 @@ def leaf_hash(tensor: torch.Tensor) -> Digest:
     which already use every core.
     """
     return shard_hash(tensor, LEAF_HASH, max_threads=1)
+
+
+def concat_leaf_hash(parts: Sequence[torch.Tensor]) -> Digest:
+    """`leaf_hash` of the 1-D concatenation of `parts`, streamed without copying them."""
+    return concat_shard_hash(parts, LEAF_HASH, max_threads=1)
 
 
 def slice_digest(weights: torch.Tensor, state: Mapping[str, torch.Tensor]) -> bytes:
