@@ -91,15 +91,21 @@ def test_slowing_the_host_clock_tenfold_keeps_the_honest_snapshot_rate(
 
 
 def test_a_host_clock_alone_would_have_been_slowed(tmp_path: Path) -> None:
-    """The control: on the host's clock alone the slowed run falls outside the interval."""
+    """The control: on the host's clock alone the slowed run falls outside the interval.
+
+    Over `STEPS` the slowed mean (about 55) sits 1.7 of its deviations under
+    the honest interval's low end (68), so the control failed about 1 run in
+    25; over 4x the steps it sits 7.
+    """
+    steps = 4 * STEPS
     se = FileSecureElement.provision(tmp_path / "se", "CW-C", ticker=lambda: 0)
     host = ManualClock()
     sched = PoissonScheduler(PER_DAY, se, host, rate_per_kstep=PER_KSTEP)
     taken = 0
-    for _ in range(STEPS):
+    for _ in range(steps):
         host.advance(STEP_SECONDS / 10)
         taken += sched.poll()
-    low, _ = stats.poisson.interval(0.999, _honest_mean(STEPS))
+    low, _ = stats.poisson.interval(0.999, _honest_mean(steps))
     assert taken < low
 
 
