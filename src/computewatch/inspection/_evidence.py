@@ -34,8 +34,6 @@ import math
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
-from scipy.stats import poisson
-
 from computewatch.chip import SECONDS_PER_DAY
 from computewatch.inspection._inspect import Finding
 from computewatch.verification import run_mismatches
@@ -157,6 +155,8 @@ def check_snapshot_rate(
     )
     if mean <= 0 or math.isnan(mean):
         return []
+    from scipy.stats import poisson  # noqa: PLC0415 - slow to import; only this check needs it
+
     p = float(poisson.cdf(observed, mean))
     if p < alpha:
         return [

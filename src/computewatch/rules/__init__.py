@@ -35,40 +35,83 @@ Example::
     [('report-large-runs', 'violation'), ('approval-for-frontier', 'violation')]
 """
 
-from computewatch.rules._audit import AuditDemand
-from computewatch.rules._benchmarks import (
-    BENCHMARK_KINDS,
-    Benchmark,
-    FileBitsPerByte,
-    HeldOutBitsPerByte,
-    make_benchmark,
-)
-from computewatch.rules._estimate import (
-    Classifier,
-    ExploitCodeClassifier,
-    PropertyEstimate,
-    clopper_pearson,
-    estimate_property,
-)
-from computewatch.rules._evaluate import RuleReport, RuleResult, RuleStatus, evaluate
-from computewatch.rules._expr import MAX_EXPR_CHARS
-from computewatch.rules._facts import (
-    NAMESPACES,
-    DeclaredFacts,
-    Facts,
-    HyperValue,
-    RunFacts,
-    TrainingFacts,
-)
-from computewatch.rules._resources import BenchmarkSpec, ClassifierSpec, PatternClassifier
-from computewatch.rules._ruleset import (
-    MAX_RULE_FILE_BYTES,
-    MAX_RULES,
-    Rule,
-    RuleKind,
-    RuleSet,
-    load_rules,
-)
+from typing import TYPE_CHECKING
+
+from computewatch._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from computewatch.rules._audit import AuditDemand
+    from computewatch.rules._benchmarks import (
+        BENCHMARK_KINDS,
+        Benchmark,
+        FileBitsPerByte,
+        HeldOutBitsPerByte,
+        make_benchmark,
+    )
+    from computewatch.rules._estimate import (
+        Classifier,
+        ExploitCodeClassifier,
+        PropertyEstimate,
+        clopper_pearson,
+        estimate_property,
+    )
+    from computewatch.rules._evaluate import RuleReport, RuleResult, RuleStatus, evaluate
+    from computewatch.rules._expr import MAX_EXPR_CHARS
+    from computewatch.rules._facts import (
+        NAMESPACES,
+        DeclaredFacts,
+        Facts,
+        HyperValue,
+        RunFacts,
+        TrainingFacts,
+    )
+    from computewatch.rules._resources import BenchmarkSpec, ClassifierSpec, PatternClassifier
+    from computewatch.rules._ruleset import (
+        MAX_RULE_FILE_BYTES,
+        MAX_RULES,
+        Rule,
+        RuleKind,
+        RuleSet,
+        load_rules,
+    )
+
+if not TYPE_CHECKING:  # every name is imported from its module on first use (ADR 0043)
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "AuditDemand": "computewatch.rules._audit",
+            "BENCHMARK_KINDS": "computewatch.rules._benchmarks",
+            "Benchmark": "computewatch.rules._benchmarks",
+            "FileBitsPerByte": "computewatch.rules._benchmarks",
+            "HeldOutBitsPerByte": "computewatch.rules._benchmarks",
+            "make_benchmark": "computewatch.rules._benchmarks",
+            "Classifier": "computewatch.rules._estimate",
+            "ExploitCodeClassifier": "computewatch.rules._estimate",
+            "PropertyEstimate": "computewatch.rules._estimate",
+            "clopper_pearson": "computewatch.rules._estimate",
+            "estimate_property": "computewatch.rules._estimate",
+            "RuleReport": "computewatch.rules._evaluate",
+            "RuleResult": "computewatch.rules._evaluate",
+            "RuleStatus": "computewatch.rules._evaluate",
+            "evaluate": "computewatch.rules._evaluate",
+            "MAX_EXPR_CHARS": "computewatch.rules._expr",
+            "NAMESPACES": "computewatch.rules._facts",
+            "DeclaredFacts": "computewatch.rules._facts",
+            "Facts": "computewatch.rules._facts",
+            "HyperValue": "computewatch.rules._facts",
+            "RunFacts": "computewatch.rules._facts",
+            "TrainingFacts": "computewatch.rules._facts",
+            "BenchmarkSpec": "computewatch.rules._resources",
+            "ClassifierSpec": "computewatch.rules._resources",
+            "PatternClassifier": "computewatch.rules._resources",
+            "MAX_RULE_FILE_BYTES": "computewatch.rules._ruleset",
+            "MAX_RULES": "computewatch.rules._ruleset",
+            "Rule": "computewatch.rules._ruleset",
+            "RuleKind": "computewatch.rules._ruleset",
+            "RuleSet": "computewatch.rules._ruleset",
+            "load_rules": "computewatch.rules._ruleset",
+        },
+    )
 
 __all__ = [
     "BENCHMARK_KINDS",

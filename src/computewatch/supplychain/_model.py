@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from computewatch.errors import FormatError, VerificationFailed
+from computewatch.errors import CheckUnavailable, FormatError, VerificationFailed
 
 __all__ = [
     "ACTOR_ID_RE",
@@ -32,6 +32,7 @@ __all__ = [
     "ChipStatus",
     "CustodyViolation",
     "EventKind",
+    "Overloaded",
     "ReplayError",
     "Role",
     "Rule",
@@ -131,6 +132,12 @@ class CustodyViolation(VerificationFailed):
         """Create the error for ``rule``; the message says what, expected and got."""
         super().__init__(f"rule {rule.value}: {message}")
         self.rule = rule
+
+
+class Overloaded(CheckUnavailable):
+    """The registry's queue is full, or it is shutting down; retry later."""
+
+    kind = "registry unavailable"
 
 
 class ReplayError(VerificationFailed):

@@ -39,8 +39,13 @@ from computewatch.errors import (
     ParameterError,
     VerificationFailed,
 )
-from computewatch.supplychain._model import CustodyViolation, ReplayError, Rule, UnknownEntity
-from computewatch.supplychain._registry import Overloaded
+from computewatch.supplychain._model import (
+    CustodyViolation,
+    Overloaded,
+    ReplayError,
+    Rule,
+    UnknownEntity,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable

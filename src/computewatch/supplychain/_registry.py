@@ -43,6 +43,7 @@ from computewatch.errors import CheckUnavailable, ComputeWatchError, FormatError
 from computewatch.supplychain._directory import Directory
 from computewatch.supplychain._entries import check_receipt
 from computewatch.supplychain._memo import Memo
+from computewatch.supplychain._model import Overloaded
 from computewatch.supplychain._rules import (
     Effects,
     ReceiptEffects,
@@ -60,18 +61,12 @@ if TYPE_CHECKING:
     from computewatch.supplychain._store import RegistryStore
     from computewatch.supplychain._witnessing import WitnessPool
 
-__all__ = ["Acknowledgement", "Overloaded", "Registry"]
+__all__ = ["Acknowledgement", "Registry"]
 
 _log = logging.getLogger("computewatch.registry")
 #: How a canonical chip log entry envelope names its payload type.
 _ENTRY_MARK = f'"payloadType":"{LOG_ENTRY_PAYLOAD_TYPE}"'.encode()
 _US = 1_000_000
-
-
-class Overloaded(CheckUnavailable):
-    """The registry's queue is full, or it is shutting down; retry later."""
-
-    kind = "registry unavailable"
 
 
 @dataclass(frozen=True, slots=True)

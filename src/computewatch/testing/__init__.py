@@ -24,19 +24,49 @@ only through the library's explicit seams (`computewatch.datacenter.train`'s
 
 from __future__ import annotations
 
-from computewatch.testing._chips import FAST_RATE, MAKER_SEED, maker_key, provisioned_chip
-from computewatch.testing._local_registry import LocalRegistry
-from computewatch.testing._registry import (
-    HOST,
-    ORIGIN,
-    START_TIMEOUT_S,
-    RegistryKeys,
-    RegistryServer,
-    free_port,
-    registry_server,
-)
-from computewatch.testing._reports import claims_report
-from computewatch.testing._runs import EXAMPLE, TINY, TinyRun, tiny_spec, train_on_chip
+from typing import TYPE_CHECKING
+
+from computewatch._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from computewatch.testing._chips import FAST_RATE, MAKER_SEED, maker_key, provisioned_chip
+    from computewatch.testing._local_registry import LocalRegistry
+    from computewatch.testing._registry import (
+        HOST,
+        ORIGIN,
+        START_TIMEOUT_S,
+        RegistryKeys,
+        RegistryServer,
+        free_port,
+        registry_server,
+    )
+    from computewatch.testing._reports import claims_report
+    from computewatch.testing._runs import EXAMPLE, TINY, TinyRun, tiny_spec, train_on_chip
+
+if not TYPE_CHECKING:  # every name is imported from its module on first use (ADR 0043)
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "FAST_RATE": "computewatch.testing._chips",
+            "MAKER_SEED": "computewatch.testing._chips",
+            "maker_key": "computewatch.testing._chips",
+            "provisioned_chip": "computewatch.testing._chips",
+            "LocalRegistry": "computewatch.testing._local_registry",
+            "HOST": "computewatch.testing._registry",
+            "ORIGIN": "computewatch.testing._registry",
+            "START_TIMEOUT_S": "computewatch.testing._registry",
+            "RegistryKeys": "computewatch.testing._registry",
+            "RegistryServer": "computewatch.testing._registry",
+            "free_port": "computewatch.testing._registry",
+            "registry_server": "computewatch.testing._registry",
+            "claims_report": "computewatch.testing._reports",
+            "EXAMPLE": "computewatch.testing._runs",
+            "TINY": "computewatch.testing._runs",
+            "TinyRun": "computewatch.testing._runs",
+            "tiny_spec": "computewatch.testing._runs",
+            "train_on_chip": "computewatch.testing._runs",
+        },
+    )
 
 __all__ = [
     "EXAMPLE",
