@@ -56,8 +56,10 @@ def _replay(run: Path, start: int, stop: int, *, replay_shards: int | None = Non
 
 
 def _multi_chip_run(tmp_path: Path, maker: SigningKey, world: int, **kw: Any) -> list[Path]:
+    # 60 snapshots a chip-second: an 8-step run lasts well under a second now
+    # that chips fork from a preloaded server, and this test needs snapshots.
     firmware = sign_firmware(
-        name="cw-fw", version=1, code=b"fw", chipmaker=maker, snapshot_rate_per_day=86_400 * 6
+        name="cw-fw", version=1, code=b"fw", chipmaker=maker, snapshot_rate_per_day=86_400 * 60
     )
     folders = []
     for r in range(world):

@@ -5,6 +5,12 @@ folder `r`, boots it with the given firmware, joins a gloo process group on
 127.0.0.1 and runs `train` as rank `r`. Each chip's firmware snapshots its
 own shard ω; chip 0's process writes the run-wide transcript files.
 
+The processes fork from a ``forkserver`` that has imported torch (with
+inductor's config) and this module once, so a chip's process starts in
+milliseconds instead of paying torch's import (seconds) every run. A fork
+holds the server's state, not the caller's, so each chip's process takes
+the caller's environment and working folder as they are at this call.
+
 Example::
 
     >>> train_distributed(spec, "runs/r4", chip_folders, firmware)  # doctest: +SKIP
@@ -13,6 +19,8 @@ Example::
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import socket
 import tempfile
 import traceback
@@ -23,7 +31,6 @@ from computewatch.datacenter._run import RunSpec, TrainSummary, train
 from computewatch.errors import ComputeWatchError, FormatError
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Sequence
 
 __all__ = ["DistributedRunError", "train_distributed"]
@@ -59,8 +66,13 @@ def _worker(  # noqa: PLR0917 - torch.multiprocessing passes arguments positiona
     port: int,
     options: dict[str, Any],
     out_dir: str,
+    caller: dict[str, Any],
 ) -> None:
     import torch.distributed as dist  # noqa: PLC0415
+
+    os.environ.clear()  # the caller's environment, not the forkserver's
+    os.environ.update(caller["env"])
+    os.chdir(caller["cwd"])
 
     from computewatch.chip import Chip  # noqa: PLC0415
 
@@ -136,6 +148,12 @@ def train_distributed(
         "micro_shards": spec.micro_shards,
     }
     options = {"resume": resume, "stop_after": stop_after}
+    caller = {"env": dict(os.environ), "cwd": str(Path.cwd())}
+    # Before the server's first start; later calls find it running. A chip's
+    # first call, torch.use_deterministic_algorithms, imports inductor's config
+    # (about a second), so the server imports it too.
+    preload = ["torch", "torch._inductor.config", __name__]
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
     with tempfile.TemporaryDirectory() as out_dir:
         ctx = start_processes(  # type: ignore[no-untyped-call]
             _worker,
@@ -147,10 +165,11 @@ def train_distributed(
                 _free_port(),
                 options,
                 out_dir,
+                caller,
             ),
             nprocs=spec.world_size,
             join=False,
-            start_method="spawn",
+            start_method="forkserver",
         )
         try:
             while not ctx.join():
