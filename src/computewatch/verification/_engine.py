@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from computewatch.errors import ParameterError
 from computewatch.verification._isolation import IsolationUnavailable, SandboxError
 from computewatch.verification._sandbox import run_isolated
+from computewatch.verification._sandbox_launch import preload_stacks
 from computewatch.verification._store import ArtifactStore
 
 if TYPE_CHECKING:
@@ -260,8 +261,14 @@ class LocalPool:
                 return slot
             slot.dismiss()
 
-    def warm(self, store: ArtifactStore, count: int) -> None:
-        """Start workers until `count` (at most `workers` + 2) wait for jobs."""
+    def warm(self, store: ArtifactStore, count: int, stacks: Sequence[str] = ()) -> None:
+        """Start workers until `count` (at most `workers` + 2) wait for jobs.
+
+        `stacks` names training stacks the jobs' program imports (such as
+        ``transformers``): where workers fork from a zygote, it imports them
+        first, once (`_zygote.PRELOADABLE` bounds which).
+        """
+        preload_stacks(stacks)
         with self._lock:
             missing = min(count, self.workers + 2) - len(self._warm)
             for _ in range(missing):

@@ -41,6 +41,7 @@ __all__ = [
     "launch",
     "make_spec",
     "parse_status",
+    "preload_stacks",
     "refusal",
 ]
 
@@ -228,6 +229,20 @@ def _popen(attempt: Attempt, spec: dict[str, Any], limits: Limits, status_w: int
         start_new_session=True,
         preexec_fn=_die_with_parent,  # noqa: PLW1509 - async-signal-safe prctl only
     )
+
+
+def preload_stacks(stacks: Sequence[str]) -> None:
+    """Ask this process's zygote, where workers fork from one, to import these training stacks.
+
+    A hint only (`_zygote.PRELOADABLE` bounds what it can import); nothing
+    happens where workers are exec'd or the zygote cannot start.
+    """
+    if not stacks or os.geteuid() != 0 or os.environ.get(ZYGOTE_ENV) == "0":
+        return
+    server = _zygote.ForkServer.shared(os.environ)
+    if server is not None:
+        with contextlib.suppress(OSError):
+            server.preload(stacks)
 
 
 def _fork(spec: dict[str, Any], limits: Limits, status_w: int) -> _Process:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,6 +269,18 @@ def _heuristics(where: str, names: object) -> tuple[Callable[[HeuristicContext],
     return tuple(out)
 
 
+_IMPORTS_TRANSFORMERS = re.compile(rb"^\s*(?:from|import)\s+transformers\b", re.MULTILINE)
+
+
+def _stacks(reader: TranscriptReader) -> tuple[str, ...]:
+    """The preloadable training stacks the transcript's program imports (a hint, ADR 0043)."""
+    try:
+        source = reader.paths.program.read_bytes()
+    except OSError:
+        return ()
+    return ("transformers",) if _IMPORTS_TRANSFORMERS.search(source) else ()
+
+
 def _failed_open(
     run_id: str, commitment: str, e: ComputeWatchError, policy: VerificationPolicy
 ) -> Verdict:
@@ -330,7 +343,9 @@ def verify_transcript(
         store = ArtifactStore(tmp)
         workers = int(getattr(engine, "workers", 1))
         if isinstance(engine, LocalPool):
-            engine.warm(store, workers + 2)  # torch imports while this process checks
+            # torch imports while this process checks; a stack the program
+            # imports, where the zygote may preload it, is imported there once
+            engine.warm(store, workers + 2, stacks=_stacks(reader))
         calls = ProverCalls(reader, engine, store)
         session = Session(reader, chips, policy, rng, calls, workers)
         session.challenge = challenge

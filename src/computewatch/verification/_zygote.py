@@ -42,6 +42,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import importlib
 import json
 import os
 import select
@@ -55,9 +56,9 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
-__all__ = ["WORKER_MODULE", "ForkServer", "Forked"]
+__all__ = ["PRELOADABLE", "WORKER_MODULE", "ForkServer", "Forked"]
 
 #: The only module a zygote runs: the replay worker.
 WORKER_MODULE = "computewatch.verification._worker"
@@ -211,6 +212,23 @@ class ForkServer:
         """Whether the zygote has gone (its socket closed)."""
         return self._dead
 
+    def preload(self, stacks: Sequence[str]) -> None:
+        """Have the zygote import these training stacks before its next fork.
+
+        Only `PRELOADABLE` names count; each worker then finds them imported.
+
+        Raises:
+            OSError: The zygote has gone.
+        """
+        names = sorted(set(stacks) & PRELOADABLE.keys())
+        if not names:
+            return
+        if self._dead:
+            msg = "replay zygote: gone"
+            raise OSError(msg)
+        with self._lock:
+            _send(self._sock, {"preload": names})
+
     def spawn(self, request: dict[str, Any]) -> Forked:
         """Fork a worker for `request` (spec, env, cwd, args); its pipes are made here.
 
@@ -310,7 +328,29 @@ def _preload() -> None:
     import computewatch.datacenter  # noqa: PLC0415
     import computewatch.rules  # noqa: PLC0415
     import computewatch.verification._channel  # noqa: PLC0415
-    import computewatch.verification._worker  # noqa: F401, PLC0415
+    import computewatch.verification._worker  # noqa: PLC0415
+    from computewatch._lazy import load_all  # noqa: PLC0415
+
+    load_all(computewatch.datacenter)  # the packages' names load on use (ADR 0043)
+    load_all(computewatch.rules)
+
+
+#: Training stacks a zygote may import on the Verifier's word, and the modules each means.
+#: Only these names are ever imported, whatever a request says; a stack that is not
+#: installed is skipped (its workers then fail to load the program, as they would anyway).
+PRELOADABLE: dict[str, tuple[str, ...]] = {
+    "transformers": ("transformers.modeling_utils", "transformers.trainer"),
+}
+
+
+def _preload_stacks(stacks: object) -> None:
+    """Import the named `PRELOADABLE` stacks (run nothing: no thread pools before a fork)."""
+    if not isinstance(stacks, list):
+        return
+    for stack in stacks:
+        for module in PRELOADABLE.get(stack, ()) if isinstance(stack, str) else ():
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
 
 
 def _serve(sock: socket.socket) -> None:
@@ -326,6 +366,11 @@ def _serve(sock: socket.socket) -> None:
             if not data:
                 break
             request = json.loads(data)
+            if "preload" in request:
+                for fd in fds:
+                    os.close(fd)
+                _preload_stacks(request["preload"])
+                continue
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the fork exits through os._exit
                 _fork_main(request, fds, sock, zygote)
@@ -356,6 +401,14 @@ def _fork_main(  # pragma: no cover - runs in the zygote's fork
     request: dict[str, Any], fds: list[int], sock: socket.socket, zygote: int
 ) -> None:
     code = _EXIT_SETUP_FAILED
+    # A worker runs no tracing or profiling hook the zygote's own start
+    # installed (a site hook, such as the test suite's coverage): an exec'd
+    # worker (``-I -S``) never loads one, and its data could not leave the
+    # sandbox anyway.
+    sys.settrace(None)
+    sys.setprofile(None)
+    threading.settrace(None)
+    threading.setprofile(None)
     try:
         sock.close()
         os.setsid()
