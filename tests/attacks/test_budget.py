@@ -122,7 +122,7 @@ def test_bench_cli_long_scale_protocol_attack_json(capsys: pytest.CaptureFixture
 
 @pytest.mark.slow
 def test_false_reject_rate_verifies_distinct_honest_runs() -> None:
-    result = false_reject_rate(2, LONG, processes=2)
+    result = false_reject_rate(2, LONG, processes=1)
     fr = result["false_reject"]
     assert fr["trials"] == 2
     assert fr["count"] == 0

@@ -122,22 +122,32 @@ def fake_tpm(reply: bytes) -> Iterator[int]:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        server.settimeout(5)
+        server.settimeout(0.05)
+        done = threading.Event()
 
         def answer() -> None:
-            for n in range(3):  # the probe, then what ESAPI sends (one command is enough)
+            n = 0  # the probe, then what ESAPI sends (one command is enough)
+            deadline = time.monotonic() + 10
+            while n < 3 and not done.is_set() and time.monotonic() < deadline:
                 try:
                     peer, _ = server.accept()
+                except TimeoutError:
+                    continue
                 except OSError:
                     return
                 with peer:
+                    peer.settimeout(5)
                     peer.recv(4096)
                     peer.sendall(probe_answer if n == 0 else reply)
+                n += 1
 
         thread = threading.Thread(target=answer, daemon=True)
         thread.start()
-        yield server.getsockname()[1]
-        thread.join(timeout=10)
+        try:
+            yield server.getsockname()[1]
+        finally:
+            done.set()  # the link may send fewer commands than the server would answer
+            thread.join(timeout=10)
 
 
 @pytest.mark.parametrize(

@@ -199,8 +199,8 @@ def test_a_program_that_opens_a_socket_reaches_nothing_and_fails(
 @pytest.mark.parametrize(
     ("mode", "limits", "why"),
     [
-        ("sleep", {"timeout_s": 4.0}, "expected to finish within"),
-        ("allocate", {"memory_bytes": 6 << 30}, "MemoryError"),
+        ("sleep", {"timeout_s": 1.0}, "expected to finish within"),
+        ("allocate", {"memory_bytes": 3 << 30}, "MemoryError"),
         ("exit0", {}, "expected a safetensors result"),
     ],
 )

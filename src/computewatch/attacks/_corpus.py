@@ -333,10 +333,13 @@ def honest_trials(
 
     Trial `i` is the same run wherever it is computed (data seed ``10000 + i``,
     chip ``CW-H-i``, segment seed `i`), so a campaign can be split and resumed.
-    Uses `default_policy(scale)`; trials are split over `processes` processes.
+    Uses `default_policy(scale)`; trials are split over `processes` processes
+    (one runs them here, in this process).
     """
     import multiprocessing as mp  # noqa: PLC0415
 
+    if processes == 1:
+        return _honest_job(scale.name, list(trials))
     parts = [list(trials[p::processes]) for p in range(processes)]
     with mp.get_context("spawn").Pool(processes) as pool:
         done = pool.starmap(_honest_job, [(scale.name, part) for part in parts if part])
