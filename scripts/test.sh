@@ -18,6 +18,11 @@ echo "== ruff =="
 echo "== mypy (strict) =="
 "$py" -m mypy
 echo "== pytest =="
+# Python's default: compiled modules are cached in __pycache__. Some hosts
+# turn it off (PYTHONDONTWRITEBYTECODE); then every process the suite starts
+# (about a hundred) recompiles computewatch, and pytest rewrites every test
+# module's asserts again in each worker: about 10 % of the suite's CPU.
+unset PYTHONDONTWRITEBYTECODE
 # Coverage data goes to /dev/shm: the processes the suite spawns add their own
 # data files beside it (pyproject: [tool.coverage.run] patch = subprocess),
 # and inside the trusted cluster's sandbox /dev/shm is a private tmpfs, so a
