@@ -13,6 +13,7 @@ from computewatch.attacks import AdversarialExamples, HonestRun, run_on_chip
 from computewatch.attacks._adversarial import _adamw, craft_batch, relaxed_loss
 from computewatch.datacenter import Trainer, TranscriptPaths
 from computewatch.verification import Replayer, TranscriptReader, VerificationPolicy
+from tests.attacks.runs import run_with_a_snapshot
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,18 +22,9 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory: pytest.TempPathFactory) -> list[HonestRun]:
     root = tmp_path_factory.mktemp("zhang")
-    # the chip's snapshot times are its own random draw: a secret run whose
-    # chip logged none leaves no ω to measure the forgery's distance against
-    # (P about 1/20 at the tiny scale), so train it again on a fresh chip
-    for attempt in range(6):
-        where = root if attempt == 0 else root / str(attempt)
-        secret = run_on_chip(
-            where, name="secret", serial="CW-Z-0" if attempt == 0 else f"CW-Z-{attempt}"
-        )
-        if any(e.kind == "snapshot" for e in secret.chip.log_entries()):
-            break
-    else:  # pragma: no cover - (1/20)^6
-        pytest.fail("six secret runs in a row logged no snapshot")
+    # a secret run whose chip logged no snapshot leaves no ω to measure the
+    # forgery's distance against
+    secret = run_with_a_snapshot(root, "secret", "CW-Z-0")
     return [secret, run_on_chip(root, name="cover", serial="CW-Z-1", data_seed=50)]
 
 

@@ -23,6 +23,7 @@ from computewatch.cli import main
 from computewatch.datacenter import TranscriptPaths
 from computewatch.errors import ParameterError
 from computewatch.verification import CheckStatus, VerificationPolicy, verify_transcript
+from tests.attacks.runs import run_with_a_snapshot
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,8 +35,8 @@ MID = Scale("mid", steps=96, checkpoint_every=4, snapshot_rate_per_day=86_400.0 
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory: pytest.TempPathFactory) -> list[HonestRun]:
     root = tmp_path_factory.mktemp("mid")
-    return [
-        run_on_chip(root, name="base", serial="CW-M-0", scale=MID),
+    return [  # the first is checked against its snapshots
+        run_with_a_snapshot(root, "base", "CW-M-0", scale=MID),
         run_on_chip(root, name="other", serial="CW-M-1", scale=MID, data_seed=50),
     ]
 
