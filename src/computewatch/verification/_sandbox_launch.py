@@ -79,6 +79,11 @@ class Outcome:
 # ---------------------------------------------------------------- launching
 
 
+def _forks_from_zygote() -> bool:
+    """Whether replay workers fork from the zygote here (root, and not opted out)."""
+    return os.geteuid() == 0 and os.environ.get(ZYGOTE_ENV) != "0"
+
+
 def attempts(
     unshare: str | os.PathLike[str] | None,
     skip: frozenset[Layer],
@@ -96,7 +101,7 @@ def attempts(
     binary = str(named) if named is not None else shutil.which("unshare")
     attempts = []
     worker = [sys.executable, "-m", _zygote.WORKER_MODULE]
-    if list(command[:3]) == worker and os.geteuid() == 0 and os.environ.get(ZYGOTE_ENV) != "0":
+    if list(command[:3]) == worker and _forks_from_zygote():
         attempts.append(Attempt("zygote fork, unshare(2) as root", (), "isolate", fork=True))
     if binary is None:
         failures.append("unshare(1): not found on PATH (install util-linux)")
@@ -237,7 +242,7 @@ def preload_stacks(stacks: Sequence[str]) -> None:
     A hint only (`_zygote.PRELOADABLE` bounds what it can import); nothing
     happens where workers are exec'd or the zygote cannot start.
     """
-    if not stacks or os.geteuid() != 0 or os.environ.get(ZYGOTE_ENV) == "0":
+    if not stacks or not _forks_from_zygote():
         return
     server = _zygote.ForkServer.shared(os.environ)
     if server is not None:
