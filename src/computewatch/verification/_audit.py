@@ -46,6 +46,7 @@ __all__ = [
     "MAX_CHALLENGED",
     "Challenge",
     "StepAudits",
+    "ask_states",
     "check_answer",
     "draw_audit_steps",
     "folder_challenge",
@@ -124,6 +125,60 @@ def check_answer(
     return key
 
 
+def ask_states(  # noqa: PLR0917 - one challenge round's parts
+    session: Any,
+    challenge: Challenge | None,
+    asked: tuple[int, ...],
+    name: str,
+    each: Callable[[int], str],
+    checks: list[CheckResult],
+) -> dict[int, str]:
+    """Challenge the Prover for its state after each of `asked` steps; the checked answers.
+
+    Returns the store keys by step count of the answers that are committed
+    states. A refusal, or an answer of the wrong type, is a failed check
+    named `name`; a missing, malformed or tampered state a failed check
+    named ``each(step)``. They go into `checks`.
+    """
+    from computewatch.verification._bisect import committed_states  # noqa: PLC0415
+
+    if challenge is None:
+        checks.append(
+            CheckResult.fail(name, f"{len(asked)} states needed, but no Prover to challenge")
+        )
+        return {}
+    try:
+        got: object = challenge(asked)  # the Prover's code: typed by what it returns
+        if isinstance(got, Mapping):
+            got = {k: got[k] for k in asked if k in got}  # read once, only what was asked
+    except Exception as e:  # noqa: BLE001 - the Prover's side failed: its refusal
+        detail = " ".join(str(e).split())[:200]
+        checks.append(
+            CheckResult.fail(name, f"the Prover did not answer ({type(e).__name__}: {detail})")
+        )
+        return {}
+    if not isinstance(got, dict):
+        checks.append(
+            CheckResult.fail(name, f"the Prover's answer is a {type(got).__name__}, not a mapping")
+        )
+        return {}
+    committed = committed_states(session.reader)
+    keys: dict[int, str] = {}
+    for step in asked:
+        if step not in got:
+            checks.append(CheckResult.fail(each(step), "the Prover gave no state for this step"))
+            continue
+        try:
+            keys[step] = check_answer(
+                session.reader, session.calls.store, step, got[step], committed[step]
+            )
+        except IntegrityError as e:
+            checks.append(CheckResult.fail(each(step), f"tampered: {e.message}"))
+        except ComputeWatchError as e:
+            checks.append(CheckResult.fail(each(step), f"malformed: {e.message}"))
+    return keys
+
+
 class StepAudits:
     """One verification's step audits: drawn, challenged, checked, then judged.
 
@@ -175,7 +230,11 @@ class StepAudits:
             )
         ckpts = set(s.reader.checkpoint_steps)
         asked = tuple(t for t in fits if t not in ckpts)[:MAX_CHALLENGED]
-        answers = self._ask(challenge, asked) if asked else {}
+        answers = (
+            ask_states(s, challenge, asked, "audits", lambda t: f"audit:{t}", self.checks)
+            if asked
+            else {}
+        )
         tasks = []
         for step in fits:
             if step not in ckpts:
@@ -186,50 +245,6 @@ class StepAudits:
             self.steps.append(step)
             s.replayed += 1
         return tasks
-
-    def _ask(self, challenge: Challenge | None, asked: tuple[int, ...]) -> dict[int, str]:
-        """The checked answers by step (store keys); a failed check for each bad one."""
-        from computewatch.verification._bisect import committed_states  # noqa: PLC0415
-
-        s = self.session
-        if challenge is None:
-            self.checks.append(
-                CheckResult.fail("audits", f"{len(asked)} steps drawn, but no Prover to challenge")
-            )
-            return {}
-        try:
-            got: object = challenge(asked)  # the Prover's code: typed by what it returns
-            if isinstance(got, Mapping):
-                got = {k: got[k] for k in asked if k in got}  # read once, only what was asked
-        except Exception as e:  # noqa: BLE001 - the Prover's side failed: its refusal
-            detail = " ".join(str(e).split())[:200]
-            self.checks.append(
-                CheckResult.fail(
-                    "audits", f"the Prover did not answer ({type(e).__name__}: {detail})"
-                )
-            )
-            return {}
-        if not isinstance(got, dict):
-            self.checks.append(
-                CheckResult.fail(
-                    "audits", f"the Prover's answer is a {type(got).__name__}, not a mapping"
-                )
-            )
-            return {}
-        committed = committed_states(s.reader)
-        keys: dict[int, str] = {}
-        for step in asked:
-            name = f"audit:{step}"
-            if step not in got:
-                self.checks.append(CheckResult.fail(name, "the Prover gave no state for this step"))
-                continue
-            try:
-                keys[step] = check_answer(s.reader, s.calls.store, step, got[step], committed[step])
-            except IntegrityError as e:
-                self.checks.append(CheckResult.fail(name, f"tampered: {e.message}"))
-            except ComputeWatchError as e:
-                self.checks.append(CheckResult.fail(name, f"malformed: {e.message}"))
-        return keys
 
     def judge(self, results: Sequence[dict[str, Any] | str]) -> list[CheckResult]:
         """Each audited step's replay against the commitment after it, and a summary."""

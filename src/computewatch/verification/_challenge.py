@@ -6,9 +6,11 @@ itself, only through the `Challenge` it is given). For each challenged
 step count it replays from the nearest checkpoint at or before it, with
 the batches the Prover really trained on (`batches`, default the
 transcript's committed points), and writes the state in checkpoint format
-to `out`. A cheating Prover answers with its real trajectory: that is what
-its commitments say, so the audit can only catch it by replaying a step
-whose outcome is not what training on the committed data gives.
+to `out`; the steps of one interval are answered in one pass through it,
+so an answer costs at most the run's steps. A cheating Prover answers with
+its real trajectory: that is what its commitments say, so the audit can
+only catch it by replaying a step whose outcome is not what training on
+the committed data gives.
 
 Example::
 
@@ -54,9 +56,14 @@ def answer_challenge(
         replayer.batch = lambda step: source(reader, step)  # type: ignore[method-assign]
     answers: dict[int, Path] = {}
     ckpts = reader.checkpoint_steps
+    at = -1  # the step count the replayer's state is at (none yet)
     for step in sorted(set(steps)):
         base = max(c for c in ckpts if c <= step)
-        replayer.run(base, step)
+        if base <= at:  # one pass per interval: go on from the last answer
+            replayer.advance(at, step)
+        else:
+            replayer.run(base, step)
+        at = step
         state, groups = replayer.trainer.checkpoint_state()
         path = out / f"state-{step}.safetensors"
         save_checkpoint(

@@ -114,8 +114,14 @@ class Replayer:
         Returns the flat weights after `stop` steps and copies of the
         weights after each step count in `capture`.
         """
-        wanted = set(capture)
         self.trainer.load(self.reader.checkpoint(start))
+        return self.advance(start, stop, capture)
+
+    def advance(
+        self, start: int, stop: int, capture: Iterable[int] = ()
+    ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Replay steps [start, stop) from the state the trainer holds (after `start` steps)."""
+        wanted = set(capture)
         captured = {}
         if start in wanted:
             captured[start] = self.trainer.flat.clone()

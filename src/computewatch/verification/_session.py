@@ -30,6 +30,13 @@ from computewatch.verification._linkage import StaticChecks
 from computewatch.verification._prover import ProverCalls, Task
 from computewatch.verification._replay import Tolerance
 from computewatch.verification._results import CheckResult
+from computewatch.verification._windows import (
+    boundary_windows,
+    judge_window,
+    off_chain,
+    snapshot_start,
+    stage_starts,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -114,9 +121,6 @@ class Session(StaticChecks):
             Task("replay", start, stop, frozenset(capture), other, perturb=True, target=target),
         ]
 
-    def _base(self, step: int) -> int:
-        return max(c for c in self.reader.checkpoint_steps if c <= step)
-
     # -- 4. snapshot linkage -------------------------------------------------
 
     def _cost(self, steps: int) -> int:
@@ -132,8 +136,8 @@ class Session(StaticChecks):
         """A secret random subset of the logged snapshots to replay.
 
         At most `max_replayed_snapshots`, and only while the replays (from
-        each snapshot's checkpoint, shared by snapshots after the same
-        checkpoint) fit under `max_compute`.
+        each snapshot's start, `snapshot_start`, shared by snapshots after
+        the same start) fit under `max_compute`.
         """
         limit = self.policy.max_replayed_snapshots
         if self.policy.max_compute is None:
@@ -146,7 +150,7 @@ class Session(StaticChecks):
         for i in self.rng.permutation(len(steps)):
             if len(chosen) >= limit:
                 break
-            base = self._base(steps[int(i)])
+            base = snapshot_start(self, steps[int(i)])
             extra = self._cost(max(0, steps[int(i)] - reach.get(base, base)))
             if extra > left:
                 continue
@@ -183,30 +187,21 @@ class Session(StaticChecks):
                     )
                 )
                 continue
-            pending.setdefault(self._base(int(entry.body["step"])), []).append((serial, entry))
+            start = snapshot_start(self, int(entry.body["step"]))
+            pending.setdefault(start, []).append((serial, entry))
+        usable = stage_starts(self, pending, "snapshots", lambda t: f"snapshot-start:{t}")
         tasks = []
         for base, items in sorted(pending.items()):
+            if base not in usable:
+                continue  # the failed check says why
             steps = {int(e.body["step"]) for _, e in items}
             self._snap_plan.append((base, items))
             tasks += self._replay_tasks(base, max(steps), steps, None)
         return tasks
 
-    def _boundary(self) -> list[tuple[int, int]]:
-        """The first interval (from W_0) and the last (the deployed weights), if segments run.
-
-        Never left to the draw (issue 15): a change confined to either passes
-        every other check. A policy with ``budget=0`` asked for no segment
-        replays at all, and gets none.
-        """
-        intervals = list(itertools.pairwise(self.reader.checkpoint_steps))
-        if not intervals or self.policy.budget <= 0:
-            return []
-        # the last first: under a cap too tight for both, the deployed weights win
-        return [intervals[-1]] if len(intervals) == 1 else [intervals[-1], intervals[0]]
-
     def _boundary_reserve(self) -> int:
-        """Replay steps kept for the boundary intervals before snapshot linkage draws."""
-        return self._cost(sum(b - a for a, b in self._boundary()))
+        """Replay steps kept for the boundary (never left to the draw, issue 15)."""
+        return self._cost(sum(b - a for a, b in boundary_windows(self)))
 
     def plan_segments(self) -> list[Task]:
         """Choose segments: the boundary, then largest updates, then at random, within budget.
@@ -225,7 +220,7 @@ class Session(StaticChecks):
             (a, b): float((reader.checkpoint(b).weights - reader.checkpoint(a).weights).norm())
             for a, b in intervals
         }
-        boundary = self._boundary()
+        boundary = boundary_windows(self)
         rest = [ab for ab in intervals if ab not in boundary]
         largest = set(sorted(rest, key=lambda ab: -distances[ab])[: policy.pol_segments])
         order = [ab for ab in sorted(rest, key=lambda ab: -distances[ab]) if ab in largest]
@@ -233,7 +228,10 @@ class Session(StaticChecks):
         order += [rest[int(i)] for i in self.rng.permutation(len(rest))]
         used = 0
         tasks = []
+        usable = stage_starts(self, [a for a, _ in boundary], "segments", lambda t: f"segment:{t}")
         for a, b in boundary:
+            if a not in usable:
+                continue  # the failed check says why
             if used + (b - a) > hard:
                 self.checks.append(
                     CheckResult.skipped(
@@ -354,16 +352,14 @@ class Session(StaticChecks):
             return
         if self._pinned():
             self.checks.append(self._environment_check(info.get("environment")))
-        if layout != self.reader.layout:
-            self.checks.append(
-                CheckResult.fail(
-                    "layout", "the program builds a model whose layout differs from the manifest's"
-                )
+        same = layout == self.reader.layout
+        self.checks.append(
+            CheckResult.ok("layout", "the program's model has the manifest's layout")
+            if same
+            else CheckResult.fail(
+                "layout", "the program's model layout differs from the manifest's"
             )
-        else:
-            self.checks.append(
-                CheckResult.ok("layout", "the program's model has the manifest's layout")
-            )
+        )
 
     def _pairs(
         self, tasks: Sequence[Task], results: Sequence[dict[str, Any] | str]
@@ -393,17 +389,21 @@ class Session(StaticChecks):
                 step = int(entry.body["step"])
                 cut = self.reader.omega_of
                 omega = self.reader.omega(serial, entry.seq)
-                w_base = cut(self.reader.checkpoint(base).weights, serial)
                 replayed = cut(main[str(step)], serial)
                 distance = float((replayed - omega).norm())
                 noise = float((replayed - cut(twin[str(step)], serial)).norm())
-                eps = tol.epsilon(noise, float((replayed - w_base).norm()))
-                ok = bool((replayed == omega).all()) if tol.exact else distance <= eps
-                result = CheckResult.ok if ok else CheckResult.fail
+                if tol.exact:  # the start may be a committed state, not a checkpoint
+                    eps, ok = 0.0, bool((replayed == omega).all())
+                else:
+                    w_base = cut(self.reader.checkpoint(base).weights, serial)
+                    eps = tol.epsilon(noise, float((replayed - w_base).norm()))
+                    ok = distance <= eps
+                where = off_chain(self, base, step, main) if tol.exact else ""
+                result = CheckResult.ok if ok and not where else CheckResult.fail
                 self.checks.append(
                     result(
                         name,
-                        f"replay {base}->{step}: |ω' - ω| = {distance:.3g} vs ε = {eps:.3g}",
+                        f"replay {base}->{step}: |ω' - ω| = {distance:.3g} vs ε = {eps:.3g}{where}",
                         base=base,
                         step=step,
                         distance=distance,
@@ -422,12 +422,18 @@ class Session(StaticChecks):
                 self.checks.append(CheckResult.fail(name, pair))
                 continue
             main, twin = pair
+            if b not in self.reader.checkpoint_steps:  # a boundary window (ADR 0044)
+                self.checks.append(judge_window(self, a, b, main))
+                continue
             target = self.reader.checkpoint(b).weights
             final = main[str(b)]
             distance = float((final - target).norm())
             noise = float((final - twin[str(b)]).norm())
-            eps = tol.epsilon(noise, float((final - self.reader.checkpoint(a).weights).norm()))
-            ok = bool((final == target).all()) if tol.exact else distance <= eps
+            if tol.exact:  # the start may be a committed state, not a checkpoint
+                eps, ok = 0.0, bool((final == target).all())
+            else:
+                eps = tol.epsilon(noise, float((final - self.reader.checkpoint(a).weights).norm()))
+                ok = distance <= eps
             result = CheckResult.ok if ok else CheckResult.fail
             where = (
                 "" if ok else localize(a, b, main.get("states", []), committed_states(self.reader))

@@ -96,7 +96,11 @@ _BOUNDS: dict[str, tuple[type, float, float, bool]] = {
     "max_replayed_snapshots": (int, 0, 100_000, True),
     "max_compute": (float, 0.0, 2.0, True),  # noise twins double a replay
     "audit_fraction": (float, 0.0, 1.0, True),
+    "boundary_steps": (int, 1, 1 << 40, True),
+    "linkage_steps": (int, 1, 1 << 40, True),
 }
+#: The fields whose value may also be None (no cap; the whole interval).
+_OPTIONAL = frozenset({"max_compute", "boundary_steps", "linkage_steps"})
 _MAX_HEURISTICS = 64
 
 
@@ -148,6 +152,17 @@ class VerificationPolicy:
         audit_fraction: each step is audited with this probability (drawn
             after the transcript is committed; ADR 0037): the Prover answers
             with its state before the step, the Verifier replays the step.
+        boundary_steps: the first and last steps always replayed (ADR 0044):
+            the first `boundary_steps` from W_0 and the last from the
+            Prover's committed state that many steps before the end, each
+            at most its checkpoint interval. None: the whole first and last
+            intervals. Windows shorter than an interval need per-step
+            commitments, exact replay and a Prover to challenge; without
+            them the whole intervals are replayed.
+        linkage_steps: a drawn snapshot is replayed from the committed state
+            at most this many steps before it (the Prover's answer, checked
+            against its commitment) instead of from its checkpoint, under
+            the same conditions. None: from its checkpoint.
 
     A policy file holds `to_dict`'s form (heuristics by name, from
     `HEURISTICS`); `from_dict` reads it back, refusing anything else::
@@ -174,12 +189,14 @@ class VerificationPolicy:
     )
     max_compute: float | None = None
     audit_fraction: float = 0.0
+    boundary_steps: int | None = None
+    linkage_steps: int | None = None
 
     def __post_init__(self) -> None:
         """Validate every number against its bounds (`ParameterError` naming the field)."""
         for name in _BOUNDS:
             value = getattr(self, name)
-            if value is not None or name != "max_compute":
+            if value is not None or name not in _OPTIONAL:
                 _number(name, value)
         exact: object = self.exact
         if not isinstance(exact, bool):
@@ -196,6 +213,8 @@ class VerificationPolicy:
             "max_replayed_snapshots": self.max_replayed_snapshots,
             "max_compute": self.max_compute,
             "audit_fraction": self.audit_fraction,
+            "boundary_steps": self.boundary_steps,
+            "linkage_steps": self.linkage_steps,
             "heuristics": len(self.heuristics),
         }
 
@@ -233,7 +252,7 @@ class VerificationPolicy:
         kw: dict[str, Any] = {}
         try:
             for name in _BOUNDS:
-                if name in doc and not (name == "max_compute" and doc[name] is None):
+                if name in doc and not (name in _OPTIONAL and doc[name] is None):
                     kw[name] = _number(name, doc[name])
                 elif name in doc:
                     kw[name] = None

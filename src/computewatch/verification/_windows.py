@@ -1,0 +1,149 @@
+"""Replays that start from the Prover's committed states, not only from checkpoints (ADR 0044).
+
+With per-step commitments the Verifier can start a replay at any step: the
+Prover answers with its state there (a challenge, as for a step audit), the
+answer is checked against the commitment, and a replay worker starts from
+it. Two checks then stop scaling with the Prover's checkpoint interval:
+
+- **Boundary windows** (policy ``boundary_steps`` = K): the first K steps
+  from W_0 and the last K steps up to the deployed weights are replayed in
+  every verification, each window at most its checkpoint interval. A lab
+  that checkpoints every few thousand steps no longer makes the Verifier
+  replay two whole intervals, and a change to the final weights or to the
+  steps just before them still never passes.
+- **Short snapshot linkage** (policy ``linkage_steps`` = L): a drawn chip
+  snapshot at step s is replayed from the committed state after
+  ``max(checkpoint, s - L)`` steps. The replay must reproduce the chip's ω
+  bit for bit and the commitments it crosses, so the chip is tied to the
+  committed chain at s; the chain itself is what the step audits sample.
+
+Both need exact replay, per-step commitments and a Prover to challenge
+(`stepwise`); without them the Verifier replays whole intervals as before.
+
+Example::
+
+    >>> clip_windows([(0, 300), (300, 600), (600, 900)], 8)
+    [(892, 900), (0, 8)]
+    >>> clip_windows([(0, 10)], 8)
+    [(0, 10)]
+    >>> clip_windows([(0, 300), (300, 600)], None)
+    [(300, 600), (0, 300)]
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from computewatch.verification._audit import ask_states
+from computewatch.verification._bisect import committed_states, localize
+from computewatch.verification._results import CheckResult
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+__all__ = [
+    "boundary_windows",
+    "clip_windows",
+    "judge_window",
+    "off_chain",
+    "snapshot_start",
+    "stage_starts",
+    "stepwise",
+]
+
+
+def stepwise(session: Any) -> bool:
+    """Whether replays may start from committed states: exact, committed per step, a Prover."""
+    return (
+        session.challenge is not None
+        and session._tolerance().exact  # noqa: SLF001 - the session's own tolerance
+        and bool(committed_states(session.reader))
+    )
+
+
+def clip_windows(intervals: list[tuple[int, int]], steps: int | None) -> list[tuple[int, int]]:
+    """The last and the first interval, each cut to its `steps` steps at the run's ends.
+
+    The last first: under a cap too tight for both, the deployed weights
+    win. One window when they meet.
+    """
+    first, last = intervals[0], intervals[-1]
+    if steps is not None:
+        first = (first[0], min(first[1], first[0] + steps))
+        last = (max(last[0], last[1] - steps), last[1])
+    if first[1] >= last[0] and len(intervals) == 1:
+        return [intervals[0]]
+    return [last] if first == last else [last, first]
+
+
+def boundary_windows(session: Any) -> list[tuple[int, int]]:
+    """The boundary replays of `session`: windows under ``boundary_steps``, else intervals.
+
+    A policy with ``budget=0`` asked for no segment replays at all, and
+    gets none.
+    """
+    intervals = list(itertools.pairwise(session.reader.checkpoint_steps))
+    if not intervals or session.policy.budget <= 0:
+        return []
+    steps = session.policy.boundary_steps if stepwise(session) else None
+    return clip_windows(intervals, steps)
+
+
+def snapshot_start(session: Any, step: int) -> int:
+    """Where the replay of a snapshot at `step` starts (its checkpoint, or nearer)."""
+    base = max(c for c in session.reader.checkpoint_steps if c <= step)
+    linkage = session.policy.linkage_steps
+    if linkage is None or not stepwise(session):
+        return base
+    return max(base, step - linkage)
+
+
+def stage_starts(
+    session: Any, starts: Iterable[int], name: str, each: Callable[[int], str]
+) -> set[int]:
+    """Challenge the Prover for the non-checkpoint `starts`; the starts a replay can use.
+
+    Answers that are committed states are staged for the replay workers;
+    the others are failed checks (`ask_states`).
+    """
+    ckpts = set(session.reader.checkpoint_steps)
+    asked = tuple(sorted({s for s in starts if s not in ckpts}))
+    usable = {s for s in starts if s in ckpts}
+    if not asked:
+        return usable
+    keys = ask_states(session, session.challenge, asked, name, each, session.checks)
+    for step, key in keys.items():
+        session.calls.stage_state(step, key)
+    return usable | set(keys)
+
+
+def judge_window(session: Any, a: int, b: int, main: dict[str, Any]) -> CheckResult:
+    """An exact replay of ``[a, b)`` ending off a checkpoint: every state as committed."""
+    committed = committed_states(session.reader)
+    states = list(main.get("states", []))
+    want = [committed.get(n) for n in range(a + 1, b + 1)]
+    name = f"segment:{a}-{b}"
+    if states == want:
+        return CheckResult.ok(
+            name,
+            f"boundary window replay {a}->{b}: every state equals its commitment",
+            start=a,
+            stop=b,
+        )
+    where = localize(a, b, states, committed) or "; the replay returned no states"
+    return CheckResult.fail(
+        name,
+        f"boundary window replay {a}->{b} differs from the commitments{where}",
+        start=a,
+        stop=b,
+    )
+
+
+def off_chain(session: Any, start: int, step: int, main: dict[str, Any]) -> str:
+    """Where an exact replay of ``[start, step)`` leaves the committed chain ("" if it does not)."""
+    committed = committed_states(session.reader)
+    states = list(main.get("states", []))[: step - start]  # a shared replay may go on past it
+    if not committed or states == [committed.get(n) for n in range(start + 1, step + 1)]:
+        return ""
+    return localize(start, step, states, committed) or "; its states are not the committed ones"
