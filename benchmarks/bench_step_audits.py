@@ -1,20 +1,24 @@
 """Step audits at the long scale: lies inside one interval, measured against 1-(1-c)^m (issue 15).
 
 Runs `ConcentratedSubstitution`, `InIntervalReordering` and
-`SingleStepSubstitution` (δ3) at the long scale under `default_policy(LONG)`
-(5 % cap on everything replayed; boundary intervals, two snapshot replays,
-step audits at fraction c = 0.015; ADR 0037), each Prover answering the
-audit challenges from its own trajectory, and honest runs under the same
-policy for the false-reject rate.
+`SingleStepSubstitution` (δ3) at the long scale (1200 steps, a checkpoint
+every 240) under `default_policy(LONG)`: 5 % cap on everything replayed,
+the first and last 4 steps, two snapshots each replayed from one step
+before it, step audits at fraction c = 0.04 (ADRs 0037, 0044). Each Prover
+answers the challenges from its own trajectory; honest runs under the same
+policy give the false-reject rate.
 
 Resumable: every trial is appended to ``results/step_audits/trials.jsonl``
-(trial `i` of an attack is the same run wherever it is computed) and a run
-only does the trials still missing, round-robin over the attacks, so a
-campaign spreads over several runs. An attack stops early by the exact
-sequential rule once its one-sided 95 % Clopper-Pearson lower bound
-reaches 0.99 (299 detections, no miss), else at `TRIALS`. The summary
-counts what the file holds, with each attack's formula
-``1 - (1 - c)^m`` beside its measured rate. Quick mode runs one trial of
+with the scale and policy it ran under (`setup`; records of another setup
+stay in the file but are not counted). Trial `i` of an attack is the same
+run wherever it is computed, and a run only does the trials still missing,
+round-robin over the attacks, so a campaign spreads over several runs. An
+attack stops early by the exact sequential rule once its one-sided 95 %
+Clopper-Pearson lower bound reaches 0.99 (299 detections, no miss), else
+at `TRIALS`. The summary counts what the file holds, with each attack's
+formula ``1 - (1 - c)^m`` beside its measured rate; an attack whose formula
+is below 0.99 is below what this audit fraction can see (the δ3 class) and
+is reported as such, not as a miss of the 99 % goal. Quick mode runs one trial of
 each and leaves the file alone.
 """
 
@@ -75,16 +79,32 @@ def one_trial(name: str, trial: int, workdir: Path) -> dict[str, Any]:
         "checks": list(detection.checks),
         "compute_fraction": detection.compute_fraction,
         "seconds": time.perf_counter() - t0,
+        "setup": setup(),
     }
 
 
-def _load(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+def setup() -> dict[str, Any]:
+    """What a trial's outcome depends on besides its number: the scale and the policy."""
+    from computewatch.attacks import LONG, LONG_POLICY  # noqa: PLC0415
+
+    return {
+        "scale": [LONG.steps, LONG.checkpoint_every, LONG.snapshot_rate_per_day],
+        "policy": dict(sorted(LONG_POLICY.items())),
+    }
+
+
+def _load(
+    path: Path, current: dict[str, Any] | None = None
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The file's trials under `current` (default `setup()`), by (attack, trial)."""
+    want = setup() if current is None else current
     done: dict[tuple[str, int], dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                done[str(r["attack"]), int(r["trial"])] = r
+                if r.get("setup") == want:
+                    done[str(r["attack"]), int(r["trial"])] = r
     return done
 
 
@@ -101,7 +121,7 @@ def summarize(done: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
     from computewatch.attacks import LONG, LONG_POLICY, clopper_pearson, one_sided_bounds  # noqa: PLC0415
 
     c = float(LONG_POLICY["audit_fraction"])
-    out: dict[str, Any] = {"audit_fraction": c, "policy": LONG_POLICY, "rows": {}}
+    out: dict[str, Any] = {"audit_fraction": c, "setup": setup(), "rows": {}}
     attacks = _attacks()
     for name in [*attacks, HONEST]:
         rs = [r for (a, _), r in sorted(done.items()) if a == name]
@@ -124,25 +144,35 @@ def summarize(done: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
             row["audit_formula"] = attacks[name].formula(c, LONG)
             row["substituted_steps"] = len(attacks[name].steps(0, LONG))
             row["meets_99"] = lower >= 0.99
+            row["below_sampling"] = row["audit_formula"] < 0.99  # the δ3 class
         out["rows"][name] = row
     return out
 
 
 def campaign(
-    trials: int = TRIALS, path: Path = CAMPAIGN, budget_s: float | None = None
+    trials: int = TRIALS,
+    path: Path = CAMPAIGN,
+    budget_s: float | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict[str, Any]:
-    """Add missing trials round-robin until done or `budget_s` runs out; the summary."""
+    """Add missing trials round-robin until done or `budget_s` runs out; the summary.
+
+    With ``shard=(k, n)`` only trials ``i`` with ``i % n == k`` are run, so
+    `n` processes can share one file; each round re-reads it.
+    """
+    k, n = shard
     t0 = time.perf_counter()
-    done = _load(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = [*_attacks(), HONEST]
+    done = _load(path)
     while budget_s is None or time.perf_counter() - t0 < budget_s:
+        done = _load(path)
         progressed = False
         for name in names:
             rs = [r for (a, _), r in sorted(done.items()) if a == name]
             if _finished(rs, trials):
                 continue
-            trial = next(i for i in range(10**6) if (name, i) not in done)
+            trial = next(i for i in range(k, 10**6, n) if (name, i) not in done)
             tmp = Path(tempfile.mkdtemp(prefix="cw-step-audits-"))
             try:
                 record = one_trial(name, trial, tmp)
@@ -154,7 +184,7 @@ def campaign(
             progressed = True
         if not progressed:
             break
-    return summarize(done) | {"seconds_this_run": time.perf_counter() - t0}
+    return summarize(_load(path)) | {"seconds_this_run": time.perf_counter() - t0}
 
 
 def run(quick: bool) -> dict[str, Any]:  # noqa: FBT001
@@ -170,8 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=TRIALS)
     parser.add_argument("--budget-s", type=float, default=None)
+    parser.add_argument("--shard", default="0/1", help="K/N: this process runs trials i % N == K")
     args = parser.parse_args(argv)
-    print(json.dumps(campaign(args.trials, budget_s=args.budget_s), indent=2))
+    k, n = (int(x) for x in args.shard.split("/"))
+    if not 0 <= k < n:
+        parser.error(f"--shard {args.shard}: expected K/N with 0 <= K < N")
+    print(json.dumps(campaign(args.trials, budget_s=args.budget_s, shard=(k, n)), indent=2))
     return 0
 
 

@@ -55,8 +55,8 @@ def test_scale_checkpoints() -> None:
     assert SCALE.checkpoints == [0, 6, 12, 18, 24]
     assert SCALE.interior == [6, 12, 18]
     assert SCALE.half == 12
-    assert LONG.checkpoints[-2:] == [476, 480]
-    assert len(DataSubstitution(0.01).steps(0, LONG)) == 5
+    assert LONG.checkpoints == [0, 240, 480, 720, 960, 1200]
+    assert len(DataSubstitution(0.01).steps(0, LONG)) == 12
 
 
 @pytest.mark.parametrize("cap", [0.0, 0.05, 0.1])

@@ -76,16 +76,23 @@ def test_the_campaign_summary_counts_what_the_file_holds(tmp_path: Path) -> None
     path = tmp_path / "trials.jsonl"
     rows = [
         {"attack": "single-step-substitution", "trial": i, "detected": i == 0, "checks": [],
-         "compute_fraction": 0.04, "seconds": 1.0}
+         "compute_fraction": 0.04, "seconds": 1.0, "setup": bench.setup()}
         for i in range(3)
     ] + [{"attack": "honest", "trial": 0, "detected": False, "checks": [],
-          "compute_fraction": 0.05, "seconds": 1.0}]  # fmt: skip
+          "compute_fraction": 0.05, "seconds": 1.0, "setup": bench.setup()},
+         {"attack": "honest", "trial": 1, "detected": True, "checks": [],
+          "compute_fraction": 0.05, "seconds": 1.0, "setup": {"scale": [480, 4, 1.0]}}
+    ]  # fmt: skip
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary = bench.summarize(bench._load(path))
     single = summary["rows"]["single-step-substitution"]
     assert (single["count"], single["trials"]) == (1, 3)
     assert single["audit_formula"] == pytest.approx(summary["audit_fraction"])
     assert not single["meets_99"]
+    assert single["below_sampling"]  # δ3: one step at c = 0.04
+    assert not summary["rows"]["concentrated-substitution"]["below_sampling"]
+    # a record of another scale or policy is kept in the file but not counted
+    assert summary["rows"]["honest"]["trials"] == 1
     assert summary["rows"]["honest"]["compute_fraction_max"] == 0.05
     assert summary["rows"]["concentrated-substitution"]["trials"] == 0
     # the sequential rule: 299 detections and no miss reach the 0.99 lower bound

@@ -149,7 +149,9 @@ LONG_POLICY: dict[str, Any] = {
     "max_compute": 0.05,
     "max_replayed_snapshots": 2,
     "budget": 0.02,
-    "audit_fraction": 0.015,
+    "audit_fraction": 0.04,
+    "boundary_steps": 4,
+    "linkage_steps": 1,
 }
 
 
@@ -159,10 +161,12 @@ def default_policy(scale: Scale) -> VerificationPolicy:
     At the default scale the runs are too short for 5 % of their compute to
     replay even one segment, so the policy is the default (no total cap: every
     drawn snapshot and the PoL segment are replayed). At the long scale the
-    policy caps everything replayed, twins included, at 5 % of training:
-    at most two snapshot replays, the boundary intervals, then step audits
-    at fraction 0.015 (ADR 0037) in place of random segments (``budget``
-    0.02 leaves room for the two boundary intervals only).
+    policy caps everything replayed at 5 % of training: the first and last
+    4 steps (boundary windows), two snapshots each replayed from the
+    committed state one step before it (ADR 0044), then step audits at
+    fraction 0.04 (ADR 0037) in place of random segments (``budget`` 0.02
+    is less than one 240-step interval). A lie that fills one interval is
+    then missed with probability ``0.96 ** 240``, about 6e-5.
     """
     if scale == SCALE:
         return VerificationPolicy()
