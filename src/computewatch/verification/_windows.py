@@ -92,11 +92,11 @@ def boundary_windows(session: Any) -> list[tuple[int, int]]:
 
 def snapshot_start(session: Any, step: int) -> int:
     """Where the replay of a snapshot at `step` starts (its checkpoint, or nearer)."""
-    base = max(c for c in session.reader.checkpoint_steps if c <= step)
+    base = int(max(c for c in session.reader.checkpoint_steps if c <= step))
     linkage = session.policy.linkage_steps
     if linkage is None or not stepwise(session):
         return base
-    return max(base, step - linkage)
+    return max(base, step - int(linkage))
 
 
 def stage_starts(
