@@ -2,14 +2,16 @@
 
 The attack benchmark verifies two honest runs per trial; at the long scale
 that is 60 runs, too few to show a false-reject rate of at most 1 %. This
-verifies 300 honest 480-step runs, each with its own data order and chip,
-under `default_policy(LONG)` (all replay, twins included, capped at 5 %),
+verifies 300 honest long runs (1200 steps), each with its own data order
+and chip, under `default_policy(LONG)` (all replay capped at 5 %),
 over two processes, through the sandboxed replay workers of the trusted
 cluster. 0 rejects in 300 puts the one-sided 95 % upper bound at 0.99 %.
 
 The campaign accumulates: each verified trial is appended to
-``results/false_rejects/trials.jsonl`` (trial `i` is the same run wherever
-it is computed), and a run only verifies the trials still missing, a chunk
+``results/false_rejects/trials.jsonl`` with the scale and policy it ran
+under (`campaign_setup`; trials of another setup stay in the file but are
+not counted), trial `i` is the same run wherever it is computed, and a run
+only verifies the trials still missing, a chunk
 at a time, so it can be stopped and resumed. The summary counts what the
 file holds (``trials`` may be below 300 while the campaign is unfinished).
 Quick mode verifies 4 runs and leaves the file alone.
@@ -30,12 +32,17 @@ CAMPAIGN = Path(__file__).resolve().parent / "results" / "false_rejects" / "tria
 
 
 def _load(path: Path) -> dict[int, dict[str, Any]]:
+    """The file's trials of the current setup, by trial number."""
+    from computewatch.attacks import campaign_setup  # noqa: PLC0415
+
+    want = campaign_setup()
     done: dict[int, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
             if line.strip():
                 record = json.loads(line)
-                done[int(record["trial"])] = record
+                if record.get("setup") == want:
+                    done[int(record["trial"])] = record
     return done
 
 
@@ -46,7 +53,12 @@ def campaign(
 
     Stops starting chunks after `budget_s` seconds (None: run to the end).
     """
-    from computewatch.attacks import LONG, honest_trials, summarize_false_rejects  # noqa: PLC0415
+    from computewatch.attacks import (  # noqa: PLC0415
+        LONG,
+        campaign_setup,
+        honest_trials,
+        summarize_false_rejects,
+    )
 
     t0 = time.perf_counter()
     done = _load(path)
@@ -54,7 +66,7 @@ def campaign(
     path.parent.mkdir(parents=True, exist_ok=True)
     while missing and (budget_s is None or time.perf_counter() - t0 < budget_s):
         chunk, missing = missing[:CHUNK], missing[CHUNK:]
-        records = honest_trials(chunk, LONG)
+        records = [r | {"setup": campaign_setup()} for r in honest_trials(chunk, LONG)]
         with path.open("a", encoding="utf-8") as f:
             f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in records)
         done.update((int(r["trial"]), r) for r in records)

@@ -84,13 +84,10 @@ def one_trial(name: str, trial: int, workdir: Path) -> dict[str, Any]:
 
 
 def setup() -> dict[str, Any]:
-    """What a trial's outcome depends on besides its number: the scale and the policy."""
-    from computewatch.attacks import LONG, LONG_POLICY  # noqa: PLC0415
+    """What a trial's outcome depends on besides its number (`campaign_setup`)."""
+    from computewatch.attacks import campaign_setup  # noqa: PLC0415
 
-    return {
-        "scale": [LONG.steps, LONG.checkpoint_every, LONG.snapshot_rate_per_day],
-        "policy": dict(sorted(LONG_POLICY.items())),
-    }
+    return campaign_setup()
 
 
 def _load(

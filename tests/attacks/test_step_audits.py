@@ -100,3 +100,22 @@ def test_the_campaign_summary_counts_what_the_file_holds(tmp_path: Path) -> None
     assert bench._finished(done, 10_000)
     assert not bench._finished(done[:298], 10_000)
     assert not bench._finished([{"detected": False}, *done], 10_000)
+
+
+def test_the_false_reject_campaign_counts_only_trials_of_its_setup(tmp_path: Path) -> None:
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_false_rejects.py"
+    spec = importlib.util.spec_from_file_location("bench_false_rejects", path)
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from computewatch.attacks import campaign_setup  # noqa: PLC0415
+
+    file = tmp_path / "trials.jsonl"
+    records = [
+        {"trial": 0, "rejected": False, "setup": campaign_setup()},
+        {"trial": 1, "rejected": False},  # before setups were recorded (the 480-step scale)
+        {"trial": 2, "rejected": True, "setup": {**campaign_setup(), "scale": [480, 4, 1.0]}},
+    ]
+    file.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert sorted(bench._load(file)) == [0]

@@ -77,6 +77,7 @@ __all__ = [
     "LONG_POLICY",
     "SCALES",
     "attack_names",
+    "campaign_setup",
     "clopper_pearson",
     "default_policy",
     "false_reject_rate",
@@ -153,6 +154,17 @@ LONG_POLICY: dict[str, Any] = {
     "boundary_steps": 4,
     "linkage_steps": 1,
 }
+
+
+def campaign_setup() -> dict[str, Any]:
+    """What a long-scale trial depends on besides its number (`LONG`, `LONG_POLICY`).
+
+    Campaigns store it with each trial and count only the current setup's.
+    """
+    return {
+        "scale": [LONG.steps, LONG.checkpoint_every, LONG.snapshot_rate_per_day],
+        "policy": dict(sorted(LONG_POLICY.items())),
+    }
 
 
 def default_policy(scale: Scale) -> VerificationPolicy:
