@@ -7,11 +7,12 @@ rate of the same policy on the honest base runs (two per trial).
 
 - ``tiny``: 24-step runs, dense snapshots, the default policy (no total
   cap): many trials, for the rates.
-- ``long``: 480-step runs, a few snapshots per run, everything replayed
-  (twins included) capped at 5 % of training: the issue's budget; the
-  boundary intervals, two snapshot replays and step audits at c = 0.015
-  (`LONG_POLICY`, ADR 0037), each Prover answering its challenges. The
-  interval lies' resumable campaign is ``bench_step_audits.py``.
+- ``long``: 1200-step runs with a checkpoint every 240, a few snapshots per
+  run, everything replayed capped at 5 % of training: the issue's budget;
+  4-step boundary windows, two snapshots replayed one step each and step
+  audits at c = 0.04 (`LONG_POLICY`, ADRs 0037 and 0044), each Prover
+  answering its challenges. The interval lies' resumable campaign is
+  ``bench_step_audits.py``.
 
 The two scales run in two processes at once (one per core). Quick mode runs
 one trial of a representative subset at each scale (< 60 s).

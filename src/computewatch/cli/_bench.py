@@ -42,7 +42,7 @@ def attacks_cmd(
         list[str] | None, typer.Option("--only", help="Run only this attack (repeatable).")
     ] = None,
     scale: Annotated[
-        str, typer.Option("--scale", help="Run length: tiny (24 steps) or long (480 steps).")
+        str, typer.Option("--scale", help="Run length: tiny (24 steps) or long (1200 steps).")
     ] = "tiny",
     budget: Annotated[
         float | None,
