@@ -136,3 +136,22 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     assert resumed.report is not None
     assert full.report is not None
     assert resumed.report["data_root"] == full.report["data_root"]
+
+
+def test_the_data_order_is_a_fixed_function_of_the_schedule() -> None:
+    # known answers (torch's seeded randperm, an epoch of 512 steps): a cached
+    # permutation must give exactly what a fresh one gives, in any call order
+    schedule = DataSchedule(4096, 8, 3000, 7)
+    want = {
+        2999: [1818, 1532, 3075, 3934, 374, 3796, 2169, 3724],
+        0: [175, 2093, 2641, 3166, 3119, 2898, 403, 849],
+        512: [451, 734, 2587, 2510, 1877, 222, 512, 1279],
+    }
+    for _ in range(2):
+        for step, indices in want.items():
+            assert schedule.indices(step) == indices
+    epoch = [i for step in range(512) for i in schedule.indices(step)]
+    assert sorted(epoch) == list(range(4096))  # without replacement within an epoch
+    got = schedule.indices(0)
+    got.append(-1)  # the caller's list is its own
+    assert schedule.indices(0) == want[0]

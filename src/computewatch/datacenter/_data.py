@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,14 @@ def data_root(batch_roots: Sequence[Digest]) -> Digest:
     return Digest(HashAlgorithm.SHA256, hash_bytes(root, domain=_RUN_DOMAIN).value)
 
 
+@functools.lru_cache(maxsize=2)
+def _permutation(size: int, seed: int) -> torch.Tensor:
+    """One epoch's seeded permutation (cached: every step of the epoch slices it)."""
+    import torch  # noqa: PLC0415
+
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+
+
 @dataclass(frozen=True, slots=True)
 class DataSchedule:
     """Which data points every step uses, fixed before training.
@@ -82,15 +91,12 @@ class DataSchedule:
 
     def indices(self, step: int) -> list[int]:
         """The dataset indices of step `step`'s global batch."""
-        import torch  # noqa: PLC0415
-
         int_in_range("step", step, 0, self.steps - 1)
         per_epoch = self.dataset_size // self.batch_size
         epoch, within = divmod(step, per_epoch)
-        g = torch.Generator().manual_seed((self.seed + epoch) & (2**63 - 1))
-        perm = torch.randperm(self.dataset_size, generator=g)
+        perm = _permutation(self.dataset_size, (self.seed + epoch) & (2**63 - 1))
         start = within * self.batch_size
-        return [int(i) for i in perm[start : start + self.batch_size]]
+        return [int(i) for i in perm[start : start + self.batch_size].tolist()]
 
     def local_indices(self, step: int, rank: int, world_size: int) -> list[int]:
         """The part of step `step`'s batch that chip `rank` trains on."""
