@@ -15,9 +15,11 @@ from computewatch.attacks import (
     ATTACKS,
     SCALE,
     ConcentratedSubstitution,
+    DataSubstitution,
     InIntervalReordering,
     SingleStepSubstitution,
     attack_names,
+    campaign_setup,
 )
 from computewatch.verification import VerificationPolicy
 
@@ -109,8 +111,6 @@ def test_the_false_reject_campaign_counts_only_trials_of_its_setup(tmp_path: Pat
     assert spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    from computewatch.attacks import campaign_setup  # noqa: PLC0415
-
     file = tmp_path / "trials.jsonl"
     records = [
         {"trial": 0, "rejected": False, "setup": campaign_setup()},
@@ -119,3 +119,16 @@ def test_the_false_reject_campaign_counts_only_trials_of_its_setup(tmp_path: Pat
     ]
     file.write_text("".join(json.dumps(r) + "\n" for r in records))
     assert sorted(bench._load(file)) == [0]
+
+
+def test_data_substitution_answers_from_its_own_trajectory(tmp_path: Path) -> None:
+    # a capable cheater: every answer is a committed state, only the replays of
+    # the substituted steps differ (nothing is caught by a refused answer)
+    attack = DataSubstitution(0.1)
+    attempt = attack.create(tmp_path, 2, [])
+    caught = attack.detect(attempt, ALL, np.random.default_rng(0))
+    assert caught.detected
+    assert "tampered" not in caught.detail
+    assert set(caught.checks) <= {"audit", "audits", "heuristic"}, caught
+    first = min(attempt.data["substituted_steps"])
+    assert f"first bad step {first}" in caught.detail

@@ -20,6 +20,7 @@ from computewatch.attacks._harness import (
     run_on_chip,
     verify_attempt,
 )
+from computewatch.attacks._step_audit import trained_batches
 from computewatch.datacenter import DataSchedule, TranscriptPaths, load_checkpoint
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class DataSubstitution:
 
     A fraction of the steps (at least one) is drawn at random per trial; in
     those steps every point is replaced by the next point of the data set.
+    The Prover answers challenges with the states it really trained through.
     """
 
     threat = "§5: training data other than the precommitted data"
@@ -95,9 +97,14 @@ class DataSubstitution:
         del bases  # trained from scratch
         chosen = self.steps(trial, scale)
 
-        def substituted(schedule: DataSchedule, step: int, rank: int, world_size: int) -> list[int]:
-            idx = schedule.local_indices(step, rank, world_size)
+        def used(schedule: DataSchedule, step: int) -> list[int]:
+            idx = schedule.indices(step)
             return [(i + 1) % schedule.dataset_size for i in idx] if step in chosen else idx
+
+        def substituted(schedule: DataSchedule, step: int, rank: int, world_size: int) -> list[int]:
+            idx = used(schedule, step)
+            per = len(idx) // world_size
+            return idx[rank * per : (rank + 1) * per]
 
         run = run_on_chip(
             workdir / f"{self.name}-{trial}",
@@ -106,7 +113,10 @@ class DataSubstitution:
             batches=substituted,
             data_seed=200 + trial,
         )
-        return Attempt(run=run, data={"substituted_steps": sorted(chosen)})
+        # a capable cheater answers step audits from the trajectory it really trained
+        return Attempt(
+            run=run, data={"substituted_steps": sorted(chosen), "batches": trained_batches(used)}
+        )
 
     def detect(
         self, attempt: Attempt, policy: VerificationPolicy, rng: np.random.Generator
