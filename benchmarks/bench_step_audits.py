@@ -94,54 +94,31 @@ def _load(
     path: Path, current: dict[str, Any] | None = None
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """The file's trials under `current` (default `setup()`), by (attack, trial)."""
-    want = setup() if current is None else current
-    done: dict[tuple[str, int], dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                if r.get("setup") == want:
-                    done[str(r["attack"]), int(r["trial"])] = r
-    return done
+    from computewatch.attacks import load_trials  # noqa: PLC0415
+
+    return load_trials(path, current)
 
 
 def _finished(records: list[dict[str, Any]], trials: int) -> bool:
-    from computewatch.attacks import one_sided_bounds  # noqa: PLC0415
+    from computewatch.attacks import finished  # noqa: PLC0415
 
-    k = sum(bool(r["detected"]) for r in records)
-    lower, _ = one_sided_bounds(k, len(records))
-    return len(records) >= trials or lower >= 0.99
+    return finished(records, trials)
 
 
 def summarize(done: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
     """Rates, bounds, replayed compute and the formula, per attack and for honest runs."""
-    from computewatch.attacks import LONG, LONG_POLICY, clopper_pearson, one_sided_bounds  # noqa: PLC0415
+    from computewatch.attacks import GOAL, LONG, LONG_POLICY, summary_row  # noqa: PLC0415
 
     c = float(LONG_POLICY["audit_fraction"])
     out: dict[str, Any] = {"audit_fraction": c, "setup": setup(), "rows": {}}
     attacks = _attacks()
     for name in [*attacks, HONEST]:
-        rs = [r for (a, _), r in sorted(done.items()) if a == name]
-        k = sum(bool(r["detected"]) for r in rs)
-        n = len(rs)
-        fr = [float(r["compute_fraction"]) for r in rs if r["compute_fraction"] is not None]
-        lower, upper = one_sided_bounds(k, n)
-        row: dict[str, Any] = {
-            "count": k,
-            "trials": n,
-            "rate": k / n if n else None,
-            "ci95": list(clopper_pearson(k, n)),
-            "lower95": lower,
-            "upper95": upper,
-            "compute_fraction_mean": sum(fr) / len(fr) if fr else None,
-            "compute_fraction_max": max(fr) if fr else None,
-            "seconds_per_trial": sum(float(r["seconds"]) for r in rs) / n if n else None,
-        }
+        row = summary_row([r for (a, _), r in sorted(done.items()) if a == name])
         if name in attacks:
             row["audit_formula"] = attacks[name].formula(c, LONG)
             row["substituted_steps"] = len(attacks[name].steps(0, LONG))
-            row["meets_99"] = lower >= 0.99
-            row["below_sampling"] = row["audit_formula"] < 0.99  # the δ3 class
+            row["meets_99"] = row["lower95"] >= GOAL
+            row["below_sampling"] = row["audit_formula"] < GOAL  # the δ3 class
         out["rows"][name] = row
     return out
 

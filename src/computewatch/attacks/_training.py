@@ -22,6 +22,7 @@ from computewatch.attacks._harness import (
 )
 from computewatch.attacks._step_audit import trained_batches
 from computewatch.datacenter import DataSchedule, TranscriptPaths, load_checkpoint
+from computewatch.verification import miss_probability
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -123,3 +124,7 @@ class DataSubstitution:
     ) -> Detection:
         """`verify_transcript` with the policy."""
         return verify_attempt(attempt, policy, rng)
+
+    def formula(self, fraction: float, scale: Scale = SCALE) -> float:
+        """Detection by step audits alone at audit fraction `fraction`: ``1 - (1 - c)^m``."""
+        return 1.0 - miss_probability(fraction, len(self.steps(0, scale)))
