@@ -77,7 +77,7 @@ class DataSubstitution:
     """
 
     threat = "§5: training data other than the precommitted data"
-    expected = ("snapshot", "segment", "heuristic")
+    expected = ("audit", "snapshot", "segment", "heuristic")
     needs_base = False
 
     def __init__(self, fraction: float) -> None:
