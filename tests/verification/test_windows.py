@@ -203,3 +203,26 @@ def test_the_policy_reads_back_its_windows_and_refuses_bad_ones() -> None:
             VerificationPolicy.from_dict({field: 0})
         with pytest.raises(FormatError, match=field):
             VerificationPolicy.from_dict({field: 1.5})
+
+
+def test_a_window_checks_every_commitment_it_crosses(honest: TinyRun, tmp_path: Path) -> None:
+    # the final weights are right, but the commitment after 23 steps is not the
+    # state the steps give: a recommitted, self-consistent transcript, caught
+    import json  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    from computewatch.attacks import recommit  # noqa: PLC0415
+    from computewatch.testing import TinyRun as Run  # noqa: PLC0415
+
+    run = Run(tmp_path / "run", honest.chip, honest.maker)
+    shutil.copytree(honest.run_dir, run.run_dir)
+    metrics = TranscriptPaths(run.run_dir).metrics
+    records = [json.loads(x) for x in metrics.read_text().splitlines()]
+    records[22]["state"] = records[21]["state"]  # the state after 23 steps
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+    recommit(run.run_dir)
+    verdict = _verify(run, prover_challenge(run.run_dir, tmp_path / "a"), **WINDOWS)
+    failed = {c.name: c.detail for c in verdict.failures}
+    assert "segment:22-24" in failed, failed
+    assert "first bad step 22" in failed["segment:22-24"]
+    assert "step-commitments" not in failed  # the checkpoints' own hashes still match

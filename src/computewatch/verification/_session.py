@@ -32,6 +32,7 @@ from computewatch.verification._replay import Tolerance
 from computewatch.verification._results import CheckResult
 from computewatch.verification._windows import (
     boundary_windows,
+    compare,
     judge_window,
     off_chain,
     snapshot_start,
@@ -392,12 +393,8 @@ class Session(StaticChecks):
                 replayed = cut(main[str(step)], serial)
                 distance = float((replayed - omega).norm())
                 noise = float((replayed - cut(twin[str(step)], serial)).norm())
-                if tol.exact:  # the start may be a committed state, not a checkpoint
-                    eps, ok = 0.0, bool((replayed == omega).all())
-                else:
-                    w_base = cut(self.reader.checkpoint(base).weights, serial)
-                    eps = tol.epsilon(noise, float((replayed - w_base).norm()))
-                    ok = distance <= eps
+                start = None if tol.exact else cut(self.reader.checkpoint(base).weights, serial)
+                eps, ok = compare(tol, replayed, omega, noise, start)
                 where = off_chain(self, base, step, main) if tol.exact else ""
                 result = CheckResult.ok if ok and not where else CheckResult.fail
                 self.checks.append(
@@ -429,15 +426,17 @@ class Session(StaticChecks):
             final = main[str(b)]
             distance = float((final - target).norm())
             noise = float((final - twin[str(b)]).norm())
-            if tol.exact:  # the start may be a committed state, not a checkpoint
-                eps, ok = 0.0, bool((final == target).all())
+            start = None if tol.exact else self.reader.checkpoint(a).weights
+            eps, ok = compare(tol, final, target, noise, start)
+            if tol.exact:  # every state on the way must be the committed one, too
+                where = off_chain(self, a, b, main)
             else:
-                eps = tol.epsilon(noise, float((final - self.reader.checkpoint(a).weights).norm()))
-                ok = distance <= eps
-            result = CheckResult.ok if ok else CheckResult.fail
-            where = (
-                "" if ok else localize(a, b, main.get("states", []), committed_states(self.reader))
-            )
+                where = (
+                    ""
+                    if ok
+                    else localize(a, b, main.get("states", []), committed_states(self.reader))
+                )
+            result = CheckResult.ok if ok and not where else CheckResult.fail
             self.checks.append(
                 result(
                     name,

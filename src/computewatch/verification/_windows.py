@@ -42,9 +42,14 @@ from computewatch.verification._results import CheckResult
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    import torch
+
+    from computewatch.verification._replay import Tolerance
+
 __all__ = [
     "boundary_windows",
     "clip_windows",
+    "compare",
     "judge_window",
     "off_chain",
     "snapshot_start",
@@ -120,30 +125,55 @@ def stage_starts(
 
 def judge_window(session: Any, a: int, b: int, main: dict[str, Any]) -> CheckResult:
     """An exact replay of ``[a, b)`` ending off a checkpoint: every state as committed."""
-    committed = committed_states(session.reader)
-    states = list(main.get("states", []))
-    want = [committed.get(n) for n in range(a + 1, b + 1)]
     name = f"segment:{a}-{b}"
-    if states == want:
-        return CheckResult.ok(
-            name,
-            f"boundary window replay {a}->{b}: every state equals its commitment",
-            start=a,
-            stop=b,
-        )
-    where = localize(a, b, states, committed) or "; the replay returned no states"
-    return CheckResult.fail(
-        name,
-        f"boundary window replay {a}->{b} differs from the commitments{where}",
-        start=a,
-        stop=b,
-    )
+    if not committed_states(session.reader):  # never planned so (`stepwise`): refuse, not pass
+        return CheckResult.fail(name, "a boundary window needs per-step commitments to compare")
+    where = off_chain(session, a, b, main)
+    if not where:
+        detail = f"boundary window replay {a}->{b}: every state equals its commitment"
+        return CheckResult.ok(name, detail, start=a, stop=b)
+    detail = f"boundary window replay {a}->{b} differs from the commitments{where}"
+    return CheckResult.fail(name, detail, start=a, stop=b)
 
 
 def off_chain(session: Any, start: int, step: int, main: dict[str, Any]) -> str:
-    """Where an exact replay of ``[start, step)`` leaves the committed chain ("" if it does not)."""
+    """Where an exact replay of ``[start, step)`` leaves the committed chain ("" if it does not).
+
+    When the last state differs, the first bad step is bisected
+    (`localize`); when only states on the way differ, the first of them
+    names it.
+    """
     committed = committed_states(session.reader)
     states = list(main.get("states", []))[: step - start]  # a shared replay may go on past it
-    if not committed or states == [committed.get(n) for n in range(start + 1, step + 1)]:
+    want = [committed.get(n) for n in range(start + 1, step + 1)]
+    if not committed or states == want:
         return ""
-    return localize(start, step, states, committed) or "; its states are not the committed ones"
+    if len(states) != len(want) or states[-1] != want[-1]:
+        return localize(start, step, states, committed) or "; its states are not the committed ones"
+    bad = next(n for n, (a, b) in enumerate(zip(states, want, strict=True), start) if a != b)
+    return (
+        f"; first bad step {bad}: the state committed after it is not what the step gives, "
+        "though the replay ends on the committed state"
+    )
+
+
+def compare(
+    tol: Tolerance,
+    got: torch.Tensor,
+    want: torch.Tensor,
+    noise: float,
+    start: torch.Tensor | None,
+) -> tuple[float, bool]:
+    """ε and whether `got` passes for `want`: bitwise when exact, else within the measured ε.
+
+    `start`, the weights the replay started from, scales ε; only tolerance
+    replays need it, and they never start from a committed state (None
+    when exact).
+    """
+    if tol.exact:
+        return 0.0, bool((got == want).all())
+    if start is None:
+        msg = "a tolerance comparison needs the replay's start weights"
+        raise ValueError(msg)
+    eps = tol.epsilon(noise, float((got - start).norm()))
+    return eps, float((got - want).norm()) <= eps
