@@ -80,12 +80,20 @@ def bisect_first_bad(lo: int, hi: int, agree: Callable[[int], bool]) -> Localiza
 
 
 def committed_states(reader: TranscriptReader) -> dict[int, str]:
-    """Step count -> the committed state digest after it (empty for older transcripts)."""
-    out: dict[int, str] = {}
-    for m in reader.metrics:
-        if m.get("state") is not None:
-            out[int(m["step"]) + 1] = str(m["state"])
-    return out
+    """Step count -> the committed state digest after it (empty for older transcripts).
+
+    Built once per reader (one pass over its metrics) and shared by every
+    check that asks: callers read it and never change it.
+    """
+    cached: dict[int, str] | None = reader.__dict__.get("_committed_states")
+    if cached is None:
+        cached = {
+            int(m["step"]) + 1: str(m["state"])
+            for m in reader.metrics
+            if m.get("state") is not None
+        }
+        reader.__dict__["_committed_states"] = cached
+    return cached
 
 
 def confirm_step(trainer: Trainer, step: int, batch: torch.Tensor, committed: str) -> bool:
